@@ -1,0 +1,239 @@
+//! `ConnectFunction`, the `$connect` route: decides who is connecting and to which
+//! conversation, and records the connection once.
+//!
+//! # Layout
+//! - [`Config`]: the environment this function reads.
+//! - [`Connect`]: the handler; [`Connect::handle`] turns any event into a response.
+//! - [`ConnectError`]: every way a connect is refused, and [`ConnectError::status`], the one
+//!   place that maps them to status codes.
+//!
+//! Rules (DESIGN §3): `conversationId` from the `correlationId` query parameter, else
+//! `conversationId`, else the authorizer context, else `conv-<uuid>`. The authorizer's
+//! `principalId` is the user; a query `userId` counts only when no authorizer ran, and one that
+//! contradicts the authorizer is a 403.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use chrono::Duration;
+use serde_json::Value;
+use tracing::{Instrument, error, info, info_span, warn};
+use ws_shared::apigw::{self, EventError, WsResponse};
+use ws_shared::clock::{Clock, IdSource, RandomIds, SystemClock, from_epoch_millis};
+use ws_shared::config::{self, Common, ConfigError, Env};
+use ws_shared::id::{ConversationId, IdError, UserId};
+use ws_shared::invocation::ColdStart;
+use ws_shared::log::error_chain;
+use ws_shared::metrics::{Counters, Metrics};
+use ws_shared::output::LineSink;
+use ws_shared::record::ConnectionRecord;
+use ws_shared::store::{ConnectionStore, PutOutcome, StoreError};
+
+/// The `svc` of every log line and the `Service` metric dimension.
+pub const SVC: &str = "ws-connect";
+/// The EMF counters this function emits.
+pub const METRICS: &[&str] = &["Connected", "Errors"];
+
+/// Query parameters that name the conversation, in order of preference.
+const CONVERSATION_PARAMS: [&str; 2] = ["correlationId", "conversationId"];
+/// Authorizer context keys that name the conversation, in order of preference.
+const CONVERSATION_CONTEXT_KEYS: [&str; 2] = ["conversationId", "correlationId"];
+
+/// What `ConnectFunction` reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+    pub ttl_minutes: NonZeroU32,
+    pub common: Common,
+}
+
+impl Config {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: config::table_name(env)?,
+            ttl_minutes: config::ttl_minutes(env)?,
+            common: Common::from_env(env)?,
+        })
+    }
+}
+
+/// Every way a connect is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("invalid identifier in the request")]
+    InvalidIdentifier(#[from] IdError),
+    #[error("the query userId contradicts the authorizer's principalId")]
+    UserMismatch,
+    #[error("could not record the connection")]
+    Store(#[from] StoreError),
+}
+
+impl ConnectError {
+    /// The one mapping from error to status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Event(_) | Self::InvalidIdentifier(_) => 400,
+            Self::UserMismatch => 403,
+            Self::Store(_) => 500,
+        }
+    }
+}
+
+/// The `$connect` handler, built once per process.
+pub struct Connect<S> {
+    store: S,
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    metrics: Metrics,
+    cold_start: ColdStart,
+}
+
+impl<S> std::fmt::Debug for Connect<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect").field("ttl", &self.ttl).field("metrics", &self.metrics).finish_non_exhaustive()
+    }
+}
+
+impl<S: ConnectionStore> Connect<S> {
+    /// A handler on the system clock and random UUIDs; EMF lines go to `metrics_sink`.
+    pub fn new(store: S, config: &Config, metrics_sink: Arc<dyn LineSink>) -> Self {
+        Self {
+            store,
+            ttl: Duration::minutes(i64::from(config.ttl_minutes.get())),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+            metrics: Metrics::new(config.common.metrics_namespace.clone(), SVC, METRICS, metrics_sink),
+            cold_start: ColdStart::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    #[must_use]
+    pub fn with_ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Handles one `$connect` event. Never fails: every outcome is a response, and every
+    /// invocation writes one log line about it and one EMF line.
+    pub async fn handle(&self, event: Value, request_id: &str) -> WsResponse {
+        let span = info_span!(
+            "invocation",
+            requestId = request_id,
+            connectionId = tracing::field::Empty,
+            correlationId = tracing::field::Empty,
+            coldStart = tracing::field::Empty,
+        );
+        if self.cold_start.take() {
+            span.record("coldStart", true);
+        }
+        async {
+            let mut counters = self.metrics.start();
+            let response = match self.connect(event, &mut counters).await {
+                Ok(response) => response,
+                Err(err) => {
+                    let status = err.status();
+                    if status >= 500 {
+                        counters.incr("Errors");
+                        error!(status, error = error_chain(&err), "connect failed");
+                    } else {
+                        warn!(status, reason = error_chain(&err), "connect refused");
+                    }
+                    WsResponse::status(status)
+                }
+            };
+            counters.emit(self.clock.now(), request_id);
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn connect(&self, event: Value, counters: &mut Counters<'_>) -> Result<WsResponse, ConnectError> {
+        let event = apigw::parse_event(event)?;
+        let connection_id = apigw::connection_id(&event)?;
+        let span = tracing::Span::current();
+        span.record("connectionId", connection_id.as_str());
+
+        let user_id = user_of(&event)?;
+        let conversation_id = match conversation_of(&event)? {
+            Some(id) => id,
+            None => ConversationId::generate(self.ids.uuid()),
+        };
+        span.record("correlationId", conversation_id.as_str());
+
+        let now = self.clock.now();
+        let ctx = &event.request_context;
+        let record = ConnectionRecord {
+            connected_at: from_epoch_millis(ctx.connected_at).filter(|_| ctx.connected_at > 0).unwrap_or(now),
+            updated_at: now,
+            ip: ctx.identity.source_ip.clone(),
+            user_agent: ctx.identity.user_agent.clone(),
+            domain_name: ctx.domain_name.clone(),
+            stage: ctx.stage.clone(),
+            expires_at: now + self.ttl,
+            connection_id,
+            conversation_id,
+            user_id,
+        };
+        let authenticated = record.user_id.is_some();
+        match self.store.put_connection(&record).await? {
+            PutOutcome::Created => {
+                counters.incr("Connected");
+                info!(authenticated, "connection recorded");
+            }
+            PutOutcome::AlreadyExists => info!("connection already recorded; left as it was"),
+        }
+        Ok(WsResponse::ok().with_subprotocol(apigw::choose_subprotocol(&event)))
+    }
+}
+
+/// The authorizer's `principalId` when one ran; otherwise the query `userId`, if any.
+fn user_of(event: &ApiGatewayWebsocketProxyRequest) -> Result<Option<UserId>, ConnectError> {
+    let query_user = event.query_string_parameters.first("userId");
+    let principal = event.request_context.authorizer.fields.get("principalId").and_then(scalar_string);
+    match (principal, query_user) {
+        (Some(principal), query) => {
+            let principal = UserId::parse(principal)?;
+            if query.is_some_and(|q| q != principal.as_str()) {
+                return Err(ConnectError::UserMismatch);
+            }
+            Ok(Some(principal))
+        }
+        (None, Some(query)) => Ok(Some(UserId::parse(query)?)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The conversation named by the query, else by the authorizer context; `None` if neither.
+fn conversation_of(event: &ApiGatewayWebsocketProxyRequest) -> Result<Option<ConversationId>, ConnectError> {
+    let from_query = CONVERSATION_PARAMS.iter().find_map(|p| event.query_string_parameters.first(p)).map(str::to_owned);
+    let from_authorizer = || {
+        CONVERSATION_CONTEXT_KEYS
+            .iter()
+            .find_map(|k| event.request_context.authorizer.fields.get(*k).and_then(scalar_string))
+    };
+    match from_query.or_else(from_authorizer) {
+        Some(raw) => Ok(Some(ConversationId::parse(raw)?)),
+        None => Ok(None),
+    }
+}
+
+/// Authorizer context values arrive as JSON strings, numbers or booleans.
+fn scalar_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,342 @@
+//! `$connect` flows against a real DynamoDB API (moto's server; see `scripts/test.sh`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use ws_connect::{Config, Connect};
+use ws_shared::dynamo::{DynamoStore, key};
+use ws_shared::id::ConnectionId;
+use ws_shared::record::keys;
+use ws_shared::testing::{
+    Captured, FixedClock, SequentialIds, capture_logs, create_connections_table, dynamodb_client, dynamodb_endpoint,
+    item_json, scan_all, unique_table_name,
+};
+
+const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";
+
+fn sample_event() -> Value {
+    serde_json::from_str(include_str!("../../../events/connect.json")).expect("events/connect.json is JSON")
+}
+
+fn config(table: &str, ttl_minutes: &str) -> Config {
+    let vars =
+        HashMap::from([("TABLE_CONNECTIONS", table.to_owned()), ("CONNECTION_TTL_MINUTES", ttl_minutes.to_owned())]);
+    Config::from_env(&|name: &str| vars.get(name).cloned()).expect("valid config")
+}
+
+struct Harness {
+    handler: Connect<DynamoStore>,
+    client: Client,
+    table: String,
+    metrics: Captured,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let client = dynamodb_client(&dynamodb_endpoint());
+        let table = unique_table_name("connect");
+        create_connections_table(&client, &table).await;
+        Self::on_table(client, table, "180")
+    }
+
+    /// A handler on `table` without creating it.
+    fn on_table(client: Client, table: String, ttl_minutes: &str) -> Self {
+        let metrics = Captured::default();
+        let handler = Connect::new(
+            DynamoStore::new(client.clone(), &table),
+            &config(&table, ttl_minutes),
+            Arc::new(metrics.clone()),
+        )
+        .with_clock(Arc::new(FixedClock::default()))
+        .with_ids(Arc::new(SequentialIds::default()));
+        Self { handler, client, table, metrics }
+    }
+
+    async fn connect(&self, event: Value) -> Value {
+        serde_json::to_value(self.handler.handle(event, "req-1").await).expect("serializable")
+    }
+
+    async fn item(&self, connection_id: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&ConnectionId::parse(connection_id).unwrap())))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+    }
+
+    async fn attr(&self, connection_id: &str, name: &str) -> Option<String> {
+        self.item(connection_id).await.and_then(|item| item.get(name).and_then(|v| v.as_s().ok().cloned()))
+    }
+
+    async fn query_index(&self, index: &str, pk_name: &str, pk: &str) -> Vec<String> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .send()
+            .await
+            .expect("query")
+            .items()
+            .iter()
+            .map(|item| item["connectionId"].as_s().unwrap().clone())
+            .collect()
+    }
+}
+
+fn with_query(mut event: Value, query: Value) -> Value {
+    let multi: serde_json::Map<String, Value> =
+        query.as_object().unwrap().iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
+    event["queryStringParameters"] = query;
+    event["multiValueQueryStringParameters"] = Value::Object(multi);
+    event
+}
+
+fn without_authorizer(mut event: Value) -> Value {
+    event["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    event
+}
+
+#[tokio::test]
+async fn a_connect_records_every_attribute() {
+    let h = Harness::new().await;
+
+    let response = h.connect(sample_event()).await;
+
+    assert_eq!(response["statusCode"], 200);
+    insta::assert_json_snapshot!("item", item_json(&h.item(CONNECTION_ID).await.expect("item written")));
+}
+
+#[tokio::test]
+async fn the_connection_is_found_by_conversation_and_by_user() {
+    let h = Harness::new().await;
+    h.connect(sample_event()).await;
+
+    assert_eq!(h.query_index(keys::GSI1, keys::GSI1PK, "CONV#conv-123").await, [CONNECTION_ID]);
+    assert_eq!(h.query_index(keys::GSI2, keys::GSI2PK, "USER#u-42").await, [CONNECTION_ID]);
+}
+
+#[tokio::test]
+async fn a_replayed_connect_is_200_and_leaves_one_unchanged_item() {
+    let h = Harness::new().await;
+    h.connect(sample_event()).await;
+    let first = h.item(CONNECTION_ID).await;
+
+    // GIVEN the same connection id, now claiming another conversation
+    let replay = with_query(sample_event(), json!({"correlationId": "conv-other"}));
+    let response = h.connect(replay).await;
+
+    assert_eq!(response["statusCode"], 200);
+    assert_eq!(scan_all(&h.client, &h.table).await.len(), 1);
+    assert_eq!(h.item(CONNECTION_ID).await, first, "the first record is never overwritten");
+    let connected: Vec<u64> = h.metrics.json().iter().map(|m| m["Connected"].as_u64().unwrap()).collect();
+    assert_eq!(connected, [1, 0], "a replay is not a new connection");
+}
+
+#[tokio::test]
+async fn the_conversation_comes_from_correlation_id_then_conversation_id_then_the_authorizer_then_is_generated() {
+    let h = Harness::new().await;
+    let cases = [
+        (
+            "c1=",
+            json!({"correlationId": "from-correlation", "conversationId": "from-conversation"}),
+            true,
+            "from-correlation",
+        ),
+        ("c2=", json!({"conversationId": "from-conversation"}), true, "from-conversation"),
+        ("c3=", json!({}), true, "from-authorizer"),
+        ("c4=", json!({}), false, "conv-00000000-0000-4000-8000-000000000001"),
+    ];
+    for (connection_id, query, authorizer_names_it, expected) in cases {
+        let mut event = with_query(sample_event(), query);
+        event["requestContext"]["connectionId"] = json!(connection_id);
+        if authorizer_names_it {
+            event["requestContext"]["authorizer"]["conversationId"] = json!("from-authorizer");
+        }
+        assert_eq!(h.connect(event).await["statusCode"], 200);
+        assert_eq!(h.attr(connection_id, "conversationId").await.as_deref(), Some(expected), "{connection_id}");
+        assert_eq!(h.attr(connection_id, "gsi1pk").await, Some(format!("CONV#{expected}")));
+    }
+}
+
+#[tokio::test]
+async fn the_authorizer_principal_is_the_user_and_a_contradicting_query_user_is_refused() {
+    let h = Harness::new().await;
+
+    let agreeing = with_query(sample_event(), json!({"userId": "u-42"}));
+    assert_eq!(h.connect(agreeing).await["statusCode"], 200);
+    assert_eq!(h.attr(CONNECTION_ID, "userId").await.as_deref(), Some("u-42"));
+
+    let mut impostor = with_query(sample_event(), json!({"userId": "u-admin"}));
+    impostor["requestContext"]["connectionId"] = json!("impostor=");
+    let response = h.connect(impostor).await;
+
+    assert_eq!(response, json!({"statusCode": 403, "body": "Forbidden"}));
+    assert_eq!(h.item("impostor=").await, None, "nothing is recorded for a refused connect");
+}
+
+#[tokio::test]
+async fn a_query_user_is_used_only_when_no_authorizer_ran() {
+    let h = Harness::new().await;
+
+    let anonymous = without_authorizer(with_query(sample_event(), json!({"userId": "u-7"})));
+    assert_eq!(h.connect(anonymous).await["statusCode"], 200);
+
+    assert_eq!(h.attr(CONNECTION_ID, "userId").await.as_deref(), Some("u-7"));
+    assert_eq!(h.query_index(keys::GSI2, keys::GSI2PK, "USER#u-7").await, [CONNECTION_ID]);
+}
+
+#[tokio::test]
+async fn a_connection_without_a_user_stays_out_of_the_user_index() {
+    let h = Harness::new().await;
+
+    assert_eq!(h.connect(without_authorizer(sample_event())).await["statusCode"], 200);
+
+    let item = h.item(CONNECTION_ID).await.unwrap();
+    for absent in ["userId", "gsi2pk", "gsi2sk"] {
+        assert!(!item.contains_key(absent), "{absent} must be absent");
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_identifier_is_a_400_with_a_generic_body_and_the_reason_in_the_log() {
+    let h = Harness::new().await;
+    let (logs, _guard) = capture_logs(ws_connect::SVC);
+
+    let response = h.connect(with_query(sample_event(), json!({"correlationId": "conv#USER#u-1"}))).await;
+
+    assert_eq!(response, json!({"statusCode": 400, "body": "Bad Request"}));
+    assert_eq!(scan_all(&h.client, &h.table).await.len(), 0);
+    let line = logs.json().pop().unwrap();
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(
+        line["reason"],
+        "invalid identifier in the request: conversationId contains a character outside [A-Za-z0-9._:@=+-] at position 4"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_connection_id_or_principal_is_a_400() {
+    let h = Harness::new().await;
+    let mut bad_connection = sample_event();
+    bad_connection["requestContext"]["connectionId"] = json!("a b");
+    let mut bad_principal = sample_event();
+    bad_principal["requestContext"]["authorizer"]["principalId"] = json!("auth0|123");
+
+    assert_eq!(h.connect(bad_connection).await["statusCode"], 400);
+    assert_eq!(h.connect(bad_principal).await["statusCode"], 400);
+    assert_eq!(scan_all(&h.client, &h.table).await.len(), 0);
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_a_400_not_a_panic() {
+    let h = Harness::new().await;
+    let no_times = {
+        let mut e = sample_event();
+        e["requestContext"].as_object_mut().unwrap().remove("connectedAt");
+        e
+    };
+    let no_connection_id = {
+        let mut e = sample_event();
+        e["requestContext"].as_object_mut().unwrap().remove("connectionId");
+        e
+    };
+    for event in [json!(null), json!("hello"), json!({}), json!({"requestContext": 7}), no_times, no_connection_id] {
+        assert_eq!(h.connect(event.clone()).await, json!({"statusCode": 400, "body": "Bad Request"}), "{event}");
+    }
+}
+
+#[tokio::test]
+async fn the_offered_subprotocol_is_echoed_and_a_token_entry_never_is() {
+    let h = Harness::new().await;
+    let mut event = sample_event();
+    event["headers"]["Sec-WebSocket-Protocol"] = json!("bearer.eyJhbGciOiJSUzI1NiJ9.e30.sig, chat.v2");
+
+    let response = h.connect(event).await;
+
+    assert_eq!(response, json!({"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": "chat.v2"}}));
+}
+
+#[tokio::test]
+async fn no_subprotocol_offered_means_none_answered() {
+    let h = Harness::new().await;
+    let mut event = sample_event();
+    event["headers"].as_object_mut().unwrap().remove("Sec-WebSocket-Protocol");
+    event["multiValueHeaders"].as_object_mut().unwrap().remove("Sec-WebSocket-Protocol");
+
+    assert_eq!(h.connect(event).await, json!({"statusCode": 200}));
+}
+
+#[tokio::test]
+async fn the_record_expires_the_configured_minutes_after_the_connect() {
+    let client = dynamodb_client(&dynamodb_endpoint());
+    let table = unique_table_name("connect-ttl");
+    create_connections_table(&client, &table).await;
+    let h = Harness::on_table(client, table, "15");
+
+    h.connect(sample_event()).await;
+
+    let ttl = h.item(CONNECTION_ID).await.unwrap()["ttl"].as_n().unwrap().parse::<i64>().unwrap();
+    let now = FixedClock::default().0.timestamp();
+    assert_eq!(ttl - now, 15 * 60);
+}
+
+#[tokio::test]
+async fn a_store_failure_is_a_500_that_leaks_nothing_and_counts_an_error() {
+    // GIVEN a handler whose table does not exist: DynamoDB answers ResourceNotFoundException
+    let client = dynamodb_client(&dynamodb_endpoint());
+    let h = Harness::on_table(client, "no-such-table".to_owned(), "180");
+    let (logs, _guard) = capture_logs(ws_connect::SVC);
+
+    let response = h.connect(sample_event()).await;
+
+    assert_eq!(response, json!({"statusCode": 500, "body": "Internal Server Error"}));
+    let line = logs.json().pop().unwrap();
+    assert_eq!(line["level"], "ERROR");
+    let error = line["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("could not record the connection: DynamoDB PutItem on table no-such-table failed"),
+        "{error}"
+    );
+    assert!(error.contains("ResourceNotFoundException"), "the log keeps the SDK's chain: {error}");
+    let metrics = h.metrics.json();
+    assert_eq!((metrics[0]["Connected"].as_u64(), metrics[0]["Errors"].as_u64()), (Some(0), Some(1)));
+}
+
+#[tokio::test]
+async fn logs_and_metrics_of_a_connect() {
+    let h = Harness::new().await;
+    let (logs, _guard) = capture_logs(ws_connect::SVC);
+
+    h.connect(sample_event()).await;
+    h.connect(sample_event()).await;
+
+    insta::assert_json_snapshot!("logs", logs.json());
+    insta::assert_json_snapshot!("metrics", h.metrics.json());
+}
+
+#[tokio::test]
+async fn logs_never_carry_the_ip_the_user_agent_or_the_token() {
+    let h = Harness::new().await;
+    let (logs, _guard) = capture_logs(ws_connect::SVC);
+    let event = sample_event();
+
+    h.connect(event.clone()).await;
+    h.connect(with_query(event.clone(), json!({"correlationId": "bad#id", "token": "eyJ.secret.token"}))).await;
+    h.connect(without_authorizer(with_query(event.clone(), json!({"userId": "u#1"})))).await;
+
+    let raw = logs.raw() + &h.metrics.raw();
+    assert!(!raw.is_empty());
+    for secret in ["198.51.100.23", "Mozilla", "Firefox", "eyJ", "secret.token"] {
+        assert!(!raw.contains(secret), "{secret:?} leaked into: {raw}");
+    }
+}

@@ -1,0 +1,65 @@
+# shellcheck shell=bash
+# Helpers sourced by the scripts in this folder: a local Python venv, free ports, and
+# background servers that are always stopped.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Creates $VENV and installs scripts/requirements-test.txt into it, once per change of that file.
+ensure_venv() {
+  local stamp="$VENV/.requirements.sha256" want
+  want="$(sha256sum "$ROOT/scripts/requirements-test.txt" | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return 0; fi
+  command -v python3 >/dev/null || die "python3 is missing: install it (apt-get install python3 python3-venv)"
+  log "installing Python test tools into $VENV"
+  python3 -m venv "$VENV" || die "could not create a venv at $VENV (apt-get install python3-venv)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/scripts/requirements-test.txt" \
+    || die "pip could not install scripts/requirements-test.txt"
+  echo "$want" > "$stamp"
+}
+
+# Prints a TCP port that is free on 127.0.0.1 right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# PIDs of the servers this shell started; stop_servers kills exactly these.
+SERVER_PIDS=()
+stop_servers() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${SERVER_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PIDS=()
+}
+
+# wait_http URL SECONDS: waits until URL answers anything over HTTP.
+wait_http() {
+  local url="$1" deadline=$((SECONDS + $2))
+  until python3 -c 'import sys,urllib.request,urllib.error
+try: urllib.request.urlopen(sys.argv[1], timeout=1)
+except urllib.error.HTTPError: pass' "$url" 2>/dev/null; do
+    (( SECONDS < deadline )) || return 1
+    sleep 0.2
+  done
+}
+
+# start_moto [ENV=VALUE…]: starts moto's server on a free loopback port and sets MOTO_ENDPOINT.
+# Its log goes to $ROOT/target/moto-<port>.log.
+start_moto() {
+  local port logfile
+  port="$(free_port)"
+  mkdir -p "$ROOT/target"
+  logfile="$ROOT/target/moto-$port.log"
+  env "$@" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+  SERVER_PIDS+=("$!")
+  MOTO_ENDPOINT="http://127.0.0.1:$port"
+  wait_http "$MOTO_ENDPOINT/moto-api/" 60 || die "moto did not start on port $port (see $logfile)"
+  log "moto on $MOTO_ENDPOINT"
+}

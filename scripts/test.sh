@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The one test command: installs what it needs, starts moto on a free port, and runs formatting,
+# lints and every test. Stops what it started, and exits non-zero on any failure.
+#
+#   scripts/test.sh            everything
+#   CI=true scripts/test.sh    the same, and a missing insta snapshot fails instead of being written
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+trap stop_servers EXIT
+
+command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs)"
+cargo nextest --version >/dev/null 2>&1 || {
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest || die "could not install cargo-nextest"
+}
+ensure_venv
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+start_moto
+export DYNAMODB_ENDPOINT="$MOTO_ENDPOINT"
+if [[ "${CI:-}" == "true" ]]; then export INSTA_UPDATE=no; fi
+
+log "cargo nextest"
+cargo nextest run --workspace --all-features --locked --no-fail-fast

@@ -1,0 +1,30 @@
+//! What the ws-connection Lambdas share.
+//!
+//! # Layout
+//! - [`id`]: identifiers that go into keys, validated when parsed.
+//! - [`record`]: the connection record and the table's key schema, the one place that names
+//!   attributes and key formats.
+//! - [`store`]: the store port the handlers call; [`dynamo`] its DynamoDB adapter.
+//! - [`config`]: typed configuration from the environment, with errors that name the variable.
+//! - [`log`]: JSON log lines through `tracing`; [`metrics`]: CloudWatch EMF counters;
+//!   [`output`]: where both are written.
+//! - [`clock`]: time and UUIDs behind traits, and the one timestamp format.
+//! - [`apigw`]: API Gateway WebSocket events in, proxy responses out.
+//! - [`aws`]: the SDK's HTTP client and config, loaded once per process.
+//! - [`invocation`]: per-invocation context (cold start).
+//! - `testing` (feature `testing`): fixed clock and ids, captured output, moto helpers.
+
+pub mod apigw;
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod dynamo;
+pub mod id;
+pub mod invocation;
+pub mod log;
+pub mod metrics;
+pub mod output;
+pub mod record;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,110 @@
+//! The connection record and the table's key schema (DESIGN §2): the one place that knows
+//! attribute names and key formats. The DynamoDB adapter and the tests read them from here.
+
+use chrono::{DateTime, Utc};
+
+use crate::id::{ConnectionId, ConversationId, UserId};
+
+/// Key attribute names, index names and key formats.
+pub mod keys {
+    use crate::id::{ConnectionId, ConversationId, UserId};
+
+    pub const PK: &str = "pk";
+    pub const SK: &str = "sk";
+    pub const GSI1: &str = "GSI1";
+    pub const GSI1PK: &str = "gsi1pk";
+    pub const GSI1SK: &str = "gsi1sk";
+    pub const GSI2: &str = "GSI2";
+    pub const GSI2PK: &str = "gsi2pk";
+    pub const GSI2SK: &str = "gsi2sk";
+    /// The sort key of every connection record.
+    pub const CONNECTION_SK: &str = "CONNECTION";
+
+    /// `CONN#<connectionId>`: the partition key of a record, and its sort key in both indexes.
+    pub fn connection(id: &ConnectionId) -> String {
+        format!("CONN#{id}")
+    }
+
+    /// `CONV#<conversationId>`: GSI1's partition key.
+    pub fn conversation(id: &ConversationId) -> String {
+        format!("CONV#{id}")
+    }
+
+    /// `USER#<userId>`: GSI2's partition key.
+    pub fn user(id: &UserId) -> String {
+        format!("USER#{id}")
+    }
+}
+
+/// Non-key attribute names.
+pub mod attr {
+    pub const CONNECTION_ID: &str = "connectionId";
+    pub const CONVERSATION_ID: &str = "conversationId";
+    pub const USER_ID: &str = "userId";
+    pub const STATUS: &str = "status";
+    pub const CONNECTED_AT: &str = "connectedAt";
+    pub const DISCONNECTED_AT: &str = "disconnectedAt";
+    pub const UPDATED_AT: &str = "updatedAt";
+    pub const IP: &str = "ip";
+    pub const USER_AGENT: &str = "userAgent";
+    pub const DOMAIN_NAME: &str = "domainName";
+    pub const STAGE: &str = "stage";
+    /// API Gateway's `disconnectStatusCode` (the WebSocket close code).
+    pub const CLOSE_CODE: &str = "closeCode";
+    /// API Gateway's `disconnectReason`.
+    pub const CLOSE_REASON: &str = "closeReason";
+    /// Epoch seconds; the table's TTL attribute.
+    pub const TTL: &str = "ttl";
+}
+
+/// Where a connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Connected,
+    /// `$disconnect` arrived.
+    Disconnected,
+    /// A post found the connection gone (410) before any `$disconnect`.
+    Gone,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "CONNECTED",
+            Self::Disconnected => "DISCONNECTED",
+            Self::Gone => "GONE",
+        }
+    }
+}
+
+/// What `$connect` records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    pub connection_id: ConnectionId,
+    pub conversation_id: ConversationId,
+    /// `None` when nobody authenticated the connection and it named no user.
+    pub user_id: Option<UserId>,
+    /// When API Gateway accepted the connection (its `connectedAt`).
+    pub connected_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Stored for abuse investigations; never logged.
+    pub ip: Option<String>,
+    /// Stored for support; never logged.
+    pub user_agent: Option<String>,
+    pub domain_name: Option<String>,
+    pub stage: Option<String>,
+    /// When DynamoDB may delete the record.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What `$disconnect` records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disconnection {
+    pub connection_id: ConnectionId,
+    pub at: DateTime<Utc>,
+    pub close_code: Option<i64>,
+    pub close_reason: Option<String>,
+    /// Expiry for the record if the disconnect arrives first (the tombstone must outlive any
+    /// late `$connect`, and then go).
+    pub expires_at: DateTime<Utc>,
+}

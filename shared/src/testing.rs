@@ -1,0 +1,197 @@
+//! Test helpers shared by this crate's and the functions' tests (feature `testing`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::clock::{Clock, IdSource, from_epoch_millis};
+use crate::record::{attr, keys};
+
+/// A clock stopped at 2024-02-09T18:23:28.941Z (the sample events' `requestTimeEpoch`).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Default for FixedClock {
+    fn default() -> Self {
+        Self(from_epoch_millis(1_707_503_008_941).expect("valid time"))
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// UUIDs 00000000-0000-4000-8000-000000000001, …02, … in order.
+#[derive(Debug, Default)]
+pub struct SequentialIds(AtomicU64);
+
+impl IdSource for SequentialIds {
+    fn uuid(&self) -> uuid::Uuid {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        uuid::Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0000 | u128::from(n))
+    }
+}
+
+/// Lines written to it, parsed as JSON.
+#[derive(Debug, Default, Clone)]
+pub struct Captured(Arc<Mutex<Vec<String>>>);
+
+impl crate::output::LineSink for Captured {
+    fn write_line(&self, line: &str) {
+        self.0.lock().expect("not poisoned").push(line.to_owned());
+    }
+}
+
+impl Captured {
+    /// Every line so far, each parsed as one JSON value (panics on a line that is not JSON: the
+    /// log format promises one object per line).
+    pub fn json(&self) -> Vec<Value> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON value ({e}): {line}")))
+            .collect()
+    }
+
+    pub fn raw(&self) -> String {
+        self.0.lock().expect("not poisoned").join("\n")
+    }
+}
+
+/// The endpoint of the DynamoDB API the integration tests use (moto's server, started by
+/// `scripts/test.sh`).
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "DYNAMODB_ENDPOINT is not set: run the tests through scripts/test.sh, which starts \
+             moto's server, or start one (moto_server -H 127.0.0.1 -p 5000) and export \
+             DYNAMODB_ENDPOINT=http://127.0.0.1:5000"
+        )
+    })
+}
+
+/// A DynamoDB client for `endpoint` with dummy credentials.
+pub fn dynamodb_client(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .http_client(crate::aws::http_client())
+        .build();
+    Client::from_conf(config)
+}
+
+/// A table name no other test uses.
+pub fn unique_table_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
+}
+
+/// Creates a connections table as DESIGN §2 describes it (both GSIs, TTL on `ttl`).
+pub async fn create_connections_table(client: &Client, name: &str) {
+    let string_attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("complete")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete")
+    };
+    let gsi = |index: &str, pk: &str, sk: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(index)
+            .key_schema(key(pk, KeyType::Hash))
+            .key_schema(key(sk, KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .expect("complete")
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(
+            [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK, keys::GSI2PK, keys::GSI2SK]
+                .into_iter()
+                .map(string_attr)
+                .collect(),
+        ))
+        .key_schema(key(keys::PK, KeyType::Hash))
+        .key_schema(key(keys::SK, KeyType::Range))
+        .global_secondary_indexes(gsi(keys::GSI1, keys::GSI1PK, keys::GSI1SK))
+        .global_secondary_indexes(gsi(keys::GSI2, keys::GSI2PK, keys::GSI2SK))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().enabled(true).attribute_name(attr::TTL).build().expect("complete"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("enable TTL on {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
+}
+
+/// An item in DynamoDB's JSON notation with keys sorted, for snapshots and assertions.
+pub fn item_json<H: std::hash::BuildHasher>(item: &HashMap<String, AttributeValue, H>) -> Value {
+    let sorted: BTreeMap<&String, Value> = item.iter().map(|(k, v)| (k, attribute_json(v))).collect();
+    json!(sorted)
+}
+
+fn attribute_json(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null(_) => json!({ "NULL": true }),
+        AttributeValue::M(m) => json!({ "M": item_json(m) }),
+        AttributeValue::L(l) => json!({ "L": l.iter().map(attribute_json).collect::<Vec<_>>() }),
+        other => json!({ "other": format!("{other:?}") }),
+    }
+}
+
+/// Every item in `table` (a scan; test tables are small).
+pub async fn scan_all(client: &Client, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    client
+        .scan()
+        .table_name(table)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap_or_else(|e| panic!("scan {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+}
+
+/// Routes this thread's `tracing` events through the JSON layer into a buffer, at `INFO` with a
+/// [`FixedClock`], until the guard drops. `#[tokio::test]` runs on one thread, so the whole
+/// test is covered.
+pub fn capture_logs(svc: &'static str) -> (Captured, tracing::subscriber::DefaultGuard) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let captured = Captured::default();
+    let layer = crate::log::JsonLayer::new(svc, captured.clone())
+        .with_clock(FixedClock::default())
+        .with_filter(crate::log::filter(tracing::Level::INFO));
+    let guard = tracing::subscriber::set_default(tracing_subscriber::Registry::default().with(layer));
+    (captured, guard)
+}
