@@ -195,3 +195,25 @@ pub fn capture_logs(svc: &'static str) -> (Captured, tracing::subscriber::Defaul
     let guard = tracing::subscriber::set_default(tracing_subscriber::Registry::default().with(layer));
     (captured, guard)
 }
+
+/// What a process printed and how it ended.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `binary` with exactly `env` (nothing inherited) and waits for it to exit.
+pub fn run_with_env(binary: &str, env: &[(&str, &str)]) -> Exit {
+    let output = std::process::Command::new(binary)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {binary}: {e}"));
+    Exit {
+        code: output.status.code().expect("exited, not killed by a signal"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

@@ -1,0 +1,165 @@
+//! `disconnectWS`, the `$disconnect` route: marks the connection `DISCONNECTED` with the close
+//! code and reason API Gateway reports.
+//!
+//! # Layout
+//! - [`Config`]: the environment this function reads.
+//! - [`Disconnect`]: the handler; [`Disconnect::handle`] turns any event into a response.
+//! - [`DisconnectError`] and [`DisconnectError::status`]: the one error-to-status mapping.
+//!
+//! `$disconnect` is best-effort and at-least-once, and may overtake its `$connect`
+//! (DESIGN §3). A disconnect for an unknown connection is a 200 that counts `NotFound`; it leaves
+//! a `DISCONNECTED` tombstone so the late connect cannot land (see `ws_shared::dynamo`).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde_json::Value;
+use tracing::{Instrument, error, info, info_span, warn};
+use ws_shared::apigw::{self, EventError, WsResponse};
+use ws_shared::clock::{Clock, SystemClock};
+use ws_shared::config::{self, Common, ConfigError, Env};
+use ws_shared::invocation::ColdStart;
+use ws_shared::log::error_chain;
+use ws_shared::metrics::{Counters, Metrics};
+use ws_shared::output::LineSink;
+use ws_shared::record::Disconnection;
+use ws_shared::store::{ConnectionStore, DisconnectOutcome, StoreError};
+
+/// The `svc` of every log line and the `Service` metric dimension.
+pub const SVC: &str = "ws-disconnect";
+/// The EMF counters this function emits.
+pub const METRICS: &[&str] = &["Disconnected", "NotFound", "Errors"];
+
+/// What `disconnectWS` reads from its environment. `CONNECTION_TTL_MINUTES` (optional, as for
+/// `ConnectFunction`) sets how long a tombstone for an unknown connection is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+    pub ttl_minutes: NonZeroU32,
+    pub common: Common,
+}
+
+impl Config {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: config::table_name(env)?,
+            ttl_minutes: config::ttl_minutes(env)?,
+            common: Common::from_env(env)?,
+        })
+    }
+}
+
+/// Every way a disconnect fails.
+#[derive(Debug, thiserror::Error)]
+pub enum DisconnectError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("could not record the disconnect")]
+    Store(#[from] StoreError),
+}
+
+impl DisconnectError {
+    /// The one mapping from error to status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Event(_) => 400,
+            Self::Store(_) => 500,
+        }
+    }
+}
+
+/// The `$disconnect` handler, built once per process.
+pub struct Disconnect<S> {
+    store: S,
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    cold_start: ColdStart,
+}
+
+impl<S> std::fmt::Debug for Disconnect<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disconnect").field("ttl", &self.ttl).field("metrics", &self.metrics).finish_non_exhaustive()
+    }
+}
+
+impl<S: ConnectionStore> Disconnect<S> {
+    /// A handler on the system clock; EMF lines go to `metrics_sink`.
+    pub fn new(store: S, config: &Config, metrics_sink: Arc<dyn LineSink>) -> Self {
+        Self {
+            store,
+            ttl: Duration::minutes(i64::from(config.ttl_minutes.get())),
+            clock: Arc::new(SystemClock),
+            metrics: Metrics::new(config.common.metrics_namespace.clone(), SVC, METRICS, metrics_sink),
+            cold_start: ColdStart::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Handles one `$disconnect` event. Never fails: every outcome is a response, one log line
+    /// and one EMF line.
+    pub async fn handle(&self, event: Value, request_id: &str) -> WsResponse {
+        let span = info_span!(
+            "invocation",
+            requestId = request_id,
+            connectionId = tracing::field::Empty,
+            coldStart = tracing::field::Empty,
+        );
+        if self.cold_start.take() {
+            span.record("coldStart", true);
+        }
+        async {
+            let mut counters = self.metrics.start();
+            let response = match self.disconnect(event, &mut counters).await {
+                Ok(()) => WsResponse::ok(),
+                Err(err) => {
+                    let status = err.status();
+                    if status >= 500 {
+                        counters.incr("Errors");
+                        error!(status, error = error_chain(&err), "disconnect failed");
+                    } else {
+                        warn!(status, reason = error_chain(&err), "disconnect refused");
+                    }
+                    WsResponse::status(status)
+                }
+            };
+            counters.emit(self.clock.now(), request_id);
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn disconnect(&self, event: Value, counters: &mut Counters<'_>) -> Result<(), DisconnectError> {
+        let event = apigw::parse_event(event)?;
+        let connection_id = apigw::connection_id(&event)?;
+        tracing::Span::current().record("connectionId", connection_id.as_str());
+
+        let now = self.clock.now();
+        let ctx = &event.request_context;
+        let disconnection = Disconnection {
+            connection_id,
+            at: now,
+            close_code: ctx.disconnect_status_code,
+            close_reason: ctx.disconnect_reason.clone().filter(|r| !r.is_empty()),
+            expires_at: now + self.ttl,
+        };
+        match self.store.mark_disconnected(&disconnection).await? {
+            DisconnectOutcome::Disconnected => {
+                counters.incr("Disconnected");
+                info!(closeCode = disconnection.close_code, "connection marked disconnected");
+            }
+            DisconnectOutcome::NotFound => {
+                counters.incr("NotFound");
+                info!(closeCode = disconnection.close_code, "disconnect for an unknown connection; tombstone kept");
+            }
+        }
+        Ok(())
+    }
+}
