@@ -50,14 +50,14 @@ except urllib.error.HTTPError: pass' "$url" 2>/dev/null; do
   done
 }
 
-# start_moto [ENV=VALUE…]: starts moto's server on a free loopback port and sets MOTO_ENDPOINT.
-# Its log goes to $ROOT/target/moto-<port>.log.
+# start_moto: starts moto's server on a free loopback port and sets MOTO_ENDPOINT. It inherits
+# the environment (e.g. MOTO_IAM_LOAD_MANAGED_POLICIES). Its log goes to $ROOT/target/moto-<port>.log.
 start_moto() {
   local port logfile
   port="$(free_port)"
   mkdir -p "$ROOT/target"
   logfile="$ROOT/target/moto-$port.log"
-  env "$@" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
   SERVER_PIDS+=("$!")
   MOTO_ENDPOINT="http://127.0.0.1:$port"
   wait_http "$MOTO_ENDPOINT/moto-api/" 60 || die "moto did not start on port $port (see $logfile)"

@@ -5,6 +5,7 @@
 #   scripts/test.sh            everything
 #   CI=true scripts/test.sh    the same, and a missing insta snapshot fails instead of being written
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 trap stop_servers EXIT
@@ -15,12 +16,16 @@ cargo nextest --version >/dev/null 2>&1 || {
   cargo install --locked cargo-nextest || die "could not install cargo-nextest"
 }
 ensure_venv
+export PATH="$VENV/bin:$PATH"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+log "build tests (scripts/tests/build.sh)"
+scripts/tests/build.sh
 
 start_moto
 export DYNAMODB_ENDPOINT="$MOTO_ENDPOINT"

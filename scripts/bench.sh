@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Benchmarks, written into BENCHMARKS.md (each section between its markers is replaced).
+#
+#   scripts/bench.sh                 every section
+#   scripts/bench.sh build startup   only these
+#
+# Sections:
+#   build    per function: arm64 binary and zip size, and a cold release build (empty target dir)
+#   startup  per function: exec → first /invocation/next (init) and → first answer, native x86_64
+#            release binary against a loopback Runtime API and moto; median and p90 of 20 starts
+#
+# Numbers from a shared 2-core machine are noisy: compare figures from one run, side by side.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+trap 'stop_servers; rm -rf "$work"' EXIT
+work="$(mktemp -d)"
+ensure_venv
+export PATH="$VENV/bin:$PATH"
+
+sections=("$@")
+((${#sections[@]})) || sections=(build startup)
+artifacts=(python3 "$ROOT/scripts/lambda_artifacts.py")
+functions() { "${artifacts[@]}" functions lambda.manifest.json | awk -F'\t' '$1 == "function" { print $2 }'; }
+mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1048576:.2f} MiB')" "$1"; }
+
+# write_section NAME FILE: replaces NAME's block in BENCHMARKS.md with FILE's contents.
+write_section() {
+  python3 - "$ROOT/BENCHMARKS.md" "$1" "$2" <<'PY'
+import os, sys
+path, name, body_file = sys.argv[1:]
+begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\nWritten by `scripts/bench.sh`; see it for what each section measures.\n"
+block = f"{begin}\n{open(body_file).read().rstrip()}\n{end}"
+if begin in text:
+    text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+else:
+    text = text.rstrip() + "\n\n" + block + "\n"
+open(path, "w").write(text)
+PY
+}
+
+machine() { printf '%s, %s cores, rustc %s, %s' "$(uname -m)" "$(nproc)" "$(rustc --version | cut -d' ' -f2)" "$(date -u +%Y-%m-%d)"; }
+
+bench_build() {
+  local out="$work/build.md" name start secs zip bin
+  {
+    echo "## Build (arm64, release)"
+    echo
+    echo "$(machine). Cold build: \`scripts/build-lambda.sh --function NAME\` with an empty target dir"
+    echo "(all dependencies compiled). Target: every arm64 zip ≤ 2.5 MB."
+    echo
+    echo "| Function | bootstrap | zip | ≤ 2.5 MB | cold build |"
+    echo "|---|---:|---:|:---:|---:|"
+  } > "$out"
+  for name in $(functions); do
+    log "cold build of $name"
+    start=$SECONDS
+    CARGO_TARGET_DIR="$work/target-$name" scripts/build-lambda.sh --service . --function "$name" --out "$work/dist" >&2
+    secs=$((SECONDS - start))
+    scripts/build-lambda.sh --service . --mode binary --function "$name" --out "$work/bin" >&2
+    bin="$(stat -c %s "$work/bin/ws-connection/$name/bootstrap")"
+    zip="$(stat -c %s "$work/dist/ws-connection/$name/$name.zip")"
+    printf '| %s | %s | %s | %s | %dm%02ds |\n' "$name" "$(mib "$bin")" "$(mib "$zip")" \
+      "$( ((zip <= 2500000)) && echo yes || echo NO)" $((secs / 60)) $((secs % 60)) >> "$out"
+    rm -rf "$work/target-$name"
+  done
+  write_section build "$out"
+}
+
+bench_startup() {
+  local out="$work/startup.md" name result
+  scripts/build-lambda.sh --service . --mode binary --arch x86_64 --out "$work/x86" >&2
+  start_moto
+  python3 - "$MOTO_ENDPOINT" <<'PY'
+import json, sys, urllib.request
+# The connections table the first invocations write to (a plain table: start-up is measured).
+body = json.dumps({
+    "TableName": "bench-connections", "BillingMode": "PAY_PER_REQUEST",
+    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+}).encode()
+req = urllib.request.Request(sys.argv[1], data=body, headers={
+    "X-Amz-Target": "DynamoDB_20120810.CreateTable", "Content-Type": "application/x-amz-json-1.0",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=bench/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0"})
+urllib.request.urlopen(req).read()
+PY
+  {
+    echo "## Start-up (x86_64 native release binary)"
+    echo
+    echo "$(machine). 20 starts each against a loopback Runtime API; the first answer includes one"
+    echo "DynamoDB call to moto on loopback. Lambda's arm64 figures differ; the ratio between functions holds."
+    echo
+    echo "| Function | bootstrap (x86_64) | init median | init p90 | first answer median | first answer p90 |"
+    echo "|---|---:|---:|---:|---:|---:|"
+  } > "$out"
+  local -A events=([ConnectFunction]=events/connect.json [disconnectWS]=events/disconnect.json)
+  for name in $(functions); do
+    [[ -n "${events[$name]:-}" ]] || continue
+    log "start-up of $name"
+    result="$(python3 scripts/bench/startup.py "$work/x86/ws-connection/$name/bootstrap" "${events[$name]}" 20 \
+      TABLE_CONNECTIONS=bench-connections AWS_ENDPOINT_URL_DYNAMODB="$MOTO_ENDPOINT")"
+    python3 - "$name" "$(stat -c %s "$work/x86/ws-connection/$name/bootstrap")" "$result" >> "$out" <<'PY'
+import json, sys
+name, size, r = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+assert '"statusCode":200' in r["answer"]["body"], r["answer"]
+print(f"| {name} | {size / 1048576:.2f} MiB | {r['init_ms']['median']} ms | {r['init_ms']['p90']} ms "
+      f"| {r['first_answer_ms']['median']} ms | {r['first_answer_ms']['p90']} ms |")
+PY
+  done
+  write_section startup "$out"
+}
+
+for section in "${sections[@]}"; do
+  case "$section" in
+    build) bench_build ;;
+    startup) bench_startup ;;
+    *) die "unknown section '$section'; use: build startup" ;;
+  esac
+done
+log "wrote BENCHMARKS.md"
