@@ -82,6 +82,35 @@ pub fn ttl_minutes(env: &impl Env) -> Result<NonZeroU32, ConfigError> {
     })
 }
 
+/// A `true`/`false` switch (case-insensitive), `default` when unset.
+pub fn flag(env: &impl Env, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match env.var(name) {
+        None => Ok(default),
+        Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError::Invalid { name, value, hint: "use true or false" }),
+        },
+    }
+}
+
+/// A whole number from 1 to `max`, `default` when unset.
+pub fn count(
+    env: &impl Env,
+    name: &'static str,
+    default: u32,
+    max: u32,
+    hint: &'static str,
+) -> Result<NonZeroU32, ConfigError> {
+    let Some(value) = env.var(name) else {
+        return Ok(NonZeroU32::new(default).expect("defaults are positive"));
+    };
+    match value.trim().parse::<NonZeroU32>() {
+        Ok(n) if n.get() <= max => Ok(n),
+        _ => Err(ConfigError::Invalid { name, value, hint }),
+    }
+}
+
 /// The log level: Lambda's [`AWS_LAMBDA_LOG_LEVEL`] (set by the function's logging config) wins
 /// over [`LOG_LEVEL`]; `INFO` when neither is set.
 pub fn log_level(env: &impl Env) -> Result<Level, ConfigError> {
@@ -172,6 +201,22 @@ mod tests {
             let err = ttl_minutes(&env(&[(CONNECTION_TTL_MINUTES, bad)])).unwrap_err().to_string();
             assert!(err.starts_with("CONNECTION_TTL_MINUTES="), "{err}");
             assert!(err.contains("positive whole number"), "{err}");
+        }
+    }
+
+    #[test]
+    fn flags_and_counts_refuse_what_they_cannot_read() {
+        assert!(!flag(&env(&[]), "MARK_GONE", false).unwrap());
+        assert!(flag(&env(&[("MARK_GONE", "TRUE")]), "MARK_GONE", false).unwrap());
+        assert_eq!(
+            flag(&env(&[("MARK_GONE", "yes")]), "MARK_GONE", false).unwrap_err().to_string(),
+            "MARK_GONE=\"yes\" is invalid: use true or false"
+        );
+        let n = |v: &str| count(&env(&[("N", v)]), "N", 32, 1000, "use 1-1000").map(NonZeroU32::get);
+        assert_eq!(count(&env(&[]), "N", 32, 1000, "use 1-1000").unwrap().get(), 32);
+        assert_eq!(n("1000"), Ok(1000));
+        for bad in ["0", "1001", "-1", "many"] {
+            assert!(n(bad).is_err(), "{bad}");
         }
     }
 

@@ -15,9 +15,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
+use chrono::{DateTime, Utc};
+
 use crate::clock::iso_millis;
+use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, attr, keys};
-use crate::store::{ConnectionStore, DisconnectOutcome, PutOutcome, StoreError};
+use crate::store::{Audience, ConnectionStore, DisconnectOutcome, GoneOutcome, PutOutcome, StoreError};
 
 /// The connections table through the AWS SDK.
 #[derive(Debug, Clone)]
@@ -45,7 +48,7 @@ fn n(value: i64) -> AttributeValue {
 }
 
 /// The primary key of a connection's record.
-pub fn key(connection_id: &crate::id::ConnectionId) -> HashMap<String, AttributeValue> {
+pub fn key(connection_id: &ConnectionId) -> HashMap<String, AttributeValue> {
     HashMap::from([
         (keys::PK.to_owned(), s(keys::connection(connection_id))),
         (keys::SK.to_owned(), s(keys::CONNECTION_SK)),
@@ -153,5 +156,71 @@ impl ConnectionStore for DynamoStore {
             .map_err(|err| self.error("UpdateItem", err))?;
         let was_connected = output.attributes().is_some_and(|old| old.contains_key(attr::CONNECTED_AT));
         Ok(if was_connected { DisconnectOutcome::Disconnected } else { DisconnectOutcome::NotFound })
+    }
+
+    async fn connected(&self, audience: &Audience) -> Result<Vec<ConnectionId>, StoreError> {
+        let (index, pk_name, pk) = match audience {
+            Audience::Conversation(id) => (keys::GSI1, keys::GSI1PK, keys::conversation(id)),
+            Audience::User(id) => (keys::GSI2, keys::GSI2PK, keys::user(id)),
+        };
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .filter_expression("#status = :connected")
+            .projection_expression("#connectionId")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#connectionId", attr::CONNECTION_ID)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|err| self.error("Query", err))?;
+        // Every stored id was validated by $connect; one that no longer parses is skipped, not
+        // allowed to fail the whole fan-out.
+        Ok(items
+            .iter()
+            .filter_map(|item| item.get(attr::CONNECTION_ID)?.as_s().ok())
+            .filter_map(|raw| {
+                ConnectionId::parse(raw.as_str())
+                    .inspect_err(|err| tracing::warn!(error = %err, "skipping a stored connection id"))
+                    .ok()
+            })
+            .collect())
+    }
+
+    async fn mark_gone(&self, connection_id: &ConnectionId, at: DateTime<Utc>) -> Result<GoneOutcome, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(connection_id)))
+            .condition_expression("attribute_exists(#pk) AND #status = :connected")
+            .update_expression("SET #status = :gone, #updatedAt = :now")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#updatedAt", attr::UPDATED_AT)
+            .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
+            .expression_attribute_values(":gone", s(ConnectionStatus::Gone.as_str()))
+            .expression_attribute_values(":now", s(iso_millis(at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(GoneOutcome::Marked),
+            Err(err)
+                if err.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+                ) =>
+            {
+                Ok(GoneOutcome::NotConnected)
+            }
+            Err(err) => Err(self.error("UpdateItem", err)),
+        }
     }
 }

@@ -68,6 +68,13 @@ impl Counters<'_> {
         self.add(name, 1);
     }
 
+    /// Adds `other`'s counts (counters of the same service, e.g. one per concurrent task).
+    pub fn merge(&mut self, other: &Counters<'_>) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+    }
+
     /// The EMF document for these counters at `at`, with `request_id` as a (non-dimension)
     /// property so a metric can be traced to its log lines.
     pub fn to_emf(&self, at: DateTime<Utc>, request_id: &str) -> Value {

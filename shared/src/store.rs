@@ -2,6 +2,9 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
+use crate::id::{ConnectionId, ConversationId, UserId};
 use crate::record::{ConnectionRecord, Disconnection};
 
 /// Outcome of recording a new connection.
@@ -20,6 +23,24 @@ pub enum DisconnectOutcome {
     /// No `$connect` had been recorded for the connection. A tombstone now holds its place so a
     /// late `$connect` cannot bring it back as `CONNECTED`.
     NotFound,
+}
+
+/// Whose connections a fan-out reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// Every connection of a conversation (GSI1).
+    Conversation(ConversationId),
+    /// Every connection of a user (GSI2).
+    User(UserId),
+}
+
+/// Outcome of marking a connection gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneOutcome {
+    Marked,
+    /// The record is missing or no longer `CONNECTED` (a `$disconnect` got there first); it was
+    /// left as it was.
+    NotConnected,
 }
 
 /// A failed store call. The message says which operation on which table; the source holds the
@@ -43,4 +64,14 @@ pub trait ConnectionStore: Send + Sync {
         &self,
         disconnection: &Disconnection,
     ) -> impl Future<Output = Result<DisconnectOutcome, StoreError>> + Send;
+
+    /// The `CONNECTED` connections of `audience`, every page of the index.
+    fn connected(&self, audience: &Audience) -> impl Future<Output = Result<Vec<ConnectionId>, StoreError>> + Send;
+
+    /// Marks a connection `GONE` (a post found it gone), only while it is still `CONNECTED`.
+    fn mark_gone(
+        &self,
+        connection_id: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send;
 }

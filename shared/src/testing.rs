@@ -82,6 +82,25 @@ pub fn dynamodb_endpoint() -> String {
     })
 }
 
+/// The access key id every test SDK config signs with.
+pub const TEST_ACCESS_KEY_ID: &str = "AKIDWSCONNECTIONTEST";
+
+/// An SDK config as `aws::load_config` gives in Lambda, with fixed test credentials and region.
+pub fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(Credentials::new(
+            TEST_ACCESS_KEY_ID,
+            "test-secret",
+            None,
+            None,
+            "tests",
+        )))
+        .http_client(crate::aws::http_client())
+        .build()
+}
+
 /// A DynamoDB client for `endpoint` with dummy credentials.
 pub fn dynamodb_client(endpoint: &str) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()

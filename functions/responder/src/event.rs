@@ -1,0 +1,214 @@
+//! The responder's input (DESIGN §3), validated into a [`Request`].
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use ws_shared::id::{ConnectionId, ConversationId, IdError, UserId};
+use ws_shared::store::Audience;
+
+/// API Gateway's limit for one WebSocket message.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+/// Who the message goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    One(ConnectionId),
+    FanOut(Audience),
+}
+
+/// What goes on the wire, in this field order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub message_type: String,
+    pub correlation_id: Option<String>,
+    pub sequence: Option<u64>,
+    pub is_final: bool,
+    pub payload: Value,
+}
+
+/// A validated invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub target: Target,
+    pub envelope: Envelope,
+    pub ws_endpoint: Option<String>,
+    /// `requestContext.domainName` and `.stage`, when the event carries them.
+    pub context: Option<(String, String)>,
+}
+
+/// What is wrong with an event; the message goes back to the caller as `error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("the event must be a JSON object")]
+    NotAnObject,
+    #[error("the event names no target: give connectionId, or conversationId or userId to fan out")]
+    NoTarget,
+    #[error("give one fan-out target, conversationId or userId, not both")]
+    TwoAudiences,
+    #[error(transparent)]
+    Identifier(#[from] IdError),
+    #[error("{0} must be a string")]
+    NotAString(&'static str),
+    #[error("messageType must be a non-empty string")]
+    MessageType,
+    #[error("sequence must be a non-negative integer")]
+    Sequence,
+    #[error("isFinal must be true or false")]
+    IsFinal,
+}
+
+fn optional_string(event: &Map<String, Value>, field: &'static str) -> Result<Option<String>, EventError> {
+    match event.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(EventError::NotAString(field)),
+    }
+}
+
+impl Request {
+    pub fn parse(event: Value) -> Result<Self, EventError> {
+        let Value::Object(mut event) = event else { return Err(EventError::NotAnObject) };
+
+        let connection = optional_string(&event, "connectionId")?.map(ConnectionId::parse).transpose()?;
+        let conversation = optional_string(&event, "conversationId")?.map(ConversationId::parse).transpose()?;
+        let user = optional_string(&event, "userId")?.map(UserId::parse).transpose()?;
+        let (target, default_correlation) = match (connection, conversation, user) {
+            (Some(id), conversation, _) => (Target::One(id), conversation),
+            (None, Some(_), Some(_)) => return Err(EventError::TwoAudiences),
+            (None, Some(id), None) => (Target::FanOut(Audience::Conversation(id.clone())), Some(id)),
+            (None, None, Some(id)) => (Target::FanOut(Audience::User(id)), None),
+            (None, None, None) => return Err(EventError::NoTarget),
+        };
+
+        let message_type = match event.get("messageType") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            _ => return Err(EventError::MessageType),
+        };
+        let sequence = match event.get("sequence") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.as_u64().ok_or(EventError::Sequence)?),
+            Some(_) => return Err(EventError::Sequence),
+        };
+        let is_final = match event.get("isFinal") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(EventError::IsFinal),
+        };
+        let correlation_id =
+            optional_string(&event, "correlationId")?.or_else(|| default_correlation.map(|c| c.as_str().to_owned()));
+        let ws_endpoint = optional_string(&event, "wsEndpoint")?;
+        let context = event.get("requestContext").and_then(|ctx| {
+            let field = |name: &str| ctx.get(name).and_then(Value::as_str).map(str::to_owned);
+            Some((field("domainName")?, field("stage")?))
+        });
+        let payload = event.remove("payload").unwrap_or(Value::Null);
+
+        Ok(Self {
+            target,
+            envelope: Envelope { message_type, correlation_id, sequence, is_final, payload },
+            ws_endpoint,
+            context,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn sample() -> Value {
+        serde_json::from_str(include_str!("../../../events/responder.json")).unwrap()
+    }
+
+    fn with(mut event: Value, field: &str, value: Value) -> Value {
+        event[field] = value;
+        event
+    }
+
+    fn without(mut event: Value, field: &str) -> Value {
+        event.as_object_mut().unwrap().remove(field);
+        event
+    }
+
+    #[test]
+    fn the_sample_event_parses_into_a_single_target_and_its_envelope() {
+        let request = Request::parse(sample()).unwrap();
+        assert_eq!(request.target, Target::One(ConnectionId::parse("abc123=").unwrap()));
+        assert_eq!(request.ws_endpoint.as_deref(), Some("https://abc.execute-api.us-east-1.amazonaws.com/prod"));
+        assert_eq!(
+            serde_json::to_string(&request.envelope).unwrap(),
+            r#"{"messageType":"system","correlationId":"conv-123","sequence":21,"isFinal":false,"payload":{"text":"Processando…"}}"#
+        );
+    }
+
+    #[test]
+    fn no_connection_id_and_a_conversation_or_user_is_a_fan_out() {
+        let by_conversation = with(without(sample(), "connectionId"), "conversationId", json!("conv-9"));
+        let request = Request::parse(without(by_conversation, "correlationId")).unwrap();
+        assert_eq!(request.target, Target::FanOut(Audience::Conversation(ConversationId::parse("conv-9").unwrap())));
+        assert_eq!(request.envelope.correlation_id.as_deref(), Some("conv-9"), "defaults to the conversation");
+
+        let by_user = with(without(sample(), "connectionId"), "userId", json!("u-42"));
+        assert_eq!(
+            Request::parse(by_user).unwrap().target,
+            Target::FanOut(Audience::User(UserId::parse("u-42").unwrap()))
+        );
+    }
+
+    #[test]
+    fn every_invalid_field_says_what_was_wrong() {
+        let cases = [
+            (json!([1]), "the event must be a JSON object"),
+            (
+                without(sample(), "connectionId"),
+                "the event names no target: give connectionId, or conversationId or userId to fan out",
+            ),
+            (
+                with(with(without(sample(), "connectionId"), "conversationId", json!("c")), "userId", json!("u")),
+                "give one fan-out target, conversationId or userId, not both",
+            ),
+            (
+                with(sample(), "connectionId", json!("a/b")),
+                "connectionId contains a character outside [A-Za-z0-9._:@=+-] at position 1",
+            ),
+            (with(sample(), "connectionId", json!(7)), "connectionId must be a string"),
+            (with(sample(), "messageType", json!("")), "messageType must be a non-empty string"),
+            (without(sample(), "messageType"), "messageType must be a non-empty string"),
+            (with(sample(), "sequence", json!(-1)), "sequence must be a non-negative integer"),
+            (with(sample(), "sequence", json!(1.5)), "sequence must be a non-negative integer"),
+            (with(sample(), "sequence", json!("21")), "sequence must be a non-negative integer"),
+            (with(sample(), "isFinal", json!("yes")), "isFinal must be true or false"),
+            (with(sample(), "wsEndpoint", json!(["x"])), "wsEndpoint must be a string"),
+        ];
+        for (event, message) in cases {
+            assert_eq!(Request::parse(event.clone()).unwrap_err().to_string(), message, "{event}");
+        }
+    }
+
+    #[test]
+    fn optional_fields_default_and_any_payload_is_accepted() {
+        let minimal = json!({"connectionId": "abc=", "messageType": "progress"});
+        let request = Request::parse(minimal).unwrap();
+        assert_eq!(
+            serde_json::to_value(&request.envelope).unwrap(),
+            json!({"messageType": "progress", "correlationId": null, "sequence": null, "isFinal": false, "payload": null})
+        );
+        for payload in [json!("text"), json!(3), json!([1, {"a": null}]), json!(true)] {
+            let event = json!({"connectionId": "abc=", "messageType": "m", "payload": payload});
+            assert_eq!(Request::parse(event).unwrap().envelope.payload, payload);
+        }
+    }
+
+    #[test]
+    fn the_request_context_is_read_for_the_endpoint() {
+        let event = with(
+            without(sample(), "wsEndpoint"),
+            "requestContext",
+            json!({"domainName": "abc.execute-api.us-east-1.amazonaws.com", "stage": "prod", "connectedAt": 1}),
+        );
+        let request = Request::parse(event).unwrap();
+        assert_eq!(request.context, Some(("abc.execute-api.us-east-1.amazonaws.com".into(), "prod".into())));
+    }
+}

@@ -1,0 +1,121 @@
+//! The notifier port and its adapter: the API Gateway Management API through the AWS SDK.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_apigatewaymanagement::{Client, Config, config};
+use ws_shared::id::ConnectionId;
+
+use crate::endpoint::Endpoint;
+
+/// Why a post did not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// `GoneException` (410): the client is no longer connected.
+    #[error("the connection is gone")]
+    Gone,
+    /// Anything else, after the SDK's retries.
+    #[error("posting to the connection failed")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+/// Delivers one message to one connection.
+pub trait Poster: Send + Sync {
+    /// Posts `data` to `connection` through `endpoint`, retrying throttling within `budget`.
+    fn post(
+        &self,
+        endpoint: &Endpoint,
+        connection: &ConnectionId,
+        data: Vec<u8>,
+        budget: Duration,
+    ) -> impl Future<Output = Result<(), PostError>> + Send;
+}
+
+type ClientFactory = dyn Fn(&Endpoint) -> Client + Send + Sync;
+
+/// The Management API, with one SDK client per endpoint, built on first use and kept for the
+/// life of the process (each holds its own connection pool).
+pub struct ManagementApi {
+    make_client: Arc<ClientFactory>,
+    clients: Mutex<HashMap<Endpoint, Client>>,
+}
+
+impl std::fmt::Debug for ManagementApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let endpoints: Vec<String> =
+            self.clients.lock().map(|c| c.keys().map(ToString::to_string).collect()).unwrap_or_default();
+        f.debug_struct("ManagementApi").field("endpoints", &endpoints).finish_non_exhaustive()
+    }
+}
+
+/// Retries for posts: the SDK's standard strategy (exponential backoff with jitter) retries
+/// throttling (`LimitExceededException`, 429) and transient errors. Attempts are capped here; the
+/// invocation's remaining time caps the total (see [`Poster::post`]).
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(6)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_secs(2))
+}
+
+impl ManagementApi {
+    /// Clients from the process's SDK config (region, credentials, HTTP client) with `endpoint`.
+    pub fn new(sdk: &SdkConfig) -> Self {
+        let base = config::Builder::from(sdk).retry_config(retry_config());
+        Self::with_factory(move |endpoint: &Endpoint| {
+            Client::from_conf(base.clone().endpoint_url(endpoint.as_str()).build())
+        })
+    }
+
+    /// Clients from `make_client` (tests pass mocked clients).
+    pub fn with_factory(make_client: impl Fn(&Endpoint) -> Client + Send + Sync + 'static) -> Self {
+        Self { make_client: Arc::new(make_client), clients: Mutex::new(HashMap::new()) }
+    }
+
+    fn client(&self, endpoint: &Endpoint) -> Client {
+        // A poisoned lock only means another post panicked mid-insert; the map is still usable.
+        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        clients.entry(endpoint.clone()).or_insert_with(|| (self.make_client)(endpoint)).clone()
+    }
+
+    /// How many endpoints have a client (tests).
+    pub fn cached_clients(&self) -> usize {
+        self.clients.lock().map(|c| c.len()).unwrap_or_default()
+    }
+}
+
+impl Poster for ManagementApi {
+    async fn post(
+        &self,
+        endpoint: &Endpoint,
+        connection: &ConnectionId,
+        data: Vec<u8>,
+        budget: Duration,
+    ) -> Result<(), PostError> {
+        let result = self
+            .client(endpoint)
+            .post_to_connection()
+            .connection_id(connection.as_str())
+            .data(Blob::new(data))
+            .customize()
+            .config_override(
+                Config::builder().timeout_config(TimeoutConfig::builder().operation_timeout(budget).build()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(err.as_service_error(), Some(PostToConnectionError::GoneException(_))) => {
+                Err(PostError::Gone)
+            }
+            Err(err) => Err(PostError::Failed(Box::new(err))),
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The responder against real HTTP: a Management API stand-in on loopback (see `support`), and
+//! moto's DynamoDB for fan-out and gone-marking (started by `scripts/test.sh`).
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_sdk_dynamodb::Client;
+use serde_json::{Value, json};
+use support::{StandIn, is_sigv4};
+use ws_responder::management::ManagementApi;
+use ws_responder::{Config, Responder};
+use ws_shared::dynamo::{DynamoStore, key};
+use ws_shared::id::{ConnectionId, ConversationId, UserId};
+use ws_shared::record::{ConnectionRecord, Disconnection};
+use ws_shared::store::ConnectionStore;
+use ws_shared::testing::{
+    Captured, FixedClock, capture_logs, create_connections_table, dynamodb_client, dynamodb_endpoint, sdk_config,
+    unique_table_name,
+};
+
+fn sample_event() -> Value {
+    serde_json::from_str(include_str!("../../../events/responder.json")).unwrap()
+}
+
+/// The sample event aimed at `endpoint`.
+fn event_for(endpoint: &str) -> Value {
+    let mut event = sample_event();
+    event["wsEndpoint"] = json!(endpoint);
+    event
+}
+
+fn fan_out_event(endpoint: &str, audience: (&str, &str)) -> Value {
+    let mut event = event_for(endpoint);
+    let object = event.as_object_mut().unwrap();
+    object.remove("connectionId");
+    object.remove("correlationId");
+    object.insert(audience.0.to_owned(), json!(audience.1));
+    event
+}
+
+struct Harness {
+    responder: Responder<ManagementApi, DynamoStore>,
+    client: Client,
+    table: String,
+    metrics: Captured,
+}
+
+impl Harness {
+    /// A responder with `env` (plus `TABLE_CONNECTIONS` of a fresh moto table when `with_table`).
+    async fn new(env: &[(&str, &str)], with_table: bool) -> Self {
+        let client = dynamodb_client(&dynamodb_endpoint());
+        let table = unique_table_name("responder");
+        let mut vars: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        if with_table {
+            create_connections_table(&client, &table).await;
+            vars.insert("TABLE_CONNECTIONS".into(), table.clone());
+        }
+        let config = Config::from_env(&|name: &str| vars.get(name).cloned()).expect("valid config");
+        let store = config.table.as_ref().map(|t| DynamoStore::new(client.clone(), t));
+        let metrics = Captured::default();
+        let responder = Responder::new(ManagementApi::new(&sdk_config()), store, &config, Arc::new(metrics.clone()))
+            .with_clock(Arc::new(FixedClock::default()));
+        Self { responder, client, table, metrics }
+    }
+
+    async fn invoke(&self, event: Value) -> Value {
+        let deadline = u64::try_from(FixedClock::default().0.timestamp_millis()).unwrap() + 30_000;
+        serde_json::to_value(self.responder.handle(event, "req-1", deadline).await).unwrap()
+    }
+
+    fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.client.clone(), &self.table)
+    }
+
+    async fn connect(&self, id: &str, conversation: &str, user: Option<&str>) {
+        let now = FixedClock::default().0;
+        let record = ConnectionRecord {
+            connection_id: ConnectionId::parse(id).unwrap(),
+            conversation_id: ConversationId::parse(conversation).unwrap(),
+            user_id: user.map(|u| UserId::parse(u).unwrap()),
+            connected_at: now,
+            updated_at: now,
+            ip: None,
+            user_agent: None,
+            domain_name: None,
+            stage: None,
+            expires_at: now + chrono::Duration::hours(3),
+        };
+        self.store().put_connection(&record).await.expect("put");
+    }
+
+    async fn status(&self, id: &str) -> String {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&ConnectionId::parse(id).unwrap())))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("record exists");
+        item["status"].as_s().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn the_envelope_reaches_the_connection_byte_for_byte_url_encoded_and_signed() {
+    let standin = StandIn::start(["abc123="]).await;
+    let h = Harness::new(&[], false).await;
+
+    let result = h.invoke(event_for(&standin.endpoint("local"))).await;
+
+    assert_eq!(result, json!({"statusCode": 200}));
+    let posts = standin.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].raw_path, "/local/@connections/abc123%3D");
+    assert_eq!(posts[0].connection_id, "abc123=");
+    assert!(is_sigv4(&posts[0]), "not SigV4-signed: {:?}", posts[0].authorization);
+    let body = String::from_utf8(posts[0].body.clone()).unwrap();
+    assert_eq!(
+        body,
+        r#"{"messageType":"system","correlationId":"conv-123","sequence":21,"isFinal":false,"payload":{"text":"Processando…"}}"#
+    );
+    insta::assert_json_snapshot!("envelope", serde_json::from_str::<Value>(&body).unwrap());
+}
+
+#[tokio::test]
+async fn the_event_endpoint_wins_over_ws_endpoint() {
+    let (from_event, from_env) = (StandIn::start(["abc123="]).await, StandIn::start(["abc123="]).await);
+    let h = Harness::new(&[("WS_ENDPOINT", &from_env.endpoint("env"))], false).await;
+
+    h.invoke(event_for(&from_event.endpoint("event"))).await;
+    let mut no_endpoint = sample_event();
+    no_endpoint.as_object_mut().unwrap().remove("wsEndpoint");
+    h.invoke(no_endpoint).await;
+
+    assert_eq!(from_event.posts().iter().map(|p| p.stage.as_str()).collect::<Vec<_>>(), ["event"]);
+    assert_eq!(from_env.posts().iter().map(|p| p.stage.as_str()).collect::<Vec<_>>(), ["env"]);
+}
+
+#[tokio::test]
+async fn a_gone_connection_is_a_410_and_its_record_becomes_gone_when_mark_gone_is_on() {
+    let standin = StandIn::start(Vec::<String>::new()).await;
+    let marking = Harness::new(&[("MARK_GONE", "true")], true).await;
+    let keeping = Harness::new(&[], true).await;
+    for h in [&marking, &keeping] {
+        h.connect("abc123=", "conv-123", None).await;
+    }
+
+    assert_eq!(marking.invoke(event_for(&standin.endpoint("prod"))).await, json!({"statusCode": 410}));
+    assert_eq!(keeping.invoke(event_for(&standin.endpoint("prod"))).await, json!({"statusCode": 410}));
+
+    assert_eq!(marking.status("abc123=").await, "GONE");
+    assert_eq!(keeping.status("abc123=").await, "CONNECTED", "MARK_GONE is off by default");
+}
+
+#[tokio::test]
+async fn a_gone_post_never_revives_or_overwrites_a_disconnected_record() {
+    let standin = StandIn::start(Vec::<String>::new()).await;
+    let h = Harness::new(&[("MARK_GONE", "true")], true).await;
+    h.connect("abc123=", "conv-123", None).await;
+    let at = FixedClock::default().0;
+    let disconnection = Disconnection {
+        connection_id: ConnectionId::parse("abc123=").unwrap(),
+        at,
+        close_code: Some(1000),
+        close_reason: None,
+        expires_at: at,
+    };
+    h.store().mark_disconnected(&disconnection).await.unwrap();
+
+    assert_eq!(h.invoke(event_for(&standin.endpoint("prod"))).await, json!({"statusCode": 410}));
+    assert_eq!(h.status("abc123=").await, "DISCONNECTED");
+}
+
+#[tokio::test]
+async fn a_fan_out_posts_to_every_connected_connection_of_a_conversation_and_marks_the_gone_ones() {
+    // GIVEN five connections of conv-7, two of them gone at the gateway, plus one already
+    // disconnected and one in another conversation
+    let live = ["c1=", "c2=", "c3="];
+    let standin = StandIn::start(live.iter().copied().chain(["other="])).await;
+    let h = Harness::new(&[], true).await;
+    for id in ["c1=", "c2=", "c3=", "g1=", "g2=", "d1="] {
+        h.connect(id, "conv-7", None).await;
+    }
+    h.connect("other=", "conv-8", None).await;
+    let at = FixedClock::default().0;
+    let d1 = Disconnection {
+        connection_id: ConnectionId::parse("d1=").unwrap(),
+        at,
+        close_code: None,
+        close_reason: None,
+        expires_at: at,
+    };
+    h.store().mark_disconnected(&d1).await.unwrap();
+
+    let result = h.invoke(fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-7"))).await;
+
+    assert_eq!(result, json!({"statusCode": 200, "targets": 5, "posted": 3, "gone": 2, "failed": 0}));
+    let mut reached: Vec<String> = standin.posts().into_iter().map(|p| p.connection_id).collect();
+    reached.sort();
+    assert_eq!(reached, ["c1=", "c2=", "c3=", "g1=", "g2="]);
+    for id in ["g1=", "g2="] {
+        assert_eq!(h.status(id).await, "GONE", "{id}");
+    }
+    for id in live {
+        assert_eq!(h.status(id).await, "CONNECTED", "{id}");
+    }
+    let body: Value = serde_json::from_slice(&standin.posts()[0].body).unwrap();
+    assert_eq!(body["correlationId"], "conv-7", "a conversation fan-out correlates to the conversation");
+    let metrics = h.metrics.json();
+    assert_eq!((metrics[0]["Posted"].as_u64(), metrics[0]["Gone"].as_u64()), (Some(3), Some(2)));
+}
+
+#[tokio::test]
+async fn a_fan_out_by_user_reaches_every_device_of_that_user() {
+    let standin = StandIn::start(["phone=", "laptop=", "someone-else="]).await;
+    let h = Harness::new(&[], true).await;
+    h.connect("phone=", "conv-1", Some("u-42")).await;
+    h.connect("laptop=", "conv-2", Some("u-42")).await;
+    h.connect("someone-else=", "conv-1", Some("u-7")).await;
+
+    let result = h.invoke(fan_out_event(&standin.endpoint("prod"), ("userId", "u-42"))).await;
+
+    assert_eq!(result, json!({"statusCode": 200, "targets": 2, "posted": 2, "gone": 0, "failed": 0}));
+}
+
+#[tokio::test]
+async fn a_fan_out_where_every_post_fails_is_a_500_and_one_with_no_targets_is_a_200() {
+    let h = Harness::new(&[], true).await;
+    h.connect("c1=", "conv-1", None).await;
+    // Nothing listens on this port: every post fails after its retries.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/prod", listener.local_addr().unwrap())
+    };
+
+    let failed = h.invoke(fan_out_event(&closed, ("conversationId", "conv-1"))).await;
+    let empty = h.invoke(fan_out_event(&closed, ("conversationId", "conv-nobody"))).await;
+
+    assert_eq!(failed, json!({"statusCode": 500, "targets": 1, "posted": 0, "gone": 0, "failed": 1}));
+    assert_eq!(empty, json!({"statusCode": 200, "targets": 0, "posted": 0, "gone": 0, "failed": 0}));
+}
+
+#[tokio::test]
+async fn refusals_happen_before_any_call_and_say_what_was_wrong() {
+    let standin = StandIn::start(["abc123="]).await;
+    let h = Harness::new(&[], false).await;
+    let endpoint = standin.endpoint("prod");
+
+    let mut oversize = event_for(&endpoint);
+    oversize["payload"] = json!({"text": "x".repeat(128 * 1024)});
+    let mut wss = sample_event();
+    wss["wsEndpoint"] = json!("wss://abc.execute-api.us-east-1.amazonaws.com/prod");
+    let mut no_endpoint = sample_event();
+    no_endpoint.as_object_mut().unwrap().remove("wsEndpoint");
+    let mut bad_type = event_for(&endpoint);
+    bad_type["messageType"] = json!(42);
+
+    let results = json!({
+        "oversize": h.invoke(oversize).await,
+        "wss": h.invoke(wss).await,
+        "noEndpoint": h.invoke(no_endpoint).await,
+        "badMessageType": h.invoke(bad_type).await,
+        "fanOutWithoutTable": h.invoke(fan_out_event(&endpoint, ("conversationId", "conv-1"))).await,
+    });
+
+    assert!(standin.posts().is_empty(), "nothing reaches the network");
+    insta::assert_json_snapshot!("refusals", results);
+}
+
+#[tokio::test]
+async fn logs_and_metrics_carry_sizes_never_payloads() {
+    let standin = StandIn::start(["abc123=", "c1="]).await;
+    let h = Harness::new(&[], true).await;
+    h.connect("c1=", "conv-123", None).await;
+    let (logs, _guard) = capture_logs(ws_responder::SVC);
+
+    h.invoke(event_for(&standin.endpoint("prod"))).await;
+    h.invoke(fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-123"))).await;
+
+    insta::assert_json_snapshot!("logs", logs.json());
+    insta::assert_json_snapshot!("metrics", h.metrics.json());
+    assert!(!logs.raw().contains("Processando"), "payload leaked into the logs");
+}
+
+/// A fan-out to 1,000 connections, all delivered. `FANOUT_RUNS=n` repeats it and prints each
+/// duration (scripts/bench.sh reads them); timing is reported, never asserted.
+#[tokio::test]
+async fn a_fan_out_to_a_thousand_connections_reaches_them_all() {
+    let ids: Vec<String> = (0..1000).map(|i| format!("conn-{i:04}=")).collect();
+    let standin = StandIn::start(ids.clone()).await;
+    let h = Harness::new(&[], true).await;
+    for id in &ids {
+        h.connect(id, "conv-big", None).await;
+    }
+    let runs: usize = std::env::var("FANOUT_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
+    for run in 0..runs {
+        let started = Instant::now();
+        let result = h.invoke(fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-big"))).await;
+        let elapsed = started.elapsed();
+        assert_eq!(result, json!({"statusCode": 200, "targets": 1000, "posted": 1000, "gone": 0, "failed": 0}));
+        println!("fanout-1000 run {run}: {:.1} ms", elapsed.as_secs_f64() * 1000.0);
+    }
+    assert_eq!(standin.posts().len(), 1000 * runs);
+}

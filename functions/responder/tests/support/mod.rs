@@ -1,0 +1,154 @@
+//! A Management API stand-in for the responder's tests: a real HTTP server on loopback that
+//! answers `POST /{stage}/@connections/{id}` with 200 for known ids and a `GoneException` 410
+//! for others, and records what it received.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+/// One POST the stand-in received.
+#[derive(Debug, Clone)]
+pub struct Post {
+    pub stage: String,
+    /// The connection id, percent-decoded.
+    pub connection_id: String,
+    /// The path as sent (still percent-encoded).
+    pub raw_path: String,
+    pub body: Vec<u8>,
+    pub authorization: Option<String>,
+    pub amz_date: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    known: HashSet<String>,
+    posts: Vec<Post>,
+}
+
+pub struct StandIn {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl StandIn {
+    /// Starts on a free loopback port; `known` ids are connected, every other id is gone.
+    pub async fn start(known: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("bound");
+        let state =
+            Arc::new(Mutex::new(State { known: known.into_iter().map(Into::into).collect(), posts: Vec::new() }));
+        let shared = Arc::clone(&state);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let state = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| answer(Arc::clone(&state), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, server }
+    }
+
+    /// `http://127.0.0.1:{port}/{stage}`: what the responder is given as its endpoint.
+    pub fn endpoint(&self, stage: &str) -> String {
+        format!("http://{}/{stage}", self.addr)
+    }
+
+    pub fn posts(&self) -> Vec<Post> {
+        self.state.lock().unwrap().posts.clone()
+    }
+}
+
+async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let raw_path = req.uri().path().to_owned();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (authorization, amz_date) = (header("authorization"), header("x-amz-date"));
+    let method = req.method().clone();
+    let body = req.into_body().collect().await?.to_bytes().to_vec();
+
+    let mut segments = raw_path.trim_start_matches('/').splitn(3, '/');
+    let (stage, marker, id) = (segments.next(), segments.next(), segments.next());
+    let (Some(stage), Some("@connections"), Some(id), hyper::Method::POST) = (stage, marker, id, method) else {
+        return Ok(reply(StatusCode::NOT_FOUND, "NotFoundException", "no such route"));
+    };
+    let connection_id = percent_decode(id);
+    let mut recorded = shared.lock().unwrap();
+    let known = recorded.known.contains(&connection_id);
+    recorded.posts.push(Post {
+        stage: stage.to_owned(),
+        connection_id,
+        raw_path: raw_path.clone(),
+        body,
+        authorization,
+        amz_date,
+    });
+    Ok(if known {
+        Response::new(Full::new(Bytes::new()))
+    } else {
+        reply(StatusCode::GONE, "GoneException", "the connection is gone")
+    })
+}
+
+/// An error the way API Gateway sends it: the type in `x-amzn-ErrorType`, a JSON message.
+fn reply(status: StatusCode, error_type: &str, message: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-amzn-ErrorType", error_type)
+        .body(Full::new(Bytes::from(format!(r#"{{"message":"{message}"}}"#))))
+        .unwrap()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// True when `authorization` is a SigV4 header for execute-api in us-east-1, signed by the
+/// tests' access key over at least `host` and `x-amz-date`, with a 64-hex-digit signature.
+pub fn is_sigv4(post: &Post) -> bool {
+    let (Some(auth), Some(date)) = (&post.authorization, &post.amz_date) else { return false };
+    let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else { return false };
+    let parts: Vec<&str> = rest.split(", ").collect();
+    let [credential, signed, signature] = parts.as_slice() else { return false };
+    let scope = format!("{}/{}/us-east-1/execute-api/aws4_request", ws_shared::testing::TEST_ACCESS_KEY_ID, &date[..8]);
+    let signed_headers: Vec<&str> = signed.trim_start_matches("SignedHeaders=").split(';').collect();
+    let signature = signature.trim_start_matches("Signature=");
+    credential.strip_prefix("Credential=") == Some(scope.as_str())
+        && signed_headers.contains(&"host")
+        && signed_headers.contains(&"x-amz-date")
+        && signature.len() == 64
+        && signature.bytes().all(|b| b.is_ascii_hexdigit())
+}
