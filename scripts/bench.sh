@@ -8,6 +8,8 @@
 #   build    per function: arm64 binary and zip size, and a cold release build (empty target dir)
 #   startup  per function: exec → first /invocation/next (init) and → first answer, native x86_64
 #            release binary against a loopback Runtime API and moto; median and p90 of 20 starts
+#   fanout   WebSocketResponder fan-out to 1,000 connections (moto + the Management API stand-in
+#            of the responder's tests, all on loopback); median of 5 runs. Target ≤ 0.5 s.
 #
 # Numbers from a shared 2-core machine are noisy: compare figures from one run, side by side.
 set -euo pipefail
@@ -20,7 +22,7 @@ ensure_venv
 export PATH="$VENV/bin:$PATH"
 
 sections=("$@")
-((${#sections[@]})) || sections=(build startup)
+((${#sections[@]})) || sections=(build startup fanout)
 artifacts=(python3 "$ROOT/scripts/lambda_artifacts.py")
 functions() { "${artifacts[@]}" functions lambda.manifest.json | awk -F'\t' '$1 == "function" { print $2 }'; }
 mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1048576:.2f} MiB')" "$1"; }
@@ -112,11 +114,34 @@ PY
   write_section startup "$out"
 }
 
+bench_fanout() {
+  local out="$work/fanout.md" times
+  start_moto
+  log "fan-out to 1,000 connections, 5 runs (release test build)"
+  times="$(DYNAMODB_ENDPOINT="$MOTO_ENDPOINT" FANOUT_RUNS=5 cargo test --release -p ws-responder --test responder \
+    a_fan_out_to_a_thousand_connections_reaches_them_all -- --nocapture 2>/dev/null \
+    | sed -n 's/^fanout-1000 run [0-9]*: \([0-9.]*\) ms$/\1/p')"
+  [[ -n "$times" ]] || die "the fan-out benchmark printed no times"
+  python3 - "$(machine)" "$times" > "$out" <<'PY'
+import statistics, sys
+machine, times = sys.argv[1], [float(t) for t in sys.argv[2].split()]
+median = statistics.median(times)
+print("## Fan-out to 1,000 connections\n")
+print(f"{machine}. One `WebSocketResponder` invocation (release build, FANOUT_CONCURRENCY=32): a GSI1")
+print("query of 1,000 CONNECTED records in moto, then 1,000 SigV4-signed posts to the Management API")
+print("stand-in, both on loopback. Target ≤ 0.5 s.\n")
+print("| runs | median | min | max | ≤ 0.5 s |\n|---:|---:|---:|---:|:---:|")
+print(f"| {len(times)} | {median:.0f} ms | {min(times):.0f} ms | {max(times):.0f} ms | {'yes' if median <= 500 else 'NO'} |")
+PY
+  write_section fanout "$out"
+}
+
 for section in "${sections[@]}"; do
   case "$section" in
     build) bench_build ;;
     startup) bench_startup ;;
-    *) die "unknown section '$section'; use: build startup" ;;
+    fanout) bench_fanout ;;
+    *) die "unknown section '$section'; use: build startup fanout" ;;
   esac
 done
 log "wrote BENCHMARKS.md"
