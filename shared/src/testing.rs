@@ -236,3 +236,23 @@ pub fn run_with_env(binary: &str, env: &[(&str, &str)]) -> Exit {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// A clock that stands still until told to move.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(Mutex::new(at))
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().expect("not poisoned") += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("not poisoned")
+    }
+}

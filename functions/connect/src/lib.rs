@@ -10,7 +10,8 @@
 //! Rules (DESIGN §3): `conversationId` from the `correlationId` query parameter, else
 //! `conversationId`, else the authorizer context, else `conv-<uuid>`. The authorizer's
 //! `principalId` is the user; a query `userId` counts only when no authorizer ran, and one that
-//! contradicts the authorizer is a 403.
+//! contradicts the authorizer is a 403. With `ORIGIN_VERIFY_SECRET` set, a request without the
+//! matching `X-Origin-Verify` header (added by CloudFront) is a 403 too.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -37,6 +38,12 @@ pub const METRICS: &[&str] = &["Connected", "Errors"];
 
 /// Query parameters that name the conversation, in order of preference.
 const CONVERSATION_PARAMS: [&str; 2] = ["correlationId", "conversationId"];
+/// Optional: the secret CloudFront adds as [`ORIGIN_HEADER`]. When set, a `$connect` without it
+/// is refused (403), so the API cannot be reached around the edge protection (WAF).
+pub const ORIGIN_VERIFY_SECRET: &str = "ORIGIN_VERIFY_SECRET";
+/// The header carrying the origin secret.
+pub const ORIGIN_HEADER: &str = "x-origin-verify";
+
 /// Authorizer context keys that name the conversation, in order of preference.
 const CONVERSATION_CONTEXT_KEYS: [&str; 2] = ["conversationId", "correlationId"];
 
@@ -45,6 +52,8 @@ const CONVERSATION_CONTEXT_KEYS: [&str; 2] = ["conversationId", "correlationId"]
 pub struct Config {
     pub table: String,
     pub ttl_minutes: NonZeroU32,
+    /// `ORIGIN_VERIFY_SECRET`, when the API sits behind CloudFront.
+    pub origin_secret: Option<String>,
     pub common: Common,
 }
 
@@ -53,6 +62,16 @@ impl Config {
         Ok(Self {
             table: config::table_name(env)?,
             ttl_minutes: config::ttl_minutes(env)?,
+            origin_secret: match env.var(ORIGIN_VERIFY_SECRET) {
+                Some(secret) if secret.len() < 16 => {
+                    return Err(ConfigError::Invalid {
+                        name: ORIGIN_VERIFY_SECRET,
+                        value: "<redacted>".to_owned(),
+                        hint: "use at least 16 random characters (Terraform generates 32), or leave it unset",
+                    });
+                }
+                other => other,
+            },
             common: Common::from_env(env)?,
         })
     }
@@ -67,6 +86,8 @@ pub enum ConnectError {
     InvalidIdentifier(#[from] IdError),
     #[error("the query userId contradicts the authorizer's principalId")]
     UserMismatch,
+    #[error("the request did not come through the edge: {ORIGIN_HEADER} is missing or wrong")]
+    NotThroughEdge,
     #[error("could not record the connection")]
     Store(#[from] StoreError),
 }
@@ -76,7 +97,7 @@ impl ConnectError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Event(_) | Self::InvalidIdentifier(_) => 400,
-            Self::UserMismatch => 403,
+            Self::UserMismatch | Self::NotThroughEdge => 403,
             Self::Store(_) => 500,
         }
     }
@@ -86,6 +107,7 @@ impl ConnectError {
 pub struct Connect<S> {
     store: S,
     ttl: Duration,
+    origin_secret: Option<String>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     metrics: Metrics,
@@ -104,6 +126,7 @@ impl<S: ConnectionStore> Connect<S> {
         Self {
             store,
             ttl: Duration::minutes(i64::from(config.ttl_minutes.get())),
+            origin_secret: config.origin_secret.clone(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
             metrics: Metrics::new(config.common.metrics_namespace.clone(), SVC, METRICS, metrics_sink),
@@ -163,6 +186,12 @@ impl<S: ConnectionStore> Connect<S> {
         let connection_id = apigw::connection_id(&event)?;
         let span = tracing::Span::current();
         span.record("connectionId", connection_id.as_str());
+        if let Some(secret) = &self.origin_secret {
+            let offered = event.headers.get(ORIGIN_HEADER).map(aws_lambda_events::http::HeaderValue::as_bytes);
+            if !offered.is_some_and(|offered| constant_time_eq(offered, secret.as_bytes())) {
+                return Err(ConnectError::NotThroughEdge);
+            }
+        }
 
         let user_id = user_of(&event)?;
         let conversation_id = match conversation_of(&event)? {
@@ -226,6 +255,11 @@ fn conversation_of(event: &ApiGatewayWebsocketProxyRequest) -> Result<Option<Con
         Some(raw) => Ok(Some(ConversationId::parse(raw)?)),
         None => Ok(None),
     }
+}
+
+/// Compares without an early exit, so timing does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Authorizer context values arrive as JSON strings, numbers or booleans.

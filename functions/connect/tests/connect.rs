@@ -21,6 +21,14 @@ fn sample_event() -> Value {
     serde_json::from_str(include_str!("../../../events/connect.json")).expect("events/connect.json is JSON")
 }
 
+const ORIGIN_SECRET: &str = "edge-secret-0123456789abcdef";
+
+fn config_behind_the_edge(table: &str) -> Config {
+    let vars =
+        HashMap::from([("TABLE_CONNECTIONS", table.to_owned()), ("ORIGIN_VERIFY_SECRET", ORIGIN_SECRET.to_owned())]);
+    Config::from_env(&|name: &str| vars.get(name).cloned()).expect("valid config")
+}
+
 fn config(table: &str, ttl_minutes: &str) -> Config {
     let vars =
         HashMap::from([("TABLE_CONNECTIONS", table.to_owned()), ("CONNECTION_TTL_MINUTES", ttl_minutes.to_owned())]);
@@ -322,6 +330,36 @@ async fn logs_and_metrics_of_a_connect() {
 
     insta::assert_json_snapshot!("logs", logs.json());
     insta::assert_json_snapshot!("metrics", h.metrics.json());
+}
+
+#[tokio::test]
+async fn behind_the_edge_only_requests_with_the_origin_secret_connect() {
+    let h = Harness::new().await;
+    let handler = Connect::new(
+        DynamoStore::new(h.client.clone(), &h.table),
+        &config_behind_the_edge(&h.table),
+        Arc::new(Captured::default()),
+    );
+    let (logs, _guard) = capture_logs(ws_connect::SVC);
+    let mut through_edge = sample_event();
+    through_edge["headers"]["X-Origin-Verify"] = json!(ORIGIN_SECRET);
+    let mut wrong = sample_event();
+    wrong["headers"]["X-Origin-Verify"] = json!("edge-secret-0123456789abcdeX");
+    wrong["requestContext"]["connectionId"] = json!("wrong=");
+
+    let around = serde_json::to_value(handler.handle(sample_event(), "r1").await).unwrap();
+    let guessed = serde_json::to_value(handler.handle(wrong, "r2").await).unwrap();
+    let through = serde_json::to_value(handler.handle(through_edge, "r3").await).unwrap();
+
+    assert_eq!(around, json!({"statusCode": 403, "body": "Forbidden"}));
+    assert_eq!(guessed, json!({"statusCode": 403, "body": "Forbidden"}));
+    assert_eq!(through["statusCode"], 200);
+    assert_eq!(scan_all(&h.client, &h.table).await.len(), 1);
+    assert!(!logs.raw().contains(ORIGIN_SECRET), "the secret leaked into the logs");
+    assert_eq!(
+        logs.json()[0]["reason"],
+        "the request did not come through the edge: x-origin-verify is missing or wrong"
+    );
 }
 
 #[tokio::test]
