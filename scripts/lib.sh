@@ -63,3 +63,29 @@ start_moto() {
   wait_http "$MOTO_ENDPOINT/moto-api/" 60 || die "moto did not start on port $port (see $logfile)"
   log "moto on $MOTO_ENDPOINT"
 }
+
+# terraform_env: when this machine has a local mirror of the hashicorp/aws provider (no
+# registry reachable), writes a CLI config that installs from it and exports TF_CLI_CONFIG_FILE.
+# Elsewhere Terraform uses the public registry as usual.
+terraform_env() {
+  command -v terraform >/dev/null || die "terraform is missing: install Terraform >= 1.11 (https://developer.hashicorp.com/terraform/install)"
+  local plugin root config="$ROOT/target/terraform.rc"
+  plugin="$(find /opt /usr/local/share /usr/share "$HOME/.terraform.d" -name 'terraform-provider-aws_*' -type f 2>/dev/null | head -n1)"
+  [[ -n "$plugin" ]] || plugin="$(find / -path /proc -prune -o -name 'terraform-provider-aws_*' -type f -print 2>/dev/null | head -n1)"
+  [[ -n "$plugin" && "$plugin" == */registry.terraform.io/hashicorp/aws/* ]] || return 0
+  root="${plugin%%/registry.terraform.io/*}"
+  mkdir -p "$ROOT/target"
+  cat > "$config" <<RC
+provider_installation {
+  filesystem_mirror {
+    path    = "$root"
+    include = ["registry.terraform.io/hashicorp/aws"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/hashicorp/aws"]
+  }
+}
+RC
+  export TF_CLI_CONFIG_FILE="$config"
+  log "terraform: provider mirror at $root"
+}

@@ -27,6 +27,12 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 log "build tests (scripts/tests/build.sh)"
 scripts/tests/build.sh
 
+log "GitHub Actions checks (scripts/tests/workflows.sh)"
+scripts/tests/workflows.sh
+
+log "Terraform checks (scripts/tests/terraform.sh)"
+scripts/tests/terraform.sh
+
 start_moto
 export DYNAMODB_ENDPOINT="$MOTO_ENDPOINT"
 if [[ "${CI:-}" == "true" ]]; then export INSTA_UPDATE=no; fi

@@ -123,6 +123,18 @@ PY
   if ((ok)); then pass binaries_hold_no_local_path; else fail_test binaries_hold_no_local_path "see above"; fi
 }
 
+test_verify_bundle_catches_a_changed_zip() {
+  local copy="$work/tampered"
+  cp -r dist/lambdas/ws-connection "$copy"
+  if ! "$ROOT/scripts/verify-bundle.sh" "$copy" >/dev/null; then
+    fail_test verify_bundle_accepts_the_bundle "it refused the bundle just built"; return
+  fi
+  pass verify_bundle_accepts_the_bundle
+  printf 'x' >> "$copy/disconnectWS/disconnectWS.zip"
+  expect verify_bundle_refuses_a_changed_zip 1 "disconnectWS: disconnectWS/disconnectWS.zip does not match checksums.json" -- \
+    "$ROOT/scripts/verify-bundle.sh" "$copy"
+}
+
 test_another_clone_builds_the_same_bytes() {
   local tree="$work/clone"
   copy_tree "$tree"
@@ -178,6 +190,7 @@ test_the_manifest_and_the_workspace_agree
 test_usage_errors
 test_missing_cargo_lambda_says_how_to_install_it
 test_bundle_of_every_function
+test_verify_bundle_catches_a_changed_zip
 test_another_clone_builds_the_same_bytes
 test_binary_mode_and_x86_64
 test_a_failed_compile_leaves_the_previous_output

@@ -67,7 +67,7 @@ impl Config {
                     return Err(ConfigError::Invalid {
                         name: ORIGIN_VERIFY_SECRET,
                         value: "<redacted>".to_owned(),
-                        hint: "use at least 16 random characters (Terraform generates 32), or leave it unset",
+                        hint: "use at least 16 random characters (e.g. openssl rand -hex 32), or leave it unset",
                     });
                 }
                 other => other,

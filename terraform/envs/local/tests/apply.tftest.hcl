@@ -1,0 +1,47 @@
+# Applies the whole stack to moto's server (scripts/tests/terraform.sh starts it and sets
+# TF_VAR_aws_endpoint), reads it back, and destroys it at the end.
+
+run "apply_the_whole_stack" {
+  command = apply
+
+  assert {
+    condition     = output.table_name == "ws-connection-local-connections"
+    error_message = "The table is named after the stack."
+  }
+
+  assert {
+    condition     = toset(keys(output.functions)) == toset(["ConnectFunction", "disconnectWS", "WebSocketResponder"])
+    error_message = "Without authorizer settings, three functions."
+  }
+
+  assert {
+    condition     = startswith(output.management_endpoint, "https://") && endswith(output.management_endpoint, "/prod")
+    error_message = "The responder's endpoint is the https Management API one."
+  }
+}
+
+run "the_table_and_roles_exist_in_the_emulator" {
+  module {
+    source = "./tests/verify"
+  }
+
+  variables {
+    table_name = run.apply_the_whole_stack.table_name
+    role_names = [for f in values(run.apply_the_whole_stack.functions) : f.role_name]
+  }
+
+  assert {
+    condition     = jsonencode(output.gsi) == jsonencode({ GSI1 = ["gsi1pk", "gsi1sk"], GSI2 = ["gsi2pk", "gsi2sk"] })
+    error_message = "The table in the emulator has both GSIs."
+  }
+
+  assert {
+    condition     = output.ttl_attribute == "ttl"
+    error_message = "The table in the emulator has TTL on ttl."
+  }
+
+  assert {
+    condition     = length(output.role_arns) == 3 && alltrue([for arn in values(output.role_arns) : startswith(arn, "arn:aws:iam::")])
+    error_message = "One role per function exists in the emulator."
+  }
+}

@@ -1,0 +1,105 @@
+resource "aws_apigatewayv2_api" "this" {
+  name                       = var.name
+  protocol_type              = "WEBSOCKET"
+  route_selection_expression = "$request.body.action"
+  tags                       = var.tags
+}
+
+resource "aws_apigatewayv2_authorizer" "this" {
+  count = var.authorizer_function == null ? 0 : 1
+
+  api_id           = aws_apigatewayv2_api.this.id
+  name             = "${var.name}-connect"
+  authorizer_type  = "REQUEST"
+  authorizer_uri   = var.authorizer_function.invoke_arn
+  identity_sources = var.authorizer_identity_sources
+}
+
+locals {
+  routes = {
+    connect    = { key = "$connect", function = var.connect_function }
+    disconnect = { key = "$disconnect", function = var.disconnect_function }
+  }
+  # arn:aws:execute-api:REGION:ACCOUNT:API_ID/STAGE/ROUTE: the only thing each permission allows.
+  route_arns = { for k, r in local.routes : k => "${aws_apigatewayv2_api.this.execution_arn}/${var.stage_name}/${r.key}" }
+}
+
+resource "aws_apigatewayv2_integration" "this" {
+  for_each = local.routes
+
+  api_id                    = aws_apigatewayv2_api.this.id
+  integration_type          = "AWS_PROXY"
+  integration_method        = "POST"
+  integration_uri           = each.value.function.invoke_arn
+  content_handling_strategy = "CONVERT_TO_TEXT"
+}
+
+resource "aws_apigatewayv2_route" "this" {
+  for_each = local.routes
+
+  api_id             = aws_apigatewayv2_api.this.id
+  route_key          = each.value.key
+  target             = "integrations/${aws_apigatewayv2_integration.this[each.key].id}"
+  authorization_type = each.key == "connect" && var.authorizer_function != null ? "CUSTOM" : "NONE"
+  authorizer_id      = each.key == "connect" && var.authorizer_function != null ? aws_apigatewayv2_authorizer.this[0].id : null
+}
+
+resource "aws_lambda_permission" "route" {
+  for_each = local.routes
+
+  statement_id  = "AllowApiGateway-${each.key}"
+  action        = "lambda:InvokeFunction"
+  function_name = each.value.function.name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = local.route_arns[each.key]
+}
+
+resource "aws_lambda_permission" "authorizer" {
+  count = var.authorizer_function == null ? 0 : 1
+
+  statement_id  = "AllowApiGatewayAuthorizer"
+  action        = "lambda:InvokeFunction"
+  function_name = var.authorizer_function.name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/authorizers/${aws_apigatewayv2_authorizer.this[0].id}"
+}
+
+resource "aws_cloudwatch_log_group" "access" {
+  name              = "/aws/apigateway/${var.name}/${var.stage_name}/access"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
+resource "aws_apigatewayv2_stage" "this" {
+  api_id      = aws_apigatewayv2_api.this.id
+  name        = var.stage_name
+  auto_deploy = true
+
+  default_route_settings {
+    throttling_rate_limit  = var.throttling_rate_limit
+    throttling_burst_limit = var.throttling_burst_limit
+  }
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.access.arn
+    format = jsonencode({
+      requestId          = "$context.requestId"
+      connectionId       = "$context.connectionId"
+      routeKey           = "$context.routeKey"
+      eventType          = "$context.eventType"
+      status             = "$context.status"
+      requestTime        = "$context.requestTimeEpoch"
+      errorMessage       = "$context.error.message"
+      integrationError   = "$context.integration.error"
+      integrationStatus  = "$context.integration.status"
+      authorizerError    = "$context.authorizer.error"
+      authorizerStatus   = "$context.authorizer.status"
+      integrationLatency = "$context.integration.latency"
+    })
+  }
+
+  tags       = var.tags
+  depends_on = [aws_apigatewayv2_route.this]
+}
+
+data "aws_region" "current" {}

@@ -1,0 +1,55 @@
+output "api_id" {
+  description = "The WebSocket API's id."
+  value       = aws_apigatewayv2_api.this.id
+}
+
+output "execution_arn" {
+  description = "arn:aws:execute-api:REGION:ACCOUNT:API_ID."
+  value       = aws_apigatewayv2_api.this.execution_arn
+}
+
+output "stage_name" {
+  description = "The stage."
+  value       = aws_apigatewayv2_stage.this.name
+}
+
+output "websocket_url" {
+  description = "wss://… URL clients connect to (without the edge)."
+  value       = aws_apigatewayv2_stage.this.invoke_url
+}
+
+output "management_endpoint" {
+  description = "https://… Management API endpoint (WS_ENDPOINT of the responder)."
+  value       = "https://${aws_apigatewayv2_api.this.id}.execute-api.${data.aws_region.current.name}.amazonaws.com/${aws_apigatewayv2_stage.this.name}"
+}
+
+output "origin_domain" {
+  description = "The API's own domain (the edge's origin)."
+  value       = "${aws_apigatewayv2_api.this.id}.execute-api.${data.aws_region.current.name}.amazonaws.com"
+}
+
+output "manage_connections_arn" {
+  description = "The only resource the responder may call ManageConnections on."
+  value       = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/POST/@connections/*"
+}
+
+output "route_arns" {
+  description = "Route ARNs the Lambda permissions allow (connect, disconnect)."
+  value       = local.route_arns
+}
+
+output "permission_source_arns" {
+  description = "source_arn of every Lambda permission (tests read them)."
+  value = merge(
+    { for k, p in aws_lambda_permission.route : k => p.source_arn },
+    { for p in aws_lambda_permission.authorizer : "authorizer" => p.source_arn },
+  )
+}
+
+output "throttling" {
+  description = "The stage's route throttling."
+  value = {
+    rate_limit  = aws_apigatewayv2_stage.this.default_route_settings[0].throttling_rate_limit
+    burst_limit = aws_apigatewayv2_stage.this.default_route_settings[0].throttling_burst_limit
+  }
+}

@@ -1,0 +1,68 @@
+variable "name" {
+  description = "API name, e.g. ws-connection-dev."
+  type        = string
+}
+
+variable "stage_name" {
+  description = "Stage name; part of the endpoint and of every route ARN."
+  type        = string
+  default     = "prod"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,128}$", var.stage_name))
+    error_message = "stage_name must be 1-128 characters of [A-Za-z0-9_-]."
+  }
+}
+
+variable "connect_function" {
+  description = "The $connect function: name and invoke ARN."
+  type        = object({ name = string, invoke_arn = string })
+}
+
+variable "disconnect_function" {
+  description = "The $disconnect function: name and invoke ARN."
+  type        = object({ name = string, invoke_arn = string })
+}
+
+variable "authorizer_function" {
+  description = "The $connect REQUEST authorizer (name and invoke ARN); null: $connect is open."
+  type        = object({ name = string, invoke_arn = string })
+  default     = null
+}
+
+variable "authorizer_identity_sources" {
+  description = "Identity sources of the authorizer; empty: every request reaches it (no caching)."
+  type        = list(string)
+  default     = []
+}
+
+variable "throttling_rate_limit" {
+  description = "Steady-state requests per second for the stage's routes."
+  type        = number
+  default     = 500
+  validation {
+    condition     = coalesce(var.throttling_rate_limit, 0) > 0 && coalesce(var.throttling_rate_limit, 0) <= 10000
+    error_message = "throttling_rate_limit must be above 0 (0 blocks every request) and at most the account's 10,000 rps."
+  }
+}
+
+variable "throttling_burst_limit" {
+  description = "Burst requests for the stage's routes."
+  type        = number
+  default     = 1000
+  validation {
+    condition     = coalesce(var.throttling_burst_limit, 0) > 0 && coalesce(var.throttling_burst_limit, 0) <= 5000
+    error_message = "throttling_burst_limit must be above 0 and at most the account's 5,000 burst."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days the access logs are kept."
+  type        = number
+  default     = 30
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,58 @@
+output "table_name" {
+  description = "The connections table."
+  value       = module.table.name
+}
+
+output "table_arn" {
+  description = "The connections table's ARN."
+  value       = module.table.arn
+}
+
+output "websocket_url" {
+  description = "Where clients connect: the edge when there is one, else the API."
+  value       = length(module.edge) == 0 ? module.api.websocket_url : module.edge[0].websocket_url
+}
+
+output "management_endpoint" {
+  description = "The Management API endpoint (the responder's WS_ENDPOINT)."
+  value       = module.api.management_endpoint
+}
+
+output "responder_function_name" {
+  description = "What Step Functions and other Lambdas invoke."
+  value       = module.responder.function_name
+}
+
+output "functions" {
+  description = "Per function: Lambda name, role, inline policy JSON, log group, alarms."
+  value = merge(
+    { for name, m in module.route_function : name => {
+      function_name  = m.function_name, role_name = m.role_name, policy_json = m.policy_json,
+      log_group_name = m.log_group_name, alarm_names = m.alarm_names, arn = m.arn
+    } },
+    { WebSocketResponder = {
+      function_name = module.responder.function_name, role_name = module.responder.role_name,
+      policy_json   = module.responder.policy_json, log_group_name = module.responder.log_group_name,
+      alarm_names   = module.responder.alarm_names, arn = module.responder.arn
+    } },
+  )
+}
+
+output "environment" {
+  description = "Each function's environment (without the origin secret)."
+  value = { for name, env in local.environment : name => {
+    for k, v in env : k => v if k != "ORIGIN_VERIFY_SECRET"
+  } if name == "WebSocketResponder" || contains(local.route_functions, name) }
+}
+
+output "api" {
+  description = "API facts tests and operators need."
+  value = {
+    api_id                 = module.api.api_id
+    stage_name             = module.api.stage_name
+    manage_connections_arn = module.api.manage_connections_arn
+    permission_source_arns = module.api.permission_source_arns
+    route_arns             = module.api.route_arns
+    throttling             = module.api.throttling
+  }
+}

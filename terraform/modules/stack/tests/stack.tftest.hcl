@@ -1,0 +1,233 @@
+# The whole stack under a mocked AWS provider: IAM exactly as DESIGN §1, permissions scoped to
+# exact route ARNs, the edge wiring, and every validated variable refusing bad input.
+
+mock_provider "aws" {
+  source = "../../tests/mocks"
+}
+
+mock_provider "aws" {
+  alias  = "us_east_1"
+  source = "../../tests/mocks"
+}
+
+variables {
+  name_prefix   = "ws-connection-test"
+  manifest_path = "../../../lambda.manifest.json"
+  artifacts_dir = "./tests/fixtures/dist"
+  authorizer = {
+    issuer    = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TEST"
+    audiences = ["client-app"]
+  }
+}
+
+run "every_role_has_exactly_its_actions_on_exact_arns" {
+  command = apply
+
+  assert {
+    condition = alltrue([for name, f in output.functions : alltrue([
+      for s in jsondecode(f.policy_json).Statement : alltrue([for a in s.Action : a != "*" && !endswith(a, ":*")])
+    ])])
+    error_message = "A policy grants a wildcard action."
+  }
+
+  assert {
+    condition = alltrue([for name, f in output.functions : alltrue([
+      for s in jsondecode(f.policy_json).Statement : !contains(s.Resource, "*")
+    ])])
+    error_message = "A policy grants on every resource (*)."
+  }
+
+  assert {
+    condition = jsonencode({
+      for name, f in output.functions : name => sort(distinct(flatten([
+        for s in jsondecode(f.policy_json).Statement : s.Action
+      ])))
+      }) == jsonencode({
+      ConnectAuthorizer  = ["logs:CreateLogStream", "logs:PutLogEvents"]
+      ConnectFunction    = ["dynamodb:PutItem", "logs:CreateLogStream", "logs:PutLogEvents"]
+      WebSocketResponder = ["dynamodb:Query", "dynamodb:UpdateItem", "execute-api:ManageConnections", "logs:CreateLogStream", "logs:PutLogEvents"]
+      disconnectWS       = ["dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"]
+    })
+    error_message = "A role's action set differs from DESIGN §1."
+  }
+
+  assert {
+    condition = jsonencode([for s in jsondecode(output.functions.ConnectFunction.policy_json).Statement : s.Resource if contains(s.Action, "dynamodb:PutItem")]) == jsonencode([[
+      "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections"
+    ]])
+    error_message = "ConnectFunction may PutItem only on the table."
+  }
+
+  assert {
+    condition = jsonencode([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Resource if contains(s.Action, "dynamodb:Query")]) == jsonencode([[
+      "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI1",
+      "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI2",
+    ]])
+    error_message = "The responder may Query only the two indexes."
+  }
+
+  assert {
+    condition = jsonencode([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Resource if contains(s.Action, "execute-api:ManageConnections")]) == jsonencode([[
+      "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/POST/@connections/*"
+    ]])
+    error_message = "ManageConnections must be scoped to POST @connections of this API's stage."
+  }
+
+  assert {
+    condition = output.api.permission_source_arns == {
+      connect    = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/$connect"
+      disconnect = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/$disconnect"
+      authorizer = "arn:aws:execute-api:us-east-1:123456789012:abc123/authorizers/auth01"
+    }
+    error_message = "Lambda permissions must name the exact route (or authorizer) ARN."
+  }
+
+  assert {
+    condition     = output.api.throttling.rate_limit > 0 && output.api.throttling.burst_limit > 0
+    error_message = "Throttling must never be 0."
+  }
+
+  assert {
+    condition     = output.environment.WebSocketResponder.WS_ENDPOINT == "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
+    error_message = "The responder's WS_ENDPOINT must be the https Management API endpoint."
+  }
+
+  assert {
+    condition     = output.environment.ConnectAuthorizer.JWT_ISSUER == "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TEST" && output.environment.ConnectAuthorizer.JWT_AUDIENCE == "client-app"
+    error_message = "The authorizer's JWT settings did not reach its environment."
+  }
+
+  assert {
+    condition     = output.websocket_url == "wss://abc123.execute-api.us-east-1.amazonaws.com/prod"
+    error_message = "Without the edge, clients connect to the API."
+  }
+}
+
+run "without_fan_out_the_responder_only_posts" {
+  command = apply
+
+  variables {
+    fanout    = false
+    mark_gone = false
+  }
+
+  assert {
+    condition     = jsonencode(sort(flatten([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Action]))) == jsonencode(["execute-api:ManageConnections", "logs:CreateLogStream", "logs:PutLogEvents"])
+    error_message = "Without fan-out the responder needs no DynamoDB access."
+  }
+
+  assert {
+    condition     = !contains(keys(output.environment.WebSocketResponder), "TABLE_CONNECTIONS")
+    error_message = "Without fan-out the responder gets no table."
+  }
+}
+
+run "without_an_authorizer_connect_is_open_and_no_authorizer_is_deployed" {
+  command = apply
+
+  variables {
+    authorizer = null
+  }
+
+  assert {
+    condition     = !contains(keys(output.functions), "ConnectAuthorizer") && !contains(keys(output.api.permission_source_arns), "authorizer")
+    error_message = "No authorizer function or permission without authorizer settings."
+  }
+}
+
+run "the_edge_puts_cloudfront_in_front_and_gives_connect_the_secret" {
+  command = apply
+
+  variables {
+    edge                 = { rate_limit_per_5min = 500 }
+    origin_verify_secret = "0123456789abcdef0123456789abcdef"
+  }
+
+  assert {
+    condition     = output.websocket_url == "wss://d111111abcdef8.cloudfront.net"
+    error_message = "With the edge, clients connect through CloudFront."
+  }
+
+  assert {
+    condition     = !contains(keys(output.environment.ConnectFunction), "ORIGIN_VERIFY_SECRET")
+    error_message = "The secret must not appear in outputs."
+  }
+}
+
+run "the_edge_without_a_secret_is_refused" {
+  command = plan
+
+  variables {
+    edge = {}
+  }
+
+  expect_failures = [terraform_data.manifest_check]
+}
+
+run "mark_gone_needs_fan_out" {
+  command = plan
+
+  variables {
+    fanout    = false
+    mark_gone = true
+  }
+
+  expect_failures = [var.mark_gone]
+}
+
+run "symmetric_jwt_algorithms_are_refused" {
+  command = plan
+
+  variables {
+    authorizer = {
+      issuer     = "https://issuer.example.com"
+      audiences  = ["app"]
+      algorithms = ["HS256"]
+    }
+  }
+
+  expect_failures = [var.authorizer]
+}
+
+run "an_http_issuer_is_refused" {
+  command = plan
+
+  variables {
+    authorizer = {
+      issuer    = "http://issuer.example.com"
+      audiences = ["app"]
+    }
+  }
+
+  expect_failures = [var.authorizer]
+}
+
+run "a_bad_name_prefix_is_refused" {
+  command = plan
+
+  variables {
+    name_prefix = "WS Connection"
+  }
+
+  expect_failures = [var.name_prefix]
+}
+
+run "a_bad_log_level_is_refused" {
+  command = plan
+
+  variables {
+    log_level = "VERBOSE"
+  }
+
+  expect_failures = [var.log_level]
+}
+
+run "a_bad_alarm_topic_is_refused" {
+  command = plan
+
+  variables {
+    alarm_topic_arn = "my-topic"
+  }
+
+  expect_failures = [var.alarm_topic_arn]
+}

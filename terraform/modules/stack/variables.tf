@@ -1,0 +1,133 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name, e.g. ws-connection-dev."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,40}$", var.name_prefix))
+    error_message = "name_prefix must be 3-41 characters of [a-z0-9-], starting with a letter."
+  }
+}
+
+variable "manifest_path" {
+  description = "Path of lambda.manifest.json, the list of functions."
+  type        = string
+}
+
+variable "artifacts_dir" {
+  description = "The build's output for the service: <dir>/<Function>/<Function>.zip and <dir>/checksums.json."
+  type        = string
+}
+
+variable "stage_name" {
+  description = "API stage."
+  type        = string
+  default     = "prod"
+}
+
+variable "authorizer" {
+  description = "JWT settings for ConnectAuthorizer; null: $connect has no authorizer (development only)."
+  type = object({
+    issuer     = string
+    audiences  = list(string)
+    jwks_url   = optional(string)
+    token_use  = optional(string)
+    algorithms = optional(list(string), ["RS256", "ES256"])
+  })
+  default = null
+  validation {
+    condition     = var.authorizer == null || (startswith(try(var.authorizer.issuer, ""), "https://") && length(try(var.authorizer.audiences, [])) > 0)
+    error_message = "authorizer.issuer must be an https:// URL and authorizer.audiences must name at least one client id."
+  }
+  validation {
+    condition     = var.authorizer == null || alltrue([for a in try(var.authorizer.algorithms, []) : contains(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"], a)])
+    error_message = "authorizer.algorithms must be asymmetric (RS*, PS*, ES256, ES384); HS* and none are never accepted."
+  }
+}
+
+variable "fanout" {
+  description = "Let WebSocketResponder fan out to conversations/users (gives it the table, Query on the indexes and UpdateItem)."
+  type        = bool
+  default     = true
+}
+
+variable "mark_gone" {
+  description = "WebSocketResponder marks a single target's record GONE on 410 (needs fanout, which grants UpdateItem)."
+  type        = bool
+  default     = true
+  validation {
+    condition     = !var.mark_gone || var.fanout
+    error_message = "mark_gone needs fanout = true (the responder gets the table and UpdateItem with it)."
+  }
+}
+
+variable "edge" {
+  description = "CloudFront + WAF in front of the API (needs origin_verify_secret); null: clients connect to the API directly."
+  type = object({
+    rate_limit_per_5min = optional(number, 1000)
+    acm_certificate_arn = optional(string)
+    aliases             = optional(list(string), [])
+  })
+  default = null
+}
+
+variable "origin_verify_secret" {
+  description = "Secret CloudFront adds as X-Origin-Verify and ConnectFunction checks; required with edge."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "throttling_rate_limit" {
+  description = "Steady-state requests per second for the API's routes."
+  type        = number
+  default     = 500
+}
+
+variable "throttling_burst_limit" {
+  description = "Burst requests for the API's routes."
+  type        = number
+  default     = 1000
+}
+
+variable "log_retention_days" {
+  description = "Days function and access logs are kept."
+  type        = number
+  default     = 30
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of every function."
+  type        = string
+  default     = "INFO"
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARN", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARN or ERROR."
+  }
+}
+
+variable "tracing" {
+  description = "X-Ray active tracing on every function."
+  type        = bool
+  default     = false
+}
+
+variable "deletion_protection" {
+  description = "Protect the table from deletion (prod)."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic ARN for the alarms; null: alarms without actions."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.alarm_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

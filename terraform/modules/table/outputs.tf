@@ -1,0 +1,14 @@
+output "name" {
+  description = "Table name."
+  value       = aws_dynamodb_table.this.name
+}
+
+output "arn" {
+  description = "Table ARN."
+  value       = aws_dynamodb_table.this.arn
+}
+
+output "index_arns" {
+  description = "ARNs of GSI1 (by conversation) and GSI2 (by user)."
+  value       = { for name in ["GSI1", "GSI2"] : name => "${aws_dynamodb_table.this.arn}/index/${name}" }
+}
