@@ -1,0 +1,85 @@
+variable "environment" {
+  description = "dev or prod: names every resource and matches the GitHub environment."
+  type        = string
+  validation {
+    condition     = contains(["dev", "prod"], var.environment)
+    error_message = "environment must be dev or prod."
+  }
+}
+
+variable "region" {
+  description = "AWS region of the stack."
+  type        = string
+}
+
+variable "artifacts_dir" {
+  description = "The build's dist/lambdas/ws-connection (zips and checksums.json)."
+  type        = string
+  default     = "../../../dist/lambdas/ws-connection"
+}
+
+variable "authorizer" {
+  description = "JWT issuer settings for ConnectAuthorizer."
+  type = object({
+    issuer     = string
+    audiences  = list(string)
+    jwks_url   = optional(string)
+    token_use  = optional(string)
+    algorithms = optional(list(string), ["RS256", "ES256"])
+  })
+}
+
+variable "edge" {
+  description = "CloudFront + WAF in front of the API (needs origin_verify_secret)."
+  type        = bool
+  default     = false
+}
+
+variable "origin_verify_secret" {
+  description = "Edge secret, from the environment's CI secret as TF_VAR_origin_verify_secret."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "waf_rate_limit_per_5min" {
+  description = "Requests per IP per 5 minutes before WAF blocks."
+  type        = number
+  default     = 1000
+}
+
+variable "deletion_protection" {
+  description = "Protect the table from deletion."
+  type        = bool
+  default     = false
+}
+
+variable "throttling_rate_limit" {
+  description = "Route requests per second."
+  type        = number
+  default     = 500
+}
+
+variable "throttling_burst_limit" {
+  description = "Route burst."
+  type        = number
+  default     = 1000
+}
+
+variable "log_retention_days" {
+  description = "Days logs are kept."
+  type        = number
+  default     = 30
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic for alarms."
+  type        = string
+  default     = null
+}
+
+variable "tracing" {
+  description = "X-Ray tracing."
+  type        = bool
+  default     = false
+}
