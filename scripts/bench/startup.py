@@ -15,44 +15,48 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class Runtime:
+class Run:
+    """One start of the bootstrap: what the Runtime API saw, and when."""
+
     def __init__(self, event):
         self.event = event
-        self.lock = threading.Condition()
-        self.reset()
-
-    def reset(self):
+        self.cond = threading.Condition()
         self.first_next = None
-        self.answer = None
         self.answered_at = None
+        self.answer = None
         self.served = False
+        self.done = threading.Event()
 
 
-def make_handler(runtime):
+def make_handler(current):
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def log_message(self, *args):
             pass
 
         def do_GET(self):
+            run = current[0]
             if not self.path.endswith("/runtime/invocation/next"):
                 self.send_error(404)
                 return
-            with runtime.lock:
-                if runtime.first_next is None:
-                    runtime.first_next = time.perf_counter()
-                    runtime.lock.notify_all()
-                if runtime.served:
-                    # Only one invocation per process; the bench kills it after the answer.
-                    runtime.lock.wait(timeout=30)
-                    self.send_error(503)
-                    return
-                runtime.served = True
-            body = json.dumps(runtime.event).encode()
+            with run.cond:
+                if run.first_next is None:
+                    run.first_next = time.perf_counter()
+                second = run.served
+                run.served = True
+            if second:
+                # One invocation per process: hold the next poll until the bench kills it.
+                run.done.wait(timeout=30)
+                self.close_connection = True
+                return
+            body = json.dumps(run.event).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Lambda-Runtime-Aws-Request-Id", "bench-request")
@@ -63,15 +67,15 @@ def make_handler(runtime):
             self.wfile.write(body)
 
         def do_POST(self):
-            length = int(self.headers.get("Content-Length", 0))
-            payload = self.rfile.read(length)
-            with runtime.lock:
-                runtime.answer = {"path": self.path, "body": payload.decode(errors="replace")}
-                runtime.answered_at = time.perf_counter()
-                runtime.lock.notify_all()
+            run = current[0]
+            payload = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             self.send_response(202)
             self.send_header("Content-Length", "0")
             self.end_headers()
+            with run.cond:
+                run.answer = {"path": self.path, "body": payload.decode(errors="replace")}
+                run.answered_at = time.perf_counter()
+                run.cond.notify_all()
 
     return Handler
 
@@ -80,8 +84,10 @@ def main():
     bootstrap, event_path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     extra = dict(kv.split("=", 1) for kv in sys.argv[4:])
     with open(event_path) as f:
-        runtime = Runtime(json.load(f))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(runtime))
+        event = json.load(f)
+    current = [Run(event)]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(current))
+    server.daemon_threads = True
     port = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
@@ -100,20 +106,21 @@ def main():
     }
     inits, firsts, answer = [], [], None
     for _ in range(runs):
-        runtime.reset()
+        run = current[0] = Run(event)
         started = time.perf_counter()
-        proc = subprocess.Popen([bootstrap], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with runtime.lock:
-            ok = runtime.lock.wait_for(lambda: runtime.answered_at is not None or proc.poll() is not None, timeout=30)
-        proc.kill()
-        proc.wait()
-        with runtime.lock:
-            runtime.lock.notify_all()
-        if not ok or runtime.answered_at is None:
-            sys.exit(f"{bootstrap} did not answer (exit {proc.returncode})")
-        inits.append((runtime.first_next - started) * 1000)
-        firsts.append((runtime.answered_at - started) * 1000)
-        answer = runtime.answer
+        with tempfile.TemporaryFile() as stderr:
+            proc = subprocess.Popen([bootstrap], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+            with run.cond:
+                run.cond.wait_for(lambda: run.answered_at is not None or proc.poll() is not None, timeout=30)
+            proc.kill()
+            proc.wait()
+            run.done.set()
+            if run.answered_at is None:
+                stderr.seek(0)
+                sys.exit(f"{bootstrap} did not answer (exit {proc.returncode}): {stderr.read().decode(errors='replace')[-2000:]}")
+        inits.append((run.first_next - started) * 1000)
+        firsts.append((run.answered_at - started) * 1000)
+        answer = run.answer
     server.shutdown()
 
     def summary(values):
