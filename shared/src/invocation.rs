@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tracing::field::Empty;
+
 /// True for the first invocation a process serves (the `coldStart` log field).
 #[derive(Debug)]
 pub struct ColdStart(AtomicBool);
@@ -21,6 +23,24 @@ impl Default for ColdStart {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The span a handler runs one invocation in: `requestId` now, `coldStart` on the first one,
+/// `connectionId` and `correlationId` recorded when known. Opened at ERROR level so no
+/// `LOG_LEVEL` filters it out: every line of the invocation, an ERROR included, carries its
+/// fields.
+pub fn span(request_id: &str, cold_start: &ColdStart) -> tracing::Span {
+    let span = tracing::error_span!(
+        "invocation",
+        requestId = request_id,
+        connectionId = Empty,
+        correlationId = Empty,
+        coldStart = Empty,
+    );
+    if cold_start.take() {
+        span.record("coldStart", true);
+    }
+    span
 }
 
 #[cfg(test)]

@@ -204,13 +204,18 @@ pub async fn scan_all(client: &Client, table: &str) -> Vec<HashMap<String, Attri
 /// [`FixedClock`], until the guard drops. `#[tokio::test]` runs on one thread, so the whole
 /// test is covered.
 pub fn capture_logs(svc: &'static str) -> (Captured, tracing::subscriber::DefaultGuard) {
+    capture_logs_at(svc, tracing::Level::INFO)
+}
+
+/// [`capture_logs`] with the filter `LOG_LEVEL=level` gives.
+pub fn capture_logs_at(svc: &'static str, level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     let captured = Captured::default();
     let layer = crate::log::JsonLayer::new(svc, captured.clone())
         .with_clock(FixedClock::default())
-        .with_filter(crate::log::filter(tracing::Level::INFO));
+        .with_filter(crate::log::filter(level));
     let guard = tracing::subscriber::set_default(tracing_subscriber::Registry::default().with(layer));
     (captured, guard)
 }

@@ -24,7 +24,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, warn};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{Common, ConfigError, Env};
 use ws_shared::id::UserId;
@@ -317,15 +317,7 @@ impl<S: JwksSource> Authorizer<S> {
 
     /// Decides one `$connect`. Always a policy: Allow with the user, or Deny.
     pub async fn handle(&self, event: Value, request_id: &str) -> Policy {
-        let span = info_span!(
-            "invocation",
-            requestId = request_id,
-            connectionId = tracing::field::Empty,
-            coldStart = tracing::field::Empty,
-        );
-        if self.cold_start.take() {
-            span.record("coldStart", true);
-        }
+        let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
             let event: AuthorizerEvent = serde_json::from_value(event).unwrap_or_default();

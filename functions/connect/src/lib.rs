@@ -19,7 +19,7 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chrono::Duration;
 use serde_json::Value;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, error, info, warn};
 use ws_shared::apigw::{self, EventError, WsResponse};
 use ws_shared::clock::{Clock, IdSource, RandomIds, SystemClock, from_epoch_millis};
 use ws_shared::config::{self, Common, ConfigError, Env};
@@ -149,16 +149,7 @@ impl<S: ConnectionStore> Connect<S> {
     /// Handles one `$connect` event. Never fails: every outcome is a response, and every
     /// invocation writes one log line about it and one EMF line.
     pub async fn handle(&self, event: Value, request_id: &str) -> WsResponse {
-        let span = info_span!(
-            "invocation",
-            requestId = request_id,
-            connectionId = tracing::field::Empty,
-            correlationId = tracing::field::Empty,
-            coldStart = tracing::field::Empty,
-        );
-        if self.cold_start.take() {
-            span.record("coldStart", true);
-        }
+        let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
             let response = match self.connect(event, &mut counters).await {

@@ -11,8 +11,8 @@ use ws_shared::dynamo::{DynamoStore, key};
 use ws_shared::id::ConnectionId;
 use ws_shared::record::keys;
 use ws_shared::testing::{
-    Captured, FixedClock, SequentialIds, capture_logs, create_connections_table, dynamodb_client, dynamodb_endpoint,
-    item_json, scan_all, unique_table_name,
+    Captured, FixedClock, SequentialIds, capture_logs, capture_logs_at, create_connections_table, dynamodb_client,
+    dynamodb_endpoint, item_json, scan_all, unique_table_name,
 };
 
 const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";
@@ -318,6 +318,21 @@ async fn a_store_failure_is_a_500_that_leaks_nothing_and_counts_an_error() {
     assert!(error.contains("ResourceNotFoundException"), "the log keeps the SDK's chain: {error}");
     let metrics = h.metrics.json();
     assert_eq!((metrics[0]["Connected"].as_u64(), metrics[0]["Errors"].as_u64()), (Some(0), Some(1)));
+}
+
+#[tokio::test]
+async fn at_log_level_error_an_error_line_still_carries_the_invocation_fields() {
+    let client = dynamodb_client(&dynamodb_endpoint());
+    let h = Harness::on_table(client, "no-such-table".to_owned(), "180");
+    let (logs, _guard) = capture_logs_at(ws_connect::SVC, tracing::Level::ERROR);
+
+    h.connect(sample_event()).await;
+
+    let lines = logs.json();
+    assert_eq!(lines.len(), 1, "only the ERROR line at LOG_LEVEL=ERROR");
+    assert_eq!(lines[0]["requestId"], "req-1");
+    assert_eq!(lines[0]["connectionId"], CONNECTION_ID);
+    assert_eq!(lines[0]["correlationId"], "conv-123");
 }
 
 #[tokio::test]

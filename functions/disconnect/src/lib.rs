@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use serde_json::Value;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, error, info, warn};
 use ws_shared::apigw::{self, EventError, WsResponse};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{self, Common, ConfigError, Env};
@@ -105,15 +105,7 @@ impl<S: ConnectionStore> Disconnect<S> {
     /// Handles one `$disconnect` event. Never fails: every outcome is a response, one log line
     /// and one EMF line.
     pub async fn handle(&self, event: Value, request_id: &str) -> WsResponse {
-        let span = info_span!(
-            "invocation",
-            requestId = request_id,
-            connectionId = tracing::field::Empty,
-            coldStart = tracing::field::Empty,
-        );
-        if self.cold_start.take() {
-            span.record("coldStart", true);
-        }
+        let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
             let response = match self.disconnect(event, &mut counters).await {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, warn};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::id::ConnectionId;
@@ -184,16 +184,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
     /// Handles one invocation. `deadline_ms` is the invocation's deadline (epoch milliseconds,
     /// Lambda's `Context::deadline`); retries stop in time to return a result.
     pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Outcome {
-        let span = info_span!(
-            "invocation",
-            requestId = request_id,
-            connectionId = tracing::field::Empty,
-            correlationId = tracing::field::Empty,
-            coldStart = tracing::field::Empty,
-        );
-        if self.cold_start.take() {
-            span.record("coldStart", true);
-        }
+        let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
             let outcome = self.respond(event, deadline_ms, &mut counters).await;
