@@ -261,3 +261,13 @@ impl Clock for ManualClock {
         *self.0.lock().expect("not poisoned")
     }
 }
+
+/// Asserts `binary` refuses to start with `env`: exit status 1, `message` on stderr, and one JSON
+/// log line on stdout naming `svc`.
+pub fn assert_refuses_to_start(binary: &str, svc: &str, env: &[(&str, &str)], message: &str) {
+    let exit = run_with_env(binary, env);
+    assert_eq!(exit.code, 1, "{binary} must exit 1; stderr: {}", exit.stderr);
+    assert!(exit.stderr.contains(message), "stderr lacks {message:?}: {}", exit.stderr);
+    let line: Value = serde_json::from_str(exit.stdout.trim()).expect("one JSON log line on stdout");
+    assert_eq!((line["level"].as_str(), line["svc"].as_str()), (Some("ERROR"), Some(svc)));
+}

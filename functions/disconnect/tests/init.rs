@@ -1,37 +1,23 @@
 //! The binary refuses to start on unusable configuration, with one message naming the variable.
 
-use ws_shared::testing::{Exit, run_with_env};
+use ws_shared::testing::assert_refuses_to_start;
 
-fn start(env: &[(&str, &str)]) -> Exit {
-    run_with_env(env!("CARGO_BIN_EXE_ws-disconnect"), env)
-}
+const BINARY: &str = env!("CARGO_BIN_EXE_ws-disconnect");
+const SVC: &str = ws_disconnect::SVC;
 
 #[test]
 fn a_missing_table_name_fails_at_start_naming_the_variable() {
-    let exit = start(&[]);
-
-    assert_eq!(exit.code, 1);
-    assert!(exit.stderr.contains("configuration error: TABLE_CONNECTIONS is not set"), "{}", exit.stderr);
-    let line: serde_json::Value = serde_json::from_str(exit.stdout.trim()).expect("one JSON log line");
-    assert_eq!((line["level"].as_str(), line["svc"].as_str()), (Some("ERROR"), Some("ws-disconnect")));
+    assert_refuses_to_start(BINARY, SVC, &[], "configuration error: TABLE_CONNECTIONS is not set");
 }
 
 #[test]
 fn a_non_numeric_ttl_fails_at_start_naming_the_variable() {
-    let exit = start(&[("TABLE_CONNECTIONS", "connections"), ("CONNECTION_TTL_MINUTES", "3h")]);
-
-    assert_eq!(exit.code, 1);
-    assert!(
-        exit.stderr.contains("CONNECTION_TTL_MINUTES=\"3h\" is invalid: use a positive whole number"),
-        "{}",
-        exit.stderr
-    );
+    let env = [("TABLE_CONNECTIONS", "connections"), ("CONNECTION_TTL_MINUTES", "3h")];
+    assert_refuses_to_start(BINARY, SVC, &env, "CONNECTION_TTL_MINUTES=\"3h\" is invalid: use a positive whole number");
 }
 
 #[test]
 fn an_unknown_log_level_fails_at_start_naming_the_variable() {
-    let exit = start(&[("TABLE_CONNECTIONS", "connections"), ("LOG_LEVEL", "verbose")]);
-
-    assert_eq!(exit.code, 1);
-    assert!(exit.stderr.contains("LOG_LEVEL=\"verbose\" is invalid"), "{}", exit.stderr);
+    let env = [("TABLE_CONNECTIONS", "connections"), ("LOG_LEVEL", "verbose")];
+    assert_refuses_to_start(BINARY, SVC, &env, "LOG_LEVEL=\"verbose\" is invalid");
 }
