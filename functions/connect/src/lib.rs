@@ -19,13 +19,12 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chrono::Duration;
 use serde_json::Value;
-use tracing::{Instrument, error, info, warn};
+use tracing::{Instrument, info};
 use ws_shared::apigw::{self, EventError, WsResponse};
 use ws_shared::clock::{Clock, IdSource, RandomIds, SystemClock, from_epoch_millis};
 use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::id::{ConversationId, IdError, UserId};
 use ws_shared::invocation::ColdStart;
-use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::ConnectionRecord;
@@ -154,16 +153,7 @@ impl<S: ConnectionStore> Connect<S> {
             let mut counters = self.metrics.start();
             let response = match self.connect(event, &mut counters).await {
                 Ok(response) => response,
-                Err(err) => {
-                    let status = err.status();
-                    if status >= 500 {
-                        counters.incr("Errors");
-                        error!(status, error = error_chain(&err), "connect failed");
-                    } else {
-                        warn!(status, reason = error_chain(&err), "connect refused");
-                    }
-                    WsResponse::status(status)
-                }
+                Err(err) => apigw::failure("connect", err.status(), &err, &mut counters),
             };
             counters.emit(self.clock.now(), request_id);
             response

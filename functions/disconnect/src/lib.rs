@@ -15,12 +15,11 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use serde_json::Value;
-use tracing::{Instrument, error, info, warn};
+use tracing::{Instrument, info};
 use ws_shared::apigw::{self, EventError, WsResponse};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::invocation::ColdStart;
-use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::Disconnection;
@@ -110,16 +109,7 @@ impl<S: ConnectionStore> Disconnect<S> {
             let mut counters = self.metrics.start();
             let response = match self.disconnect(event, &mut counters).await {
                 Ok(()) => WsResponse::ok(),
-                Err(err) => {
-                    let status = err.status();
-                    if status >= 500 {
-                        counters.incr("Errors");
-                        error!(status, error = error_chain(&err), "disconnect failed");
-                    } else {
-                        warn!(status, reason = error_chain(&err), "disconnect refused");
-                    }
-                    WsResponse::status(status)
-                }
+                Err(err) => apigw::failure("disconnect", err.status(), &err, &mut counters),
             };
             counters.emit(self.clock.now(), request_id);
             response
