@@ -11,6 +11,7 @@
 //! - [`clock`]: time and UUIDs behind traits, and the one timestamp format.
 //! - [`apigw`]: API Gateway WebSocket events in, proxy responses out.
 //! - [`aws`]: the SDK's HTTP client and config, loaded once per process.
+//! - [`url`]: the one rule for URLs we call (https, or http on loopback only).
 //! - [`invocation`]: per-invocation context (cold start).
 //! - `testing` (feature `testing`): fixed clock and ids, captured output, moto helpers.
 
@@ -28,3 +29,4 @@ pub mod record;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod url;

@@ -66,7 +66,7 @@ pub struct Config {
 }
 
 fn is_url(value: &str) -> bool {
-    value.starts_with("https://") || value.starts_with("http://127.0.0.1") || value.starts_with("http://localhost")
+    ws_shared::url::https_or_loopback(value).is_ok()
 }
 
 impl Config {

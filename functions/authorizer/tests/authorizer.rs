@@ -416,5 +416,9 @@ fn configuration_refuses_symmetric_algorithms_and_missing_settings() {
         assert!(err.contains("never accepted"), "{algs}: {err}");
     }
     assert!(config(&[("JWT_ISSUER", "http://issuer.example.com"), base[1]]).unwrap_err().contains("https://"));
+    // A host that merely starts like loopback is not loopback: no keys over plain http from it.
+    assert!(config(&[("JWT_ISSUER", "http://127.0.0.1.evil.example.com"), base[1]]).is_err());
+    let spoofed_jwks = config(&[base[0], base[1], ("JWKS_URL", "http://localhost.evil.example.com/jwks.json")]);
+    assert!(spoofed_jwks.unwrap_err().starts_with("JWKS_URL="));
     assert!(config(&[base[0], base[1], ("JWT_TOKEN_USE", "refresh")]).is_err());
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use aws_lambda_events::http::Uri;
+use ws_shared::url::{self, UrlError};
 
 /// An `https://{domain}/{stage}` Management API endpoint (or `http://` on a loopback host, for
 /// local stacks), without a trailing slash.
@@ -33,20 +33,15 @@ impl Endpoint {
     /// Parses an endpoint; `source_name` (`wsEndpoint`, `WS_ENDPOINT`…) goes into errors.
     pub fn parse(raw: &str, source_name: &'static str) -> Result<Self, EndpointError> {
         let raw = raw.trim().trim_end_matches('/');
-        let uri: Uri = raw.parse().map_err(|_| EndpointError::Invalid { source_name })?;
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or(EndpointError::Invalid { source_name })?;
+        let uri = url::https_or_loopback(raw).map_err(|err| match err {
+            UrlError::WebSocketScheme(scheme) => EndpointError::WebSocketScheme { source_name, scheme },
+            UrlError::PlainHttp => EndpointError::PlainHttp { source_name },
+            UrlError::Invalid => EndpointError::Invalid { source_name },
+        })?;
         if uri.query().is_some() {
             return Err(EndpointError::Invalid { source_name });
         }
-        match uri.scheme_str() {
-            Some("https") => Ok(Self(raw.to_owned())),
-            Some("http") if is_loopback(host) => Ok(Self(raw.to_owned())),
-            Some("http") => Err(EndpointError::PlainHttp { source_name }),
-            Some(scheme @ ("wss" | "ws")) => {
-                Err(EndpointError::WebSocketScheme { source_name, scheme: scheme.to_owned() })
-            }
-            _ => Err(EndpointError::Invalid { source_name }),
-        }
+        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -58,11 +53,6 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The endpoint for one invocation, first found wins: the event's `wsEndpoint`, then
