@@ -32,6 +32,8 @@ pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 
 /// Default for [`CONNECTION_TTL_MINUTES`]: 3 h, one hour past API Gateway's 2 h connection limit.
 pub const DEFAULT_TTL_MINUTES: u32 = 180;
+/// Longest [`CONNECTION_TTL_MINUTES`]: a year (API Gateway ends a connection after 2 h anyway).
+pub const MAX_TTL_MINUTES: u32 = 525_600;
 pub const DEFAULT_METRICS_NAMESPACE: &str = "ws-connection";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,14 +74,13 @@ pub fn table_name(env: &impl Env) -> Result<String, ConfigError> {
 /// Minutes a connection record lives before DynamoDB's TTL removes it, from
 /// [`CONNECTION_TTL_MINUTES`] (default [`DEFAULT_TTL_MINUTES`]).
 pub fn ttl_minutes(env: &impl Env) -> Result<NonZeroU32, ConfigError> {
-    let Some(value) = env.var(CONNECTION_TTL_MINUTES) else {
-        return Ok(NonZeroU32::new(DEFAULT_TTL_MINUTES).expect("default is positive"));
-    };
-    value.trim().parse::<NonZeroU32>().map_err(|_| ConfigError::Invalid {
-        name: CONNECTION_TTL_MINUTES,
-        value,
-        hint: "use a positive whole number of minutes, e.g. 180",
-    })
+    count(
+        env,
+        CONNECTION_TTL_MINUTES,
+        DEFAULT_TTL_MINUTES,
+        MAX_TTL_MINUTES,
+        "use a positive whole number of minutes up to 525600 (a year), e.g. 180",
+    )
 }
 
 /// A `true`/`false` switch (case-insensitive), `default` when unset.
@@ -197,7 +198,7 @@ mod tests {
     fn ttl_defaults_to_180_and_must_be_a_positive_integer() {
         assert_eq!(ttl_minutes(&env(&[])).unwrap().get(), 180);
         assert_eq!(ttl_minutes(&env(&[(CONNECTION_TTL_MINUTES, "15")])).unwrap().get(), 15);
-        for bad in ["0", "-5", "1.5", "abc", ""] {
+        for bad in ["0", "-5", "1.5", "abc", "", "525601"] {
             let err = ttl_minutes(&env(&[(CONNECTION_TTL_MINUTES, bad)])).unwrap_err().to_string();
             assert!(err.starts_with("CONNECTION_TTL_MINUTES="), "{err}");
             assert!(err.contains("positive whole number"), "{err}");

@@ -105,6 +105,8 @@ pub enum KeyError {
     UnknownKid,
     #[error("the JWKS is unavailable")]
     Unavailable(#[source] JwksError),
+    #[error("the JWKS could not be fetched moments ago; not retrying for {RETRY_INTERVAL:?}")]
+    CoolingDown,
 }
 
 struct State {
@@ -150,10 +152,7 @@ impl<S: JwksSource> KeyCache<S> {
             }
             state.last_refetch = Some(now);
         } else if within(state.last_failure, now, RETRY_INTERVAL) {
-            return Err(KeyError::Unavailable(JwksError::Fetch {
-                url: String::new(),
-                source: "the last fetch failed moments ago; not retrying yet".into(),
-            }));
+            return Err(KeyError::CoolingDown);
         }
         match self.source.fetch().await {
             Ok(keys) => {

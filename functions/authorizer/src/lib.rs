@@ -360,8 +360,8 @@ impl<S: JwksSource> Authorizer<S> {
         let kid = header.kid.as_deref().ok_or(Reason::MissingKid)?;
         let jwk = self.keys.key(kid).await.map_err(|err| match err {
             KeyError::UnknownKid => Reason::UnknownKid,
-            KeyError::Unavailable(cause) => {
-                tracing::error!(error = error_chain(&cause), "JWKS unavailable; denying");
+            err @ (KeyError::Unavailable(_) | KeyError::CoolingDown) => {
+                tracing::error!(error = error_chain(&err), "JWKS unavailable; denying");
                 Reason::JwksUnavailable
             }
         })?;

@@ -357,6 +357,24 @@ async fn a_jwks_outage_denies_and_counts_an_error() {
 }
 
 #[tokio::test]
+async fn after_a_failed_jwks_fetch_requests_wait_five_seconds_before_the_next_one() {
+    let h = Harness::new(&[]).await;
+    h.jwks.down.store(true, Ordering::SeqCst);
+    assert_denied(&h.authorize_token(&rs256(&h.claims(), "rsa-1")).await, "jwks_unavailable");
+
+    // WHEN the issuer is back but only 2 s have passed
+    h.jwks.down.store(false, Ordering::SeqCst);
+    h.clock.advance(Duration::seconds(2));
+    assert_denied(&h.authorize_token(&rs256(&h.claims(), "rsa-1")).await, "jwks_unavailable");
+    assert_eq!(h.jwks.fetches(), 1, "no fetch during the cool-down");
+
+    // THEN once 5 s have passed, the next request fetches and is allowed
+    h.clock.advance(Duration::seconds(4));
+    assert_allowed(&h.authorize_token(&rs256(&h.claims(), "rsa-1")).await);
+    assert_eq!(h.jwks.fetches(), 2);
+}
+
+#[tokio::test]
 async fn a_subject_that_cannot_be_a_user_id_is_denied() {
     let h = Harness::new(&[]).await;
     let mut claims = h.claims();
