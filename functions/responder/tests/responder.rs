@@ -144,6 +144,21 @@ async fn the_event_endpoint_wins_over_ws_endpoint() {
 }
 
 #[tokio::test]
+async fn a_post_is_cut_short_by_the_invocation_deadline() {
+    // GIVEN a Management API that answers after 3 s, and an invocation with 600 ms left
+    let standin = StandIn::start_slow(["abc123="], std::time::Duration::from_secs(3)).await;
+    let h = Harness::new(&[], false).await;
+    let deadline = u64::try_from(FixedClock::default().0.timestamp_millis()).unwrap() + 600;
+
+    let result =
+        serde_json::to_value(h.responder.handle(event_for(&standin.endpoint("prod")), "req-1", deadline).await)
+            .unwrap();
+
+    // THEN the post gives up within the time left (a late 200 would have missed the deadline)
+    assert_eq!(result, json!({"statusCode": 500, "error": "the post failed; see the function's logs"}));
+}
+
+#[tokio::test]
 async fn a_gone_connection_is_a_410_and_its_record_becomes_gone_when_mark_gone_is_on() {
     let standin = StandIn::start(Vec::<String>::new()).await;
     let marking = Harness::new(&[("MARK_GONE", "true")], true).await;

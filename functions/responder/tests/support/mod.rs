@@ -30,6 +30,8 @@ pub struct Post {
 struct State {
     known: HashSet<String>,
     posts: Vec<Post>,
+    /// How long each answer is held back.
+    delay: std::time::Duration,
 }
 
 pub struct StandIn {
@@ -47,10 +49,18 @@ impl Drop for StandIn {
 impl StandIn {
     /// Starts on a free loopback port; `known` ids are connected, every other id is gone.
     pub async fn start(known: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self::start_slow(known, std::time::Duration::ZERO).await
+    }
+
+    /// Like [`StandIn::start`], but every answer comes `delay` late.
+    pub async fn start_slow(known: impl IntoIterator<Item = impl Into<String>>, delay: std::time::Duration) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("bound");
-        let state =
-            Arc::new(Mutex::new(State { known: known.into_iter().map(Into::into).collect(), posts: Vec::new() }));
+        let state = Arc::new(Mutex::new(State {
+            known: known.into_iter().map(Into::into).collect(),
+            posts: Vec::new(),
+            delay,
+        }));
         let shared = Arc::clone(&state);
         let server = tokio::spawn(async move {
             loop {
@@ -83,6 +93,8 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
     let (authorization, amz_date) = (header("authorization"), header("x-amz-date"));
     let method = req.method().clone();
     let body = req.into_body().collect().await?.to_bytes().to_vec();
+    let delay = shared.lock().unwrap().delay;
+    tokio::time::sleep(delay).await;
 
     let mut segments = raw_path.trim_start_matches('/').splitn(3, '/');
     let (stage, marker, id) = (segments.next(), segments.next(), segments.next());
