@@ -37,5 +37,9 @@ start_moto
 export DYNAMODB_ENDPOINT="$MOTO_ENDPOINT"
 if [[ "${CI:-}" == "true" ]]; then export INSTA_UPDATE=no; fi
 
+# ws-local's tests run the functions' real binaries and its fixture function: build every binary first.
+log "cargo build --bins"
+cargo build --workspace --bins --all-features --locked
+
 log "cargo nextest"
 cargo nextest run --workspace --all-features --locked --no-fail-fast

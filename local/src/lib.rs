@@ -1,0 +1,32 @@
+//! ws-local: the whole service on one machine. It plays API Gateway (the WebSocket endpoint
+//! and the Management API) and Lambda (the Invoke API, and the Runtime API that each function's
+//! real binary runs against), and issues development tokens so the real authorizer runs too.
+//! DynamoDB is moto's server with the table `terraform/envs/local` creates.
+//!
+//! # Layout
+//! - [`server`]: the one listener, its routes, start and stop.
+//! - [`gateway`]: the WebSocket handshake (`$connect` authorizer and route), open connections,
+//!   limits, message routes and `$disconnect`.
+//! - [`events`]: the events API Gateway sends, and how an authorizer's policy is evaluated.
+//! - [`management`]: `@connections/{id}` POST/GET/DELETE.
+//! - [`invoke_api`]: Lambda's Invoke API.
+//! - [`lambda`]: function instances (processes) and the Runtime API they poll.
+//! - [`issuer`]: the development token issuer (JWKS + signing).
+//! - [`manifest`], [`config`]: `lambda.manifest.json`, settings, each function's environment.
+//! - [`http`], [`logs`]: HTTP plumbing; output prefixed with its source.
+
+pub mod config;
+pub mod events;
+pub mod gateway;
+pub mod http;
+pub mod invoke_api;
+pub mod issuer;
+pub mod lambda;
+pub mod logs;
+pub mod management;
+pub mod manifest;
+pub mod server;
+
+pub use config::{Limits, Settings};
+pub use logs::Logs;
+pub use server::{Running, StartError, start};

@@ -1,0 +1,180 @@
+//! `ws-local serve` runs the local stack's API Gateway and Lambda; `ws-local token` asks a
+//! running one for a development token.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand};
+use http_body_util::{BodyExt as _, Full};
+use ws_local::config::{DEFAULT_TABLE, EnvOverride};
+use ws_local::{Limits, Logs, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ws-local",
+    version,
+    about = "API Gateway (WebSocket + Management API) and Lambda on one machine, for ws-connection."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the WebSocket endpoint, the Management API, the Invoke API and the token issuer,
+    /// running each function of the manifest as its real binary.
+    Serve(Serve),
+    /// Print a token signed by a running ws-local's issuer (for ?token= or Authorization: Bearer).
+    Token(Token),
+}
+
+#[derive(Debug, Args)]
+struct Serve {
+    /// Port on --host; 0 picks a free one.
+    #[arg(long, default_value_t = 3001)]
+    port: u16,
+    /// Address to listen on (keep it loopback: nothing here checks signatures).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// The API's stage: ws://HOST:PORT/STAGE.
+    #[arg(long, default_value = "local")]
+    stage: String,
+    #[arg(long, default_value = "lambda.manifest.json")]
+    manifest: PathBuf,
+    /// Where the functions' binaries are (one per Cargo package).
+    #[arg(long, default_value = "target/debug")]
+    bin_dir: PathBuf,
+    /// The connections table (terraform/envs/local's `table_name` output).
+    #[arg(long, default_value = DEFAULT_TABLE)]
+    table: String,
+    /// DynamoDB endpoint for the functions (moto's server).
+    #[arg(long)]
+    dynamodb_endpoint: Option<String>,
+    /// Set a variable for every function (NAME=VALUE) or for one (FUNCTION.NAME=VALUE). Repeatable.
+    #[arg(long = "env", value_name = "[FUNCTION.]NAME=VALUE")]
+    env: Vec<EnvOverride>,
+    /// Do not run the manifest's $connect authorizer (connect without a token).
+    #[arg(long)]
+    no_authorizer: bool,
+    /// Largest message from a client (API Gateway: 128 KB).
+    #[arg(long, default_value_t = 128 * 1024)]
+    max_message_bytes: usize,
+    /// Largest frame from a client (API Gateway: 32 KB).
+    #[arg(long, default_value_t = 32 * 1024)]
+    max_frame_bytes: usize,
+    /// Seconds without a frame from the client before the connection is closed (1001).
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+    /// Seconds a connection may last (1001).
+    #[arg(long, default_value_t = 7200)]
+    max_connection_duration: u64,
+    /// Instances per function at most.
+    #[arg(long, default_value_t = 16)]
+    max_instances: usize,
+}
+
+#[derive(Debug, Args)]
+struct Token {
+    /// The token's subject: the user id the authorizer passes on.
+    #[arg(long)]
+    sub: String,
+    /// Seconds until it expires (negative: already expired).
+    #[arg(long, default_value_t = 3600)]
+    ttl: i64,
+    /// The running ws-local.
+    #[arg(long, default_value = "http://127.0.0.1:3001")]
+    url: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Token(args) => runtime.block_on(token(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ws-local: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Serve) -> Result<(), String> {
+    // Every WebSocket is a file descriptor: allow as many as the hard limit does.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let settings = Settings {
+        listen: SocketAddr::new(args.host, args.port),
+        stage: args.stage,
+        api_id: "local".into(),
+        manifest: args.manifest,
+        bin_dir: args.bin_dir,
+        table: args.table,
+        dynamodb_endpoint: args.dynamodb_endpoint,
+        env: args.env,
+        authorizer: !args.no_authorizer,
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_frame_bytes: args.max_frame_bytes,
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_duration: Duration::from_secs(args.max_connection_duration),
+        },
+        max_instances: args.max_instances,
+        logs: Logs::Stdout,
+    };
+    let logs = settings.logs.clone();
+    let running = ws_local::start(settings).await.map_err(|e| e.to_string())?;
+    let e = running.endpoints();
+    logs.local(&format!("ready: {}", e.base));
+    logs.local(&format!("  WebSocket       {}", e.websocket()));
+    logs.local(&format!("  Management API  {}/@connections/{{id}}", e.management()));
+    logs.local(&format!("  Invoke API      {}/2015-03-31/functions/{{name}}/invocations", e.base));
+    logs.local(&format!("  Token issuer    {}  (ws-local token --sub USER --url {})", e.issuer(), e.base));
+    let functions: Vec<String> = running.app.manifest.functions.iter().map(|f| f.name.clone()).collect();
+    logs.local(&format!("  Functions       {}", functions.join(", ")));
+
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    logs.local("stopping: closing connections (1001) and stopping function instances");
+    running.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+async fn token(args: Token) -> Result<(), String> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let url = format!("{}/issuer/token", args.url.trim_end_matches('/'));
+    let body = serde_json::json!({ "sub": args.sub, "ttlSeconds": args.ttl }).to_string();
+    let request = hyper::Request::post(&url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("--url {}: {e}", args.url))?;
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request).await.map_err(|e| {
+        format!("no ws-local answers at {} ({e}): start it (scripts/dev.sh or ws-local serve) or pass --url", args.url)
+    })?;
+    let status = response.status();
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    match value.get("token").and_then(serde_json::Value::as_str) {
+        Some(token) if status.is_success() => {
+            println!("{token}");
+            Ok(())
+        }
+        _ => Err(format!(
+            "{url} answered {status}: {}",
+            value.get("message").and_then(serde_json::Value::as_str).unwrap_or("no token")
+        )),
+    }
+}

@@ -1,0 +1,71 @@
+//! The Management API: `POST|GET|DELETE /{stage}/@connections/{id}`, with the errors the AWS
+//! SDKs parse (`GoneException` 410, `PayloadTooLargeException` 413). Requests signed with SigV4
+//! are accepted unchanged: locally the signature is not checked.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::gateway::Outbound;
+use crate::http::{self, Body};
+use crate::server::App;
+
+/// What the client sees when the connection is deleted, and what `$disconnect` reports.
+pub const DELETED: (u16, &str) = (1000, "Connection deleted");
+
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, raw_id: &str) -> Response<Body> {
+    let id = percent_encoding::percent_decode_str(raw_id).decode_utf8_lossy().into_owned();
+    let gone = || {
+        http::aws_error(
+            StatusCode::GONE,
+            "GoneException",
+            &format!("Connection {id} is gone (never connected, or closed)."),
+        )
+    };
+    match *req.method() {
+        Method::POST => {
+            let limit = app.settings.limits.max_message_bytes;
+            let Some(data) = http::read_body(req, limit).await else {
+                return http::aws_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PayloadTooLargeException",
+                    &format!("Message is larger than {limit} bytes."),
+                );
+            };
+            let Some(connection) = app.connections.get(&id) else { return gone() };
+            let message = match String::from_utf8(data.to_vec()) {
+                Ok(text) => Message::text(text),
+                Err(_) => Message::Binary(data),
+            };
+            if connection.send(Outbound::Message(message)).await { http::empty(StatusCode::OK) } else { gone() }
+        }
+        Method::GET => {
+            let Some(connection) = app.connections.get(&id) else { return gone() };
+            let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            http::json(
+                StatusCode::OK,
+                &json!({
+                    "connectedAt": time(connection.connected_at),
+                    "identity": { "sourceIp": connection.source_ip, "userAgent": connection.user_agent },
+                    "lastActiveAt": time(connection.last_active_at()),
+                }),
+            )
+        }
+        Method::DELETE => {
+            let Some(connection) = app.connections.get(&id) else { return gone() };
+            if connection.send(Outbound::Close(DELETED.0, DELETED.1.to_owned())).await {
+                http::empty(StatusCode::NO_CONTENT)
+            } else {
+                gone()
+            }
+        }
+        _ => http::aws_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "@connections/{id} takes POST (send), GET (describe) or DELETE (disconnect).",
+        ),
+    }
+}

@@ -1,0 +1,226 @@
+//! `lambda.manifest.json` as ws-local reads it: which functions exist, what triggers them, their
+//! timeout, memory and environment, and where their binary is.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read the manifest {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the manifest {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{function}: cannot read the package name from {path}: {reason}")]
+    Crate { function: String, path: PathBuf, reason: String },
+    #[error("{function}: timeout_s must be 1-900 and memory_mb 128-10240 (got {timeout_s} s, {memory_mb} MB)")]
+    Limits { function: String, timeout_s: u64, memory_mb: u64 },
+    #[error("route {route} has two functions ({first} and {second}); a route has exactly one integration")]
+    DuplicateRoute { route: String, first: String, second: String },
+}
+
+#[derive(Debug, Deserialize)]
+struct Raw {
+    service: String,
+    functions: Vec<RawFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawFunction {
+    name: String,
+    #[serde(rename = "crate")]
+    krate: String,
+    trigger: Trigger,
+    memory_mb: u64,
+    timeout_s: u64,
+    #[serde(default)]
+    environment: BTreeMap<String, RawVariable>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawVariable {
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    required: bool,
+}
+
+/// What invokes a function.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Trigger {
+    /// A WebSocket route: `$connect`, `$disconnect`, `$default` or a route key chosen by the
+    /// message's `action`. `route_response`: the integration's `body` goes back to the client
+    /// (a two-way route).
+    Route {
+        route: String,
+        #[serde(default)]
+        route_response: bool,
+    },
+    /// The `$connect` REQUEST authorizer; `identity_sources` name what must be present
+    /// (`route.request.querystring.token`, `route.request.header.Authorization`), none: always run.
+    Authorizer {
+        #[serde(default)]
+        identity_sources: Vec<String>,
+    },
+    /// Invoked directly (the Invoke API).
+    Direct,
+}
+
+/// One function, ready to run: its binary and the environment the manifest declares.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    pub package: String,
+    pub trigger: Trigger,
+    pub memory_mb: u64,
+    pub timeout_s: u64,
+    /// Declared variables: name → (default, required).
+    pub environment: BTreeMap<String, Variable>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variable {
+    pub default: Option<String>,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub service: String,
+    pub functions: Vec<Function>,
+}
+
+impl Manifest {
+    /// Reads the manifest; crate paths are relative to the manifest's folder.
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.into(), source })?;
+        let raw: Raw =
+            serde_json::from_str(&text).map_err(|source| ManifestError::Parse { path: path.into(), source })?;
+        let root = path.parent().unwrap_or_else(|| Path::new("."));
+        let mut functions = Vec::with_capacity(raw.functions.len());
+        for f in raw.functions {
+            if !(1..=900).contains(&f.timeout_s) || !(128..=10_240).contains(&f.memory_mb) {
+                return Err(ManifestError::Limits { function: f.name, timeout_s: f.timeout_s, memory_mb: f.memory_mb });
+            }
+            let package = package_name(&f.name, &root.join(&f.krate).join("Cargo.toml"))?;
+            let environment = f
+                .environment
+                .into_iter()
+                .map(|(k, v)| (k, Variable { default: v.default, required: v.required }))
+                .collect();
+            functions.push(Function {
+                name: f.name,
+                package,
+                trigger: f.trigger,
+                memory_mb: f.memory_mb,
+                timeout_s: f.timeout_s,
+                environment,
+            });
+        }
+        let manifest = Self { service: raw.service, functions };
+        manifest.check_routes()?;
+        Ok(manifest)
+    }
+
+    fn check_routes(&self) -> Result<(), ManifestError> {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for f in &self.functions {
+            if let Trigger::Route { route, .. } = &f.trigger
+                && let Some(first) = seen.insert(route, &f.name)
+            {
+                return Err(ManifestError::DuplicateRoute {
+                    route: route.clone(),
+                    first: first.to_owned(),
+                    second: f.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
+    /// The function integrated with a route key.
+    pub fn route(&self, key: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| matches!(&f.trigger, Trigger::Route { route, .. } if route == key))
+    }
+
+    pub fn authorizer(&self) -> Option<&Function> {
+        self.functions.iter().find(|f| matches!(f.trigger, Trigger::Authorizer { .. }))
+    }
+}
+
+/// The `[package] name` of a crate: its binary's name.
+fn package_name(function: &str, cargo_toml: &Path) -> Result<String, ManifestError> {
+    #[derive(Deserialize)]
+    struct CargoToml {
+        package: Package,
+    }
+    #[derive(Deserialize)]
+    struct Package {
+        name: String,
+    }
+    let error = |reason: String| ManifestError::Crate { function: function.into(), path: cargo_toml.into(), reason };
+    let text = std::fs::read_to_string(cargo_toml).map_err(|e| error(e.to_string()))?;
+    let parsed: CargoToml = toml::from_str(&text).map_err(|e| error(e.to_string()))?;
+    Ok(parsed.package.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    #[test]
+    fn the_project_manifest_gives_four_functions_with_their_packages_and_routes() {
+        let m = Manifest::load(&manifest_dir().join("lambda.manifest.json")).unwrap();
+        assert_eq!(m.service, "ws-connection");
+        assert_eq!(m.route("$connect").unwrap().package, "ws-connect");
+        assert_eq!(m.route("$disconnect").unwrap().name, "disconnectWS");
+        assert_eq!(m.authorizer().unwrap().name, "ConnectAuthorizer");
+        assert_eq!(m.function("WebSocketResponder").unwrap().trigger, Trigger::Direct);
+        assert!(m.route("$default").is_none());
+        let table = &m.function("ConnectFunction").unwrap().environment["TABLE_CONNECTIONS"];
+        assert!(table.required && table.default.is_none());
+    }
+
+    #[test]
+    fn a_route_with_two_functions_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ws-local-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("f")).unwrap();
+        std::fs::write(dir.join("f/Cargo.toml"), "[package]\nname = \"f\"\n").unwrap();
+        let function = |name: &str| {
+            format!(
+                r#"{{"name":"{name}","crate":"f","trigger":{{"type":"route","route":"$default"}},"memory_mb":128,"timeout_s":3}}"#
+            )
+        };
+        let path = dir.join("m.json");
+        std::fs::write(&path, format!(r#"{{"service":"s","functions":[{},{}]}}"#, function("A"), function("B")))
+            .unwrap();
+        let err = Manifest::load(&path).unwrap_err().to_string();
+        assert_eq!(err, "route $default has two functions (A and B); a route has exactly one integration");
+        std::fs::write(
+            &path,
+            r#"{"service":"s","functions":[{"name":"A","crate":"missing","trigger":{"type":"direct"},"memory_mb":128,"timeout_s":3}]}"#,
+        )
+        .unwrap();
+        let err = Manifest::load(&path).unwrap_err().to_string();
+        assert!(err.starts_with("A: cannot read the package name from"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

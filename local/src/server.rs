@@ -1,0 +1,200 @@
+//! One listener for everything ws-local serves, and its start and stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::config::{self, ConfigError, Endpoints, Settings};
+use crate::gateway::Connections;
+use crate::http::{self, Body};
+use crate::issuer::{Issuer, TokenRequest};
+use crate::lambda::Lambda;
+use crate::logs::Logs;
+use crate::manifest::Manifest;
+use crate::{gateway, invoke_api, management};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{addr} is taken (another ws-local, or another server): stop it, or choose another port with --port")]
+    PortTaken { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Everything a request handler can reach.
+#[derive(Debug)]
+pub struct App {
+    pub settings: Settings,
+    pub manifest: Manifest,
+    pub lambda: Lambda,
+    pub connections: Connections,
+    pub issuer: Issuer,
+    pub endpoints: Endpoints,
+    shutdown: watch::Receiver<bool>,
+    open_tasks: AtomicUsize,
+    tasks_done: Notify,
+}
+
+impl App {
+    pub fn logs(&self) -> &Logs {
+        &self.settings.logs
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Counts a connection's task until the guard drops, so a stop can wait for its `$disconnect`.
+    pub fn connection_task(self: &Arc<Self>) -> TaskGuard {
+        self.open_tasks.fetch_add(1, Ordering::SeqCst);
+        TaskGuard(Arc::clone(self))
+    }
+}
+
+#[derive(Debug)]
+pub struct TaskGuard(Arc<App>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0.open_tasks.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.tasks_done.notify_waiters();
+        }
+    }
+}
+
+/// A running ws-local.
+#[derive(Debug)]
+pub struct Running {
+    pub app: Arc<App>,
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+impl Running {
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.app.endpoints
+    }
+
+    /// Closes every connection with 1001 (each gets its `$disconnect`, for up to `grace`),
+    /// stops listening and stops every function instance.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let app = Arc::clone(&self.app);
+        let _ = tokio::time::timeout(grace, async {
+            loop {
+                let done = app.tasks_done.notified();
+                if app.open_tasks.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                done.await;
+            }
+        })
+        .await;
+        self.app.lambda.shutdown();
+    }
+}
+
+/// Binds, resolves every function's configuration against the bound port, and serves.
+pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    let listener = TcpListener::bind(settings.listen).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            StartError::PortTaken { addr: settings.listen }
+        } else {
+            StartError::Listen { addr: settings.listen, source }
+        }
+    })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: settings.listen, source })?;
+    let endpoints = Endpoints { base: format!("http://{addr}"), stage: settings.stage.clone() };
+    let manifest = Manifest::load(&settings.manifest).map_err(ConfigError::from)?;
+    let functions = config::functions(&settings, &manifest, &endpoints)?;
+    let lambda = Lambda::new(functions, &settings.logs);
+    let (stop, shutdown) = watch::channel(false);
+    let app = Arc::new(App {
+        issuer: Issuer::new(endpoints.issuer()),
+        settings,
+        manifest,
+        lambda,
+        connections: Connections::default(),
+        endpoints,
+        shutdown: shutdown.clone(),
+        open_tasks: AtomicUsize::new(0),
+        tasks_done: Notify::new(),
+    });
+    http::serve(listener, Arc::clone(&app), shutdown, |app, peer, req| Box::pin(route(app, peer, req)));
+    Ok(Running { app, addr, stop })
+}
+
+async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let stage = format!("/{}", app.settings.stage);
+    if path == stage || path.strip_prefix(&stage) == Some("/") {
+        return gateway::handshake(app, peer, req).await;
+    }
+    if let Some(id) = path.strip_prefix(&stage).and_then(|rest| rest.strip_prefix("/@connections/")) {
+        let id = id.to_owned();
+        return management::handle(app, req, &id).await;
+    }
+    if let Some(name) = path.strip_prefix("/2015-03-31/functions/").and_then(|rest| rest.strip_suffix("/invocations"))
+        && req.method() == Method::POST
+    {
+        let name = name.to_owned();
+        return invoke_api::handle(app, req, &name).await;
+    }
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/issuer/.well-known/jwks.json") => http::json(StatusCode::OK, app.issuer.jwks()),
+        (&Method::GET, "/issuer/.well-known/openid-configuration") => {
+            http::json(StatusCode::OK, &app.issuer.discovery())
+        }
+        (&Method::POST, "/issuer/token") => token(&app, req).await,
+        (&Method::GET, "/") => status(&app),
+        _ => http::json(
+            StatusCode::NOT_FOUND,
+            &json!({ "message": format!(
+                "Not found: ws-local serves {stage} (WebSocket), {stage}/@connections/{{id}}, \
+                 /2015-03-31/functions/{{name}}/invocations and /issuer"
+            ) }),
+        ),
+    }
+}
+
+async fn token(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let bad = |message: String| http::json(StatusCode::BAD_REQUEST, &json!({ "message": message }));
+    let Some(body) = http::read_body(req, 64 * 1024).await else {
+        return bad("the body is too large".into());
+    };
+    let request: TokenRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return bad(format!("expected {{\"sub\": \"…\", \"ttlSeconds\": 3600, \"claims\": {{…}}}}: {e}")),
+    };
+    match app.issuer.token(&request) {
+        Ok(token) => http::json(StatusCode::OK, &json!({ "token": token })),
+        Err(message) => bad(message),
+    }
+}
+
+fn status(app: &App) -> Response<Body> {
+    http::json(
+        StatusCode::OK,
+        &json!({
+            "websocket": app.endpoints.websocket(),
+            "management": app.endpoints.management(),
+            "invoke": format!("{}/2015-03-31/functions/{{name}}/invocations", app.endpoints.base),
+            "issuer": app.endpoints.issuer(),
+            "connections": app.connections.len(),
+            "instances": app.lambda.instances(),
+        }),
+    )
+}

@@ -1,0 +1,259 @@
+//! The local stack end to end: a real WebSocket client against ws-local, the real function
+//! binaries, moto's DynamoDB.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::SinkExt as _;
+use serde_json::{Value, json};
+use support::{Stack, manifest_with_fixture, next_close, next_text};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+fn envelope_event(connection_id: &str) -> Value {
+    json!({ "connectionId": connection_id, "messageType": "system", "correlationId": "conv-e2e",
+            "sequence": 21, "isFinal": false, "payload": { "text": "Processando…" } })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_with_a_token_is_recorded_and_receives_what_the_responder_sends() {
+    let stack = Stack::start(|_| {}).await;
+    // GIVEN a token from the local issuer, asked for over HTTP as `ws-local token` does
+    let (status, _, body) = stack.http("POST", "/issuer/token", &[], r#"{"sub":"alice"}"#).await;
+    assert_eq!(status, 200);
+    let token = serde_json::from_slice::<Value>(&body).unwrap()["token"].as_str().unwrap().to_owned();
+
+    // WHEN the client connects with it, a correlationId and a subprotocol
+    let (mut socket, protocol) =
+        stack.connect(&format!("token={token}&correlationId=conv-e2e"), &["chat.v1"]).await.expect("accepted");
+
+    // THEN the chosen subprotocol comes back and the record is in the table, CONNECTED, as alice
+    assert_eq!(protocol.as_deref(), Some("chat.v1"));
+    let record = stack.record_of_conversation("conv-e2e").await.expect("recorded before the handshake completes");
+    assert_eq!(record["status"], "CONNECTED");
+    assert_eq!(record["userId"], "alice");
+    assert_eq!(record["ip"], "127.0.0.1");
+    assert_eq!(record["userAgent"], "ws-local-tests/1");
+    assert_eq!(record["stage"], "local");
+    let id = record["connectionId"].as_str().unwrap().to_owned();
+
+    // WHEN the responder is invoked through the Invoke API (its WS_ENDPOINT is ws-local's)
+    let (status, headers, result) = stack.invoke("WebSocketResponder", &envelope_event(&id)).await;
+    assert_eq!((status, result), (200, json!({ "statusCode": 200 })));
+    assert!(headers.get("x-amz-function-error").is_none());
+
+    // THEN the client receives the envelope
+    let received: Value = serde_json::from_str(&next_text(&mut socket, 10).await).unwrap();
+    assert_eq!(
+        received,
+        json!({ "messageType": "system", "correlationId": "conv-e2e", "sequence": 21, "isFinal": false,
+                "payload": { "text": "Processando…" } })
+    );
+
+    // and each function's log lines reach the output prefixed with its name
+    let lines = stack.logs.lines();
+    for (function, svc) in [
+        ("ConnectAuthorizer", "ws-authorizer"),
+        ("ConnectFunction", "ws-connect"),
+        ("WebSocketResponder", "ws-responder"),
+    ] {
+        let prefix = format!("[{function}] {{");
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {function} JSON line: {lines:#?}"));
+        let parsed: Value = serde_json::from_str(&line[function.len() + 3..]).unwrap();
+        assert_eq!(parsed["svc"], svc);
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_with_a_code_marks_the_record_disconnected_with_that_code() {
+    let stack = Stack::start(|_| {}).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-close", stack.token("bob")), &[]).await.unwrap();
+    socket.close(Some(CloseFrame { code: CloseCode::from(4001), reason: "done for today".into() })).await.unwrap();
+    let record = stack.wait_for_record("conv-close", |r| r["status"] == "DISCONNECTED").await;
+    assert_eq!(record["closeCode"], "4001");
+    assert_eq!(record["closeReason"], "done for today");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_to_a_closed_connection_is_a_410_and_the_record_becomes_gone() {
+    // GIVEN a $disconnect that is lost (it is best-effort in API Gateway): here its table is missing
+    let stack = Stack::start(|s| s.env.push("disconnectWS.TABLE_CONNECTIONS=no-such-table".parse().unwrap())).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-gone", stack.token("carol")), &[]).await.unwrap();
+    let id = stack.record_of_conversation("conv-gone").await.unwrap()["connectionId"].as_str().unwrap().to_owned();
+    socket.close(None).await.unwrap();
+    stack.wait_for_log("[disconnectWS] REPORT").await;
+    assert_eq!(
+        stack.record_of_conversation("conv-gone").await.unwrap()["status"],
+        "CONNECTED",
+        "the disconnect was lost"
+    );
+
+    // WHEN something posts to it: the Management API says gone, in the shape the SDKs read
+    let (status, headers, _) = stack.http("POST", &format!("/local/@connections/{}", urlencode(&id)), &[], "hi").await;
+    assert_eq!(status, 410);
+    assert_eq!(headers["x-amzn-errortype"], "GoneException");
+
+    // and the responder reports 410 and marks the record GONE
+    let (_, _, result) = stack.invoke("WebSocketResponder", &envelope_event(&id)).await;
+    assert_eq!(result, json!({ "statusCode": 410 }));
+    assert_eq!(stack.record_of_conversation("conv-gone").await.unwrap()["status"], "GONE");
+    stack.stop().await;
+}
+
+fn urlencode(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_or_missing_token_is_refused_at_the_handshake_and_nothing_is_recorded() {
+    let stack = Stack::start(|_| {}).await;
+    assert_eq!(stack.connect("token=not-a-jwt&correlationId=conv-bad", &[]).await.err(), Some(403));
+    assert_eq!(stack.connect("correlationId=conv-bad", &[]).await.err(), Some(403));
+    let (_, _, body) = stack.http("POST", "/issuer/token", &[], r#"{"sub":"dave","ttlSeconds":-120}"#).await;
+    let expired = serde_json::from_slice::<Value>(&body).unwrap()["token"].as_str().unwrap().to_owned();
+    assert_eq!(stack.connect(&format!("token={expired}&correlationId=conv-bad"), &[]).await.err(), Some(403));
+    assert!(stack.records().await.is_empty());
+    // The same token in the Sec-WebSocket-Protocol header is accepted, and never echoed.
+    let (_, protocol) = stack
+        .connect("correlationId=conv-good", &["chat.v1", &format!("bearer.{}", stack.token("dave"))])
+        .await
+        .expect("accepted");
+    assert_eq!(protocol.as_deref(), Some("chat.v1"));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_connection_is_closed_with_1001_and_disconnected() {
+    let stack = Stack::start(|s| s.limits.idle_timeout = Duration::from_secs(1)).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-idle", stack.token("erin")), &[]).await.unwrap();
+    assert_eq!(next_close(&mut socket, 10).await, (1001, "Going away".to_owned()));
+    let record = stack.wait_for_record("conv-idle", |r| r["status"] == "DISCONNECTED").await;
+    assert_eq!(record["closeCode"], "1001");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversize_frame_or_message_is_closed_with_1009() {
+    let stack = Stack::start(|_| {}).await;
+    // A 40 KB frame is over API Gateway's 32 KB frame limit.
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-big", stack.token("fay")), &[]).await.unwrap();
+    socket.send(Message::text("x".repeat(40 * 1024))).await.unwrap();
+    assert_eq!(next_close(&mut socket, 10).await, (1009, "Message too big".to_owned()));
+    let record = stack.wait_for_record("conv-big", |r| r["status"] == "DISCONNECTED").await;
+    assert_eq!(record["closeCode"], "1009");
+    stack.stop().await;
+
+    // The limits are settings: with a 1 KB message limit a 2 KB message is too big.
+    let stack = Stack::start(|s| s.limits.max_message_bytes = 1024).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-big2", stack.token("fay")), &[]).await.unwrap();
+    socket.send(Message::text("x".repeat(2048))).await.unwrap();
+    assert_eq!(next_close(&mut socket, 10).await.0, 1009);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_without_a_route_gets_api_gateways_forbidden_frame() {
+    let stack = Stack::start(|_| {}).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-msg", stack.token("gus")), &[]).await.unwrap();
+    socket.send(Message::text(r#"{"action":"sendmessage"}"#)).await.unwrap();
+    let frame: Value = serde_json::from_str(&next_text(&mut socket, 10).await).unwrap();
+    assert_eq!(frame["message"], "Forbidden");
+    let id = stack.record_of_conversation("conv-msg").await.unwrap()["connectionId"].clone();
+    assert_eq!(frame["connectionId"], id);
+    assert!(frame["requestId"].as_str().is_some_and(|r| !r.is_empty()));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashing_or_hanging_function_gives_api_gateways_error_and_the_next_invocation_works() {
+    let manifest = manifest_with_fixture();
+    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-crash", stack.token("hal")), &[]).await.unwrap();
+
+    socket.send(Message::text("hello")).await.unwrap();
+    assert_eq!(next_text(&mut socket, 10).await, "echo: hello");
+
+    for (trigger, cause) in [("crash", "signal: aborted"), ("hang", "killed by ws-local")] {
+        socket.send(Message::text(trigger)).await.unwrap();
+        let frame: Value = serde_json::from_str(&next_text(&mut socket, 10).await).unwrap();
+        assert_eq!(frame["message"], "Internal server error", "{trigger}");
+        stack.wait_for_log(cause).await;
+        socket.send(Message::text(format!("after {trigger}"))).await.unwrap();
+        assert_eq!(next_text(&mut socket, 10).await, format!("echo: after {trigger}"));
+    }
+    let lines = stack.logs.lines();
+    assert!(lines.iter().any(|l| l.contains("Status: error (Runtime.ExitError)")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("Status: error (Sandbox.Timedout)")), "{lines:#?}");
+
+    // Through the Invoke API a crash is Lambda's Unhandled error, and the next call works.
+    let (status, headers, body) = stack.invoke("EchoFixture", &json!({ "body": "crash" })).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-amz-function-error"], "Unhandled");
+    assert_eq!(body["errorType"], "Runtime.ExitError");
+    let (_, _, body) = stack.invoke("EchoFixture", &json!({ "body": "fail" })).await;
+    assert_eq!(body["errorMessage"], "asked to fail", "a handled error keeps its message");
+    let (_, headers, body) = stack.invoke("EchoFixture", &json!({ "body": "ok" })).await;
+    assert!(headers.get("x-amz-function-error").is_none());
+    assert_eq!(body, json!({ "statusCode": 200, "body": "echo: ok" }));
+    stack.stop().await;
+    std::fs::remove_file(manifest).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_invocations_start_instances_and_later_ones_reuse_them_warm() {
+    let manifest = manifest_with_fixture();
+    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let payloads: Vec<Value> = (0..4).map(|i| json!({ "body": format!("slow {i}") })).collect();
+    let calls = payloads.iter().map(|payload| stack.invoke("EchoFixture", payload));
+    let results = futures_util::future::join_all(calls).await;
+    assert!(results.iter().all(|(status, _, _)| *status == 200));
+    let started = stack.running().app.lambda.instances()["EchoFixture"];
+    assert!(started >= 2, "concurrent load starts more than one instance ({started})");
+    for i in 0..4 {
+        stack.invoke("EchoFixture", &json!({ "body": format!("again {i}") })).await;
+    }
+    assert_eq!(stack.running().app.lambda.instances()["EchoFixture"], started, "sequential calls reuse warm instances");
+    stack.stop().await;
+    std::fs::remove_file(manifest).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_invoke_api_answers_like_lambda() {
+    let stack = Stack::start(|_| {}).await;
+    let (status, headers, body) = stack.invoke("NoSuchFunction", &json!({})).await;
+    assert_eq!(status, 404);
+    assert_eq!(headers["x-amzn-errortype"], "ResourceNotFoundException");
+    assert!(body["message"].as_str().unwrap().contains("function:NoSuchFunction"));
+    let (status, headers, _) =
+        stack.http("POST", "/2015-03-31/functions/WebSocketResponder/invocations", &[], "{not json").await;
+    assert_eq!(
+        (status, &headers["x-amzn-errortype"]),
+        (400, &"InvalidRequestContentException".parse::<hyper::header::HeaderValue>().unwrap())
+    );
+    // An asynchronous invocation is accepted at once and runs: the responder refuses this one (no target) and says so in its log.
+    let (status, _, _) = stack
+        .http(
+            "POST",
+            "/2015-03-31/functions/WebSocketResponder/invocations",
+            &[("x-amz-invocation-type", "Event")],
+            r#"{"messageType":"system"}"#,
+        )
+        .await;
+    assert_eq!(status, 202);
+    stack.wait_for_log("[WebSocketResponder] REPORT").await;
+    stack.stop().await;
+}
