@@ -50,11 +50,19 @@ except urllib.error.HTTPError: pass' "$url" 2>/dev/null; do
   done
 }
 
-# start_moto: starts moto's server on a free loopback port and sets MOTO_ENDPOINT. It inherits
-# the environment (e.g. MOTO_IAM_LOAD_MANAGED_POLICIES). Its log goes to $ROOT/target/moto-<port>.log.
+# port_is_free PORT: true when a server could listen on 127.0.0.1:PORT (SO_REUSEADDR, as servers
+# bind: connections of a stopped server lingering in TIME_WAIT do not count).
+port_is_free() {
+  python3 -c 'import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
+}
+
+# start_moto [PORT]: starts moto's server on PORT (default: a free one) on loopback and sets
+# MOTO_ENDPOINT. It inherits the environment (e.g. MOTO_IAM_LOAD_MANAGED_POLICIES). Its log goes
+# to $ROOT/target/moto-<port>.log.
 start_moto() {
-  local port logfile
-  port="$(free_port)"
+  local port="${1:-}" logfile
+  [[ -n "$port" ]] || port="$(free_port)"
   mkdir -p "$ROOT/target"
   logfile="$ROOT/target/moto-$port.log"
   "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
@@ -70,8 +78,8 @@ start_moto() {
 terraform_env() {
   command -v terraform >/dev/null || die "terraform is missing: install Terraform >= 1.11 (https://developer.hashicorp.com/terraform/install)"
   local plugin root config="$ROOT/target/terraform.rc"
-  plugin="$(find /opt /usr/local/share /usr/share "$HOME/.terraform.d" -name 'terraform-provider-aws_*' -type f 2>/dev/null | head -n1)"
-  [[ -n "$plugin" ]] || plugin="$(find / -path /proc -prune -o -name 'terraform-provider-aws_*' -type f -print 2>/dev/null | head -n1)"
+  plugin="$(find /opt /usr/local/share /usr/share "$HOME/.terraform.d" -name 'terraform-provider-aws_*' -type f 2>/dev/null | head -n1 || true)"
+  [[ -n "$plugin" ]] || plugin="$(find / -path /proc -prune -o -name 'terraform-provider-aws_*' -type f -print 2>/dev/null | head -n1 || true)"
   [[ -n "$plugin" && "$plugin" == */registry.terraform.io/hashicorp/aws/* ]] || return 0
   root="${plugin%%/registry.terraform.io/*}"
   mkdir -p "$ROOT/target"

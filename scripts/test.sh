@@ -43,3 +43,6 @@ cargo build --workspace --bins --all-features --locked
 
 log "cargo nextest"
 cargo nextest run --workspace --all-features --locked --no-fail-fast
+
+log "local stack (scripts/tests/dev.sh)"
+scripts/tests/dev.sh

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The local stack: the whole service on this machine, no AWS account.
+#
+#   scripts/dev.sh
+#
+# Builds the functions and ws-local, starts moto's server (DynamoDB, and the AWS APIs Terraform
+# applies to), applies terraform/envs/local to it (the table comes from there: one schema),
+# starts ws-local (API Gateway + Lambda) in front of the functions' real binaries, prints the
+# endpoints and three examples, and streams the logs. Ctrl-C stops everything it started.
+#
+# Settings (environment): WS_LOCAL_PORT (default 3001), MOTO_PORT (default 5055),
+# WS_LOCAL_STAGE (default local), WS_LOCAL_ARGS (more `ws-local serve` options, e.g.
+# "--idle-timeout 30 --env LOG_LEVEL=DEBUG").
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "${BASH_SOURCE[0]%/*}/lib.sh"
+
+WS_LOCAL_PORT="${WS_LOCAL_PORT:-3001}"
+MOTO_PORT="${MOTO_PORT:-5055}"
+WS_LOCAL_STAGE="${WS_LOCAL_STAGE:-local}"
+
+need() {
+  command -v "$1" >/dev/null || die "$1 is missing: $2"
+}
+need cargo "install Rust (https://rustup.rs)"
+need python3 "install Python 3 (apt-get install python3 python3-venv)"
+need terraform "install Terraform >= 1.11 (https://developer.hashicorp.com/terraform/install)"
+need curl "install curl (apt-get install curl)"
+
+for port in "$WS_LOCAL_PORT" "$MOTO_PORT"; do
+  [[ "$port" =~ ^[0-9]+$ ]] || die "port '$port' is not a number (WS_LOCAL_PORT, MOTO_PORT)"
+done
+[[ "$WS_LOCAL_PORT" != "$MOTO_PORT" ]] || die "WS_LOCAL_PORT and MOTO_PORT are both $MOTO_PORT: pick two ports"
+port_is_free "$WS_LOCAL_PORT" || die "port $WS_LOCAL_PORT is taken (is another scripts/dev.sh running?): stop what uses it or set WS_LOCAL_PORT"
+port_is_free "$MOTO_PORT" || die "port $MOTO_PORT is taken: stop what uses it or set MOTO_PORT"
+
+cd "$ROOT"
+ensure_venv
+export PATH="$VENV/bin:$PATH"
+
+log "building the functions and ws-local (debug)"
+cargo build --workspace --bins --locked
+if [[ ! -f dist/lambdas/ws-connection/checksums.json ]]; then
+  # Terraform deploys the zips to the emulator as it would to AWS (ws-local runs the debug binaries).
+  log "building the Lambda zips Terraform deploys (first run only)"
+  scripts/build-lambda.sh --service . --mode bundle
+fi
+
+WS_LOCAL_PID=""
+stop_all() {
+  trap - INT TERM EXIT
+  if [[ -n "$WS_LOCAL_PID" ]] && kill -0 "$WS_LOCAL_PID" 2>/dev/null; then
+    kill -TERM "$WS_LOCAL_PID" 2>/dev/null || true # closes the sockets, runs $disconnect, stops instances
+    wait "$WS_LOCAL_PID" 2>/dev/null || true
+  fi
+  stop_servers
+  log "stopped"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+export MOTO_IAM_LOAD_MANAGED_POLICIES=true # the stack attaches AWS managed policies
+start_moto "$MOTO_PORT"
+
+log "applying terraform/envs/local to $MOTO_ENDPOINT"
+terraform_env
+state="$ROOT/target/dev/terraform.tfstate"
+mkdir -p "${state%/*}"
+rm -f "$state" "$state.backup" # moto starts empty every time
+(
+  cd terraform/envs/local
+  terraform init -input=false -no-color >/dev/null
+  terraform apply -input=false -auto-approve -no-color -state="$state" -var "aws_endpoint=$MOTO_ENDPOINT" >"$ROOT/target/dev/terraform-apply.log"
+) || die "terraform apply failed (see target/dev/terraform-apply.log)"
+table="$(cd terraform/envs/local && terraform output -state="$state" -raw table_name)"
+log "table $table"
+
+base="http://127.0.0.1:$WS_LOCAL_PORT"
+# shellcheck disable=SC2086 # WS_LOCAL_ARGS is a list of options
+target/debug/ws-local serve --port "$WS_LOCAL_PORT" --stage "$WS_LOCAL_STAGE" \
+  --dynamodb-endpoint "$MOTO_ENDPOINT" --table "$table" ${WS_LOCAL_ARGS:-} &
+WS_LOCAL_PID=$!
+wait_http "$base/" 30 || die "ws-local did not start on port $WS_LOCAL_PORT"
+
+cat <<EXAMPLES
+
+Local stack is up.
+  WebSocket       ws://127.0.0.1:$WS_LOCAL_PORT/$WS_LOCAL_STAGE
+  Management API  $base/$WS_LOCAL_STAGE/@connections/{connectionId}
+  Invoke API      $base/2015-03-31/functions/{name}/invocations
+  Token issuer    $base/issuer   (JWKS at /issuer/.well-known/jwks.json)
+  DynamoDB        $MOTO_ENDPOINT  table $table
+
+1. Connect (in another terminal; type messages, Ctrl-D to close):
+  \$ TOKEN=\$(target/debug/ws-local token --sub alice --url $base)
+  \$ .venv/bin/python -m websockets "ws://127.0.0.1:$WS_LOCAL_PORT/$WS_LOCAL_STAGE?token=\$TOKEN&correlationId=conv-demo"
+
+2. Post to that connection (its id is in the log: "[ws-local] \$connect <id> accepted"):
+  \$ curl -sS -X POST --data 'Olá from the Management API' $base/$WS_LOCAL_STAGE/@connections/CONNECTION_ID
+
+3. Invoke the responder (a fan-out to every connection of conv-demo):
+  \$ curl -sS $base/2015-03-31/functions/WebSocketResponder/invocations -d '{"conversationId":"conv-demo","messageType":"system","sequence":1,"isFinal":true,"payload":{"text":"Processando…"}}'
+
+Logs follow. Ctrl-C stops ws-local, moto and every function instance.
+EXAMPLES
+
+wait "$WS_LOCAL_PID" || true
+WS_LOCAL_PID=""

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# scripts/dev.sh as a developer meets it, run by scripts/test.sh: a missing tool and a taken
+# port are clear errors; the stack comes up (build, moto, terraform/envs/local, ws-local), the
+# three printed examples work as printed (scripts/tests/dev_client.py), and Ctrl-C stops
+# everything it started. Needs the build's dist/lambdas (the Terraform apply uploads the zips).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/../lib.sh"
+cd "$ROOT"
+ensure_venv
+work="$(mktemp -d)"
+DEV_PID=""
+cleanup() {
+  [[ -z "$DEV_PID" ]] || kill -TERM "$DEV_PID" 2>/dev/null || true
+  stop_servers
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+passed=0 failed=0
+check() {
+  local name="$1"
+  shift
+  if "$@"; then passed=$((passed + 1)); printf 'PASS %s\n' "$name"
+  else failed=$((failed + 1)); printf 'FAIL %s\n' "$name"; fi
+}
+
+missing_tool_is_named() {
+  local rc=0
+  env PATH=/nonexistent /bin/bash scripts/dev.sh >"$work/missing.out" 2>&1 || rc=$?
+  [[ $rc -eq 1 ]] && grep -q '^error: cargo is missing: install Rust' "$work/missing.out"
+}
+
+taken_port_is_named() {
+  local port rc=0
+  port="$(free_port)"
+  "$VENV/bin/python" -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(60)' "$port" &
+  SERVER_PIDS+=("$!")
+  wait_for_listen "$port"
+  WS_LOCAL_PORT="$port" MOTO_PORT="$(free_port)" scripts/dev.sh >"$work/taken.out" 2>&1 || rc=$?
+  stop_servers
+  [[ $rc -eq 1 ]] && grep -q "^error: port $port is taken" "$work/taken.out"
+}
+
+wait_for_listen() {
+  local deadline=$((SECONDS + 10))
+  while port_is_free "$1"; do ((SECONDS < deadline)) || return 1; sleep 0.1; done
+}
+
+the_stack_comes_up_and_the_examples_work() {
+  local out="$work/dev.out" ws_port moto_port
+  ws_port="$(free_port)"
+  moto_port="$(free_port)"
+  # As from a terminal: SIGINT is not ignored (a background job of a script would ignore it).
+  WS_LOCAL_PORT="$ws_port" MOTO_PORT="$moto_port" "$VENV/bin/python" -c \
+    'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+    "$ROOT/scripts/dev.sh" >"$out" 2>&1 &
+  DEV_PID=$!
+  local deadline=$((SECONDS + 900))
+  until grep -q '^Logs follow' "$out"; do
+    if ! kill -0 "$DEV_PID" 2>/dev/null || ((SECONDS > deadline)); then
+      cat "$out"
+      return 1
+    fi
+    sleep 1
+  done
+  local id
+  id="$("$VENV/bin/python" scripts/tests/dev_client.py "$out")" || { cat "$out"; return 1; }
+  # The client's close (4000) reached $disconnect before the stop.
+  local until_closed=$((SECONDS + 20))
+  until grep -q "\[ws-local\] closed $id (4000 example done)" "$out" && grep -q '"svc":"ws-disconnect".*"closeCode":4000' "$out"; do
+    ((SECONDS < until_closed)) || { cat "$out"; return 1; }
+    sleep 0.2
+  done
+  kill -INT "$DEV_PID"
+  local rc=0
+  wait "$DEV_PID" || rc=$?
+  DEV_PID=""
+  grep -q '^==> stopped' "$out" || { echo "dev.sh exited $rc without stopping what it started"; cat "$out"; return 1; }
+  if ! port_is_free "$ws_port" || ! port_is_free "$moto_port"; then
+    echo "a port is still in use after Ctrl-C"
+    return 1
+  fi
+  ! pgrep -f "ws-local serve --port $ws_port" >/dev/null || { echo "ws-local still runs"; return 1; }
+  ! pgrep -f "moto_server -H 127.0.0.1 -p $moto_port" >/dev/null || { echo "moto still runs"; return 1; }
+}
+
+check "a missing tool is named" missing_tool_is_named
+check "a taken port is named" taken_port_is_named
+check "the stack comes up, the examples work, Ctrl-C stops it" the_stack_comes_up_and_the_examples_work
+
+printf '%d passed, %d failed\n' "$passed" "$failed"
+((failed == 0))
