@@ -11,6 +11,12 @@
 #            release binary against a loopback Runtime API and moto; median and p90 of 20 starts
 #   fanout   WebSocketResponder fan-out to 1,000 connections (moto + the Management API stand-in
 #            of the responder's tests, all on loopback); median of 5 runs. Target ≤ 0.5 s.
+#   local    the local stack (release ws-local + release function binaries + moto with the table
+#            from terraform/envs/local), driven by local/examples/load.rs: connect → record
+#            latency p50/p99 (authorizer + ConnectFunction + the DynamoDB put); posts/s through
+#            @connections (target ≥ 20,000/s); a responder fan-out to 1,000 clients through the
+#            Invoke API until every client has it (target ≤ 0.5 s); 10,000 idle sockets and
+#            ws-local's memory for them.
 #
 # Numbers from a shared 2-core machine are noisy: compare figures from one run, side by side.
 set -euo pipefail
@@ -23,7 +29,7 @@ ensure_venv
 export PATH="$VENV/bin:$PATH"
 
 sections=("$@")
-((${#sections[@]})) || sections=(build startup fanout)
+((${#sections[@]})) || sections=(build startup fanout local)
 artifacts=(python3 "$ROOT/scripts/lambda_artifacts.py")
 functions() { "${artifacts[@]}" functions lambda.manifest.json | awk -F'\t' '$1 == "function" { print $2 }'; }
 mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1048576:.2f} MiB')" "$1"; }
@@ -148,12 +154,60 @@ PY
   write_section fanout "$out"
 }
 
+bench_local() {
+  local out="$work/local.md" port pid load=target/release/examples/load
+  log "release build of the functions, ws-local and the load tool"
+  cargo build --release --locked --workspace --bins >&2
+  cargo build --release --locked -p ws-local --example load >&2
+  [[ -f dist/lambdas/ws-connection/checksums.json ]] || scripts/build-lambda.sh --service . --mode bundle >&2
+  MOTO_IAM_LOAD_MANAGED_POLICIES=true start_moto
+  apply_local_stack "$work/tf/terraform.tfstate"
+  port="$(free_port)"
+  target/release/ws-local serve --port "$port" --bin-dir target/release --dynamodb-endpoint "$MOTO_ENDPOINT" \
+    --table "$LOCAL_TABLE" --max-instances 8 >"$work/ws-local.log" 2>&1 &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  wait_http "http://127.0.0.1:$port/" 30 || die "ws-local did not start (see $work/ws-local.log)"
+  local base="http://127.0.0.1:$port"
+  log "connect latency (200 sequential connects)"
+  "$load" --base "$base" connect --count 200 >"$work/connect.json"
+  log "posts through @connections (200,000 to 64 sockets)"
+  "$load" --base "$base" posts --sockets 64 --senders 64 --total 200000 --dynamodb "$MOTO_ENDPOINT" --table "$LOCAL_TABLE" >"$work/posts.json"
+  log "fan-out to 1,000 clients (5 runs)"
+  "$load" --base "$base" fanout --count 1000 --runs 5 >"$work/fanout.json"
+  log "10,000 idle sockets"
+  "$load" --base "$base" idle --count 10000 --concurrency 64 --pid "$pid" >"$work/idle.json"
+  python3 - "$(machine)" "$work" > "$out" <<'PY'
+import json, sys
+machine, work = sys.argv[1], sys.argv[2]
+r = {name: json.load(open(f"{work}/{name}.json")) for name in ("connect", "posts", "fanout", "idle")}
+c, p, f, i = r["connect"], r["posts"], r["fanout"], r["idle"]
+print("## The local stack (ws-local)\n")
+print(f"{machine}. Release `ws-local` and release function binaries (x86_64), moto's DynamoDB with the")
+print("table from `terraform/envs/local`; clients from `local/examples/load.rs` (tokio-tungstenite,")
+print("hyper) on the same two cores. Every connect runs the real authorizer (token from the local issuer)")
+print("and ConnectFunction's put into moto.\n")
+print("| measure | figure | target |\n|---|---:|---|")
+print(f"| connect → record (handshake incl. authorizer + put), {c['connects']} sequential | p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms | — |")
+ok = "met" if p["posts_per_second"] >= 20000 else "NOT met"
+print(f"| posts through `@connections` ({p['posts']:,} to {p['sockets']} sockets, {p['senders']} keep-alive callers, until all delivered) | {p['posts_per_second']:,.0f} /s | ≥ 20,000/s: {ok} |")
+ok = "met" if f["median_ms"] <= 500 else "NOT met"
+print(f"| responder fan-out to {f['connections']:,} clients via the Invoke API, until every client has it ({f['runs']} runs) | median {f['median_ms']:.0f} ms (min {f['min_ms']:.0f}, max {f['max_ms']:.0f}) | ≤ 0.5 s: {ok} |")
+ok = "met" if i["alive"] >= 10000 else "NOT met"
+print(f"| idle sockets held open (each answered a ping after 3 s) | {i['alive']:,} of {i['sockets']:,} | 10,000: {ok} |")
+print(f"| ws-local's memory for them (VmRSS) | {i['rss_before_mib']} → {i['rss_after_mib']} MiB, {i['kib_per_socket']} KiB per socket | — |")
+print(f"| opening them (authorizer + $connect each, 64 at a time) | {i['open_seconds']} s, {i['connects_per_second']:,.0f} connects/s | — |")
+PY
+  write_section local "$out"
+}
+
 for section in "${sections[@]}"; do
   case "$section" in
     build) bench_build ;;
     startup) bench_startup ;;
     fanout) bench_fanout ;;
-    *) die "unknown section '$section'; use: build startup fanout" ;;
+    local) bench_local ;;
+    *) die "unknown section '$section'; use: build startup fanout local" ;;
   esac
 done
 log "wrote BENCHMARKS.md"

@@ -63,16 +63,8 @@ export MOTO_IAM_LOAD_MANAGED_POLICIES=true # the stack attaches AWS managed poli
 start_moto "$MOTO_PORT"
 
 log "applying terraform/envs/local to $MOTO_ENDPOINT"
-terraform_env
-state="$ROOT/target/dev/terraform.tfstate"
-mkdir -p "${state%/*}"
-rm -f "$state" "$state.backup" # moto starts empty every time
-(
-  cd terraform/envs/local
-  terraform init -input=false -no-color >/dev/null
-  terraform apply -input=false -auto-approve -no-color -state="$state" -var "aws_endpoint=$MOTO_ENDPOINT" >"$ROOT/target/dev/terraform-apply.log"
-) || die "terraform apply failed (see target/dev/terraform-apply.log)"
-table="$(cd terraform/envs/local && terraform output -state="$state" -raw table_name)"
+apply_local_stack "$ROOT/target/dev/terraform.tfstate"
+table="$LOCAL_TABLE"
 log "table $table"
 
 base="http://127.0.0.1:$WS_LOCAL_PORT"

@@ -97,3 +97,22 @@ RC
   export TF_CLI_CONFIG_FILE="$config"
   log "terraform: provider mirror at $root"
 }
+
+# apply_local_stack STATE_FILE: applies terraform/envs/local to the moto at MOTO_ENDPOINT (started
+# with MOTO_IAM_LOAD_MANAGED_POLICIES=true), keeping the state in STATE_FILE (moto starts empty,
+# so any old state there is dropped), and sets LOCAL_TABLE to the table it created. Terraform's
+# output goes to STATE_FILE's folder, apply.log.
+apply_local_stack() {
+  local state="$1" dir
+  dir="$(dirname "$state")"
+  mkdir -p "$dir"
+  rm -f "$state" "$state.backup"
+  terraform_env
+  (
+    cd "$ROOT/terraform/envs/local"
+    terraform init -input=false -no-color >/dev/null
+    terraform apply -input=false -auto-approve -no-color -state="$state" -var "aws_endpoint=$MOTO_ENDPOINT" >"$dir/apply.log"
+  ) || die "terraform apply of terraform/envs/local failed (see $dir/apply.log)"
+  export LOCAL_TABLE
+  LOCAL_TABLE="$(cd "$ROOT/terraform/envs/local" && terraform output -state="$state" -raw table_name)"
+}
