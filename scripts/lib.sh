@@ -116,3 +116,17 @@ apply_local_stack() {
   export LOCAL_TABLE
   LOCAL_TABLE="$(cd "$ROOT/terraform/envs/local" && terraform output -state="$state" -raw table_name)"
 }
+
+# step NAME COMMAND...: runs one check of a test script and counts it; step_summary prints the
+# counts and fails when any check failed.
+STEPS_PASSED=0 STEPS_FAILED=0
+step() {
+  local name="$1"
+  shift
+  if "$@"; then STEPS_PASSED=$((STEPS_PASSED + 1)); printf 'PASS %s\n' "$name"
+  else STEPS_FAILED=$((STEPS_FAILED + 1)); printf 'FAIL %s\n' "$name"; fi
+}
+step_summary() {
+  printf '%d passed, %d failed\n' "$STEPS_PASSED" "$STEPS_FAILED"
+  ((STEPS_FAILED == 0))
+}

