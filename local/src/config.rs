@@ -16,6 +16,12 @@ pub const LOCAL_AUDIENCE: &str = "ws-local";
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "000000000000";
 
+/// API Gateway's limits: 128 KB message, 32 KB frame, 10 minutes idle, 2 hours in all.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+pub const IDLE_TIMEOUT_SECONDS: u64 = 10 * 60;
+pub const MAX_DURATION_SECONDS: u64 = 2 * 60 * 60;
+
 /// API Gateway's WebSocket limits (its defaults; all configurable).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -32,10 +38,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_message_bytes: 128 * 1024,
-            max_frame_bytes: 32 * 1024,
-            idle_timeout: Duration::from_mins(10),
-            max_duration: Duration::from_hours(2),
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            max_frame_bytes: MAX_FRAME_BYTES,
+            idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECONDS),
+            max_duration: Duration::from_secs(MAX_DURATION_SECONDS),
         }
     }
 }

@@ -181,7 +181,7 @@ fn describe(app: &App, peer: SocketAddr, req: &Request<Incoming>) -> Handshake {
                 .filter(|pair| !pair.is_empty())
                 .map(|pair| {
                     let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (decode(name), decode(value))
+                    (http::decode(name), http::decode(value))
                 })
                 .collect()
         })
@@ -199,10 +199,6 @@ fn describe(app: &App, peer: SocketAddr, req: &Request<Incoming>) -> Handshake {
         headers,
         query,
     }
-}
-
-fn decode(raw: &str) -> String {
-    percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned()
 }
 
 /// Runs the `$connect` authorizer when there is one. `Ok(Some(context))`: allowed with

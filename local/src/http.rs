@@ -92,6 +92,11 @@ pub fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Respons
     response
 }
 
+/// A percent-encoded path segment or query part, decoded (invalid UTF-8 replaced).
+pub fn decode(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned()
+}
+
 /// A random id in the style of API Gateway's (`TWegAcC4EowCHnA=`): 10 random bytes, base64
 /// with the URL-safe alphabet so it never holds a `/`.
 pub fn random_id() -> String {

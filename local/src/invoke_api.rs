@@ -16,7 +16,7 @@ const MAX_ASYNC_PAYLOAD: usize = 256 * 1024;
 
 /// The function a path segment names: a name, `name:qualifier`, or an ARN.
 fn function_name(raw: &str) -> String {
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned();
+    let decoded = http::decode(raw);
     let name = decoded.rsplit_once(":function:").map_or(decoded.as_str(), |(_, rest)| rest);
     name.split(':').next().unwrap_or(name).to_owned()
 }

@@ -80,16 +80,6 @@ impl InvokeError {
         }
     }
 
-    /// Names the function in an error the Runtime API built without knowing it.
-    fn for_function(self, name: &str) -> Self {
-        match self {
-            Self::Function { error_type, error_message, .. } => {
-                Self::Function { function: name.to_owned(), error_type, error_message }
-            }
-            other => other,
-        }
-    }
-
     /// The body the Invoke API returns with `X-Amz-Function-Error: Unhandled`.
     pub fn payload(&self) -> Value {
         let message = match self {
@@ -191,7 +181,6 @@ impl Pool {
                 }),
             }
         };
-        let outcome = outcome.map_err(|e| e.for_function(&self.config.name));
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         self.logs.line(&self.config.name, &format!("END RequestId: {request_id}"));
         let status = match &outcome {
@@ -230,6 +219,7 @@ impl Pool {
             in_flight: Mutex::default(),
             init_error: Mutex::default(),
             asked: AtomicBool::new(false),
+            function: self.config.name.clone(),
             arn: self.config.arn(),
         });
         http::serve(listener, Arc::clone(&runtime), stop_rx.clone(), |api, _, req| Box::pin(api.handle(req)));
@@ -347,6 +337,7 @@ struct RuntimeApi {
     init_error: Mutex<Option<String>>,
     /// The runtime asked for an invocation at least once (its init finished).
     asked: AtomicBool,
+    function: String,
     arn: String,
 }
 
@@ -370,7 +361,7 @@ impl RuntimeApi {
                 self.complete(
                     &id,
                     body.ok_or_else(|| InvokeError::Function {
-                        function: String::new(),
+                        function: self.function.clone(),
                         error_type: "Function.ResponseSizeTooLarge".into(),
                         error_message: format!(
                             "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes)."
@@ -387,7 +378,10 @@ impl RuntimeApi {
                     .map(str::to_owned);
                 let body = http::read_body(req, MAX_RESPONSE).await.unwrap_or_default();
                 let (error_type, error_message) = reported_error(&body, header_type);
-                self.complete(&id, Err(InvokeError::Function { function: String::new(), error_type, error_message }))
+                self.complete(
+                    &id,
+                    Err(InvokeError::Function { function: self.function.clone(), error_type, error_message }),
+                )
             }
             (&Method::POST, ["init", "error"]) => {
                 let body = http::read_body(req, MAX_RESPONSE).await.unwrap_or_default();

@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use http_body_util::{BodyExt as _, Full};
-use ws_local::config::{DEFAULT_TABLE, EnvOverride};
+use ws_local::config::{
+    DEFAULT_TABLE, EnvOverride, IDLE_TIMEOUT_SECONDS, MAX_DURATION_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES,
+};
 use ws_local::{Limits, Logs, Settings};
 
 #[derive(Debug, Parser)]
@@ -61,16 +63,16 @@ struct Serve {
     #[arg(long)]
     no_authorizer: bool,
     /// Largest message from a client (API Gateway: 128 KB).
-    #[arg(long, default_value_t = 128 * 1024)]
+    #[arg(long, default_value_t = MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
     /// Largest frame from a client (API Gateway: 32 KB).
-    #[arg(long, default_value_t = 32 * 1024)]
+    #[arg(long, default_value_t = MAX_FRAME_BYTES)]
     max_frame_bytes: usize,
     /// Seconds without a frame from the client before the connection is closed (1001).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = IDLE_TIMEOUT_SECONDS)]
     idle_timeout: u64,
     /// Seconds a connection may last (1001).
-    #[arg(long, default_value_t = 7200)]
+    #[arg(long, default_value_t = MAX_DURATION_SECONDS)]
     max_connection_duration: u64,
     /// Instances per function at most.
     #[arg(long, default_value_t = 16)]

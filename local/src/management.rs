@@ -17,7 +17,7 @@ use crate::server::App;
 pub const DELETED: (u16, &str) = (1000, "Connection deleted");
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, raw_id: &str) -> Response<Body> {
-    let id = percent_encoding::percent_decode_str(raw_id).decode_utf8_lossy().into_owned();
+    let id = http::decode(raw_id);
     let gone = || {
         http::aws_error(
             StatusCode::GONE,

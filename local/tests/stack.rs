@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use futures_util::SinkExt as _;
+use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use support::{Stack, manifest_with_fixture, next_close, next_text};
 use tokio_tungstenite::tungstenite::Message;
@@ -174,6 +174,53 @@ async fn a_message_without_a_route_gets_api_gateways_forbidden_frame() {
     let id = stack.record_of_conversation("conv-msg").await.unwrap()["connectionId"].clone();
     assert_eq!(frame["connectionId"], id);
     assert!(frame["requestId"].as_str().is_some_and(|r| !r.is_empty()));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_goes_to_the_route_its_action_names_else_to_default() {
+    let manifest = manifest_with_fixture();
+    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-route", stack.token("ann")), &[]).await.unwrap();
+    socket.send(Message::text(r#"{"action":"echo","n":1}"#)).await.unwrap();
+    assert_eq!(next_text(&mut socket, 10).await, r#"[echo] {"action":"echo","n":1}"#);
+    socket.send(Message::text(r#"{"action":"unknown"}"#)).await.unwrap();
+    assert_eq!(next_text(&mut socket, 10).await, r#"echo: {"action":"unknown"}"#);
+    stack.stop().await;
+    std::fs::remove_file(manifest).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_is_closed_with_1001_at_its_maximum_duration_even_when_active() {
+    let stack = Stack::start(|s| {
+        s.limits.max_duration = Duration::from_secs(2);
+        s.limits.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-max", stack.token("max")), &[]).await.unwrap();
+    // Pings every 300 ms keep it from ever being idle; only the maximum duration can end it.
+    let started = tokio::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            tokio::select! {
+                frame = socket.next() => match frame {
+                    Some(Ok(Message::Close(Some(frame)))) => break (u16::from(frame.code), frame.reason.to_string()),
+                    Some(Ok(_)) => {}
+                    other => panic!("expected a close frame, got {other:?}"),
+                },
+                () = tokio::time::sleep(Duration::from_millis(300)) => {
+                    socket.send(Message::Ping(Vec::new().into())).await.unwrap();
+                }
+            }
+        }
+    });
+    let (code, reason) = closed.await.expect("closed within 15 s");
+    assert_eq!((code, reason.as_str()), (1001, "Going away"));
+    assert!(started.elapsed() >= Duration::from_millis(1500), "closed by the idle timer, not the maximum duration");
+    let record = stack.wait_for_record("conv-max", |r| r["status"] == "DISCONNECTED").await;
+    assert_eq!(record["closeCode"], "1001");
     stack.stop().await;
 }
 

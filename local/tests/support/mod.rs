@@ -213,7 +213,8 @@ pub async fn next_close(socket: &mut Socket, secs: u64) -> (u16, String) {
     }
 }
 
-/// A manifest like the project's with the fixture function on `$default` (two-way, 1 s timeout).
+/// A manifest like the project's with the fixture function on `$default` (two-way, 1 s timeout)
+/// and again as `EchoAction` on the route `echo`.
 pub fn manifest_with_fixture() -> PathBuf {
     let mut manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("lambda.manifest.json")).unwrap()).unwrap();
@@ -225,6 +226,11 @@ pub fn manifest_with_fixture() -> PathBuf {
     functions.push(json!({
         "name": "EchoFixture", "crate": root().join("local/fixture"), "svc": "fixture",
         "trigger": { "type": "route", "route": "$default", "route_response": true },
+        "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
+    }));
+    functions.push(json!({
+        "name": "EchoAction", "crate": root().join("local/fixture"), "svc": "fixture",
+        "trigger": { "type": "route", "route": "echo", "route_response": true },
         "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
     }));
     let path = std::env::temp_dir().join(format!("ws-local-manifest-{}.json", uuid::Uuid::new_v4()));
