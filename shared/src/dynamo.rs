@@ -9,18 +9,84 @@
 //!   The tombstone has no index keys, so fan-out never sees it.
 //! - "Not found" is read from the old item `UpdateItem` returns: none, or one that never had a
 //!   `connectedAt` (a repeated disconnect of a tombstone).
+//!
+//! Every call is bounded by the invocation's [`Deadline`]: its operation timeout is the time left
+//! when it starts, and each attempt is cut at [`ATTEMPT_TIMEOUT`] so one stalled request is
+//! retried instead of eating the whole budget. Retries (throttling, 5xx, resets, cut attempts)
+//! use the SDK's standard strategy, up to [`MAX_ATTEMPTS`], and stop when the budget does.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use chrono::{DateTime, Utc};
 
 use crate::clock::iso_millis;
+use crate::deadline::Deadline;
 use crate::id::ConnectionId;
-use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, attr, keys};
-use crate::store::{Audience, ConnectionStore, DisconnectOutcome, GoneOutcome, PutOutcome, StoreError};
+use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
+use crate::store::{
+    Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, Page, PutOutcome, StoreError, StoredConnection,
+};
+
+/// The longest one attempt may take before it is cut and retried. DynamoDB answers in
+/// milliseconds; an attempt still open after this is stalled, and a retry is the better bet.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Attempts per call (the SDK's default is 3); the deadline usually ends retries first.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Below this, a call is not started: it could not finish.
+const MIN_CALL: Duration = Duration::from_millis(5);
+
+/// The call could not start: the invocation's budget is spent.
+#[derive(Debug, thiserror::Error)]
+#[error("no time left before the invocation's deadline")]
+pub struct NoTimeLeft;
+
+/// DynamoDB's 4xx codes that a later attempt may not get: throttling and transient conflicts.
+const TRANSIENT_CODES: [&str; 5] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",
+    "LimitExceededException",
+];
+
+/// True when DynamoDB answered with a client error that no retry will change (so the call
+/// certainly did nothing). Timeouts, broken connections, 5xx and throttling are not.
+fn is_permanent<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_client_error()
+                && !service.err().code().is_some_and(|code| TRANSIENT_CODES.contains(&code))
+        }
+        SdkError::ConstructionFailure(_) => true,
+        _ => false,
+    }
+}
+
+/// Timeouts and retries of one call that starts now.
+fn bounded(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(budget)
+                .operation_attempt_timeout(budget.min(ATTEMPT_TIMEOUT))
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(20))
+                .with_max_backoff(Duration::from_millis(500)),
+        )
+}
 
 /// The connections table through the AWS SDK.
 #[derive(Debug, Clone)]
@@ -35,7 +101,29 @@ impl DynamoStore {
     }
 
     fn error(&self, operation: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-        StoreError { operation, table: self.table.clone(), source: Box::new(source) }
+        StoreError { operation, table: self.table.clone(), permanent: false, source: Box::new(source) }
+    }
+
+    /// A failed SDK call; `permanent` when DynamoDB refused it for a reason a retry cannot change.
+    fn sdk_error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let permanent = is_permanent(&err);
+        StoreError { permanent, ..self.error(operation, err) }
+    }
+
+    /// The config override for a call starting now, or an error when no time is left for one.
+    fn budget(
+        &self,
+        operation: &'static str,
+        deadline: &Deadline,
+    ) -> Result<aws_sdk_dynamodb::config::Builder, StoreError> {
+        let budget = deadline.budget();
+        if budget < MIN_CALL {
+            return Err(self.error(operation, NoTimeLeft));
+        }
+        Ok(bounded(budget))
     }
 }
 
@@ -87,31 +175,114 @@ pub fn record_item(record: &ConnectionRecord) -> HashMap<String, AttributeValue>
     item
 }
 
-impl ConnectionStore for DynamoStore {
-    async fn put_connection(&self, record: &ConnectionRecord) -> Result<PutOutcome, StoreError> {
+/// The item a failed `$connect` leaves: key, status, times and TTL, no index keys.
+pub fn tombstone_item(tombstone: &Tombstone) -> HashMap<String, AttributeValue> {
+    let mut item = key(&tombstone.connection_id);
+    let at = iso_millis(tombstone.at);
+    item.insert(attr::CONNECTION_ID.into(), s(tombstone.connection_id.as_str()));
+    item.insert(attr::STATUS.into(), s(ConnectionStatus::Disconnected.as_str()));
+    item.insert(attr::DISCONNECTED_AT.into(), s(at.clone()));
+    item.insert(attr::UPDATED_AT.into(), s(at));
+    item.insert(attr::TTL.into(), n(tombstone.expires_at.timestamp()));
+    item
+}
+
+/// What an item that blocked a put is: a connection `$connect` wrote has a `connectedAt`.
+pub fn existing<H: std::hash::BuildHasher>(item: Option<&HashMap<String, AttributeValue, H>>) -> Existing {
+    match item {
+        Some(item) if item.contains_key(attr::CONNECTED_AT) => Existing::Connection,
+        Some(item) if item.contains_key(keys::PK) => Existing::Tombstone,
+        _ => Existing::Unknown,
+    }
+}
+
+/// A stored item that does not have the shape this code writes.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed item: {0}")]
+pub struct MalformedItem(&'static str);
+
+/// A stored item read back as a [`StoredConnection`].
+pub fn stored<H: std::hash::BuildHasher>(
+    item: &HashMap<String, AttributeValue, H>,
+) -> Result<StoredConnection, MalformedItem> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let status =
+        text(attr::STATUS).and_then(|raw| ConnectionStatus::parse(&raw)).ok_or(MalformedItem("no known status"))?;
+    Ok(StoredConnection {
+        status,
+        connected_at: text(attr::CONNECTED_AT),
+        conversation_id: text(attr::CONVERSATION_ID),
+        user_id: text(attr::USER_ID),
+        disconnected_at: text(attr::DISCONNECTED_AT),
+        close_code: number(attr::CLOSE_CODE),
+        close_reason: text(attr::CLOSE_REASON),
+        ttl: number(attr::TTL),
+        in_conversation_index: item.contains_key(keys::GSI1PK),
+        in_user_index: item.contains_key(keys::GSI2PK),
+    })
+}
+
+impl DynamoStore {
+    /// Puts `item` only if no record has its key.
+    async fn put_new(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        deadline: &Deadline,
+    ) -> Result<PutOutcome, StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(record_item(record)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", keys::PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .customize()
+            .config_override(self.budget("PutItem", deadline)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(PutOutcome::Created),
-            Err(err)
-                if err.as_service_error().is_some_and(
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception,
-                ) =>
-            {
-                Ok(PutOutcome::AlreadyExists)
-            }
-            Err(err) => Err(self.error("PutItem", err)),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(PutOutcome::AlreadyExists(existing(failed.item())))
+                }
+                _ => Err(self.sdk_error("PutItem", err)),
+            },
         }
     }
+}
 
-    async fn mark_disconnected(&self, d: &Disconnection) -> Result<DisconnectOutcome, StoreError> {
+impl ConnectionStore for DynamoStore {
+    async fn put_connection(&self, record: &ConnectionRecord, deadline: &Deadline) -> Result<PutOutcome, StoreError> {
+        self.put_new(record_item(record), deadline).await
+    }
+
+    async fn put_tombstone(&self, tombstone: &Tombstone, deadline: &Deadline) -> Result<PutOutcome, StoreError> {
+        self.put_new(tombstone_item(tombstone), deadline).await
+    }
+
+    async fn connection(
+        &self,
+        connection_id: &ConnectionId,
+        deadline: &Deadline,
+    ) -> Result<Option<StoredConnection>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(connection_id)))
+            .consistent_read(true)
+            .customize()
+            .config_override(self.budget("GetItem", deadline)?)
+            .send()
+            .await
+            .map_err(|err| self.sdk_error("GetItem", err))?;
+        output.item().map(|item| stored(item).map_err(|err| self.error("GetItem", err))).transpose()
+    }
+
+    async fn mark_disconnected(&self, d: &Disconnection, deadline: &Deadline) -> Result<DisconnectOutcome, StoreError> {
         let now = iso_millis(d.at);
         // Every name goes through a placeholder: `status` and `ttl` are reserved words.
         let mut sets = vec![
@@ -151,19 +322,36 @@ impl ConnectionStore for DynamoStore {
         }
         let output = request
             .update_expression(format!("SET {}", sets.join(", ")))
+            .customize()
+            .config_override(self.budget("UpdateItem", deadline)?)
             .send()
             .await
-            .map_err(|err| self.error("UpdateItem", err))?;
+            .map_err(|err| self.sdk_error("UpdateItem", err))?;
         let was_connected = output.attributes().is_some_and(|old| old.contains_key(attr::CONNECTED_AT));
         Ok(if was_connected { DisconnectOutcome::Disconnected } else { DisconnectOutcome::NotFound })
     }
 
-    async fn connected(&self, audience: &Audience) -> Result<Vec<ConnectionId>, StoreError> {
-        let (index, pk_name, pk) = match audience {
-            Audience::Conversation(id) => (keys::GSI1, keys::GSI1PK, keys::conversation(id)),
-            Audience::User(id) => (keys::GSI2, keys::GSI2PK, keys::user(id)),
+    async fn connected_page(
+        &self,
+        audience: &Audience,
+        after: Option<&ConnectionId>,
+        limit: u32,
+        deadline: &Deadline,
+    ) -> Result<Page, StoreError> {
+        let (index, pk_name, sk_name, pk) = match audience {
+            Audience::Conversation(id) => (keys::GSI1, keys::GSI1PK, keys::GSI1SK, keys::conversation(id)),
+            Audience::User(id) => (keys::GSI2, keys::GSI2PK, keys::GSI2SK, keys::user(id)),
         };
-        let items: Vec<HashMap<String, AttributeValue>> = self
+        // An index's start key holds the index keys and the table keys of the last item read;
+        // all of them follow from the audience and the connection id.
+        let start = after.map(|id| {
+            let mut start = key(id);
+            start.insert(pk_name.to_owned(), s(pk.clone()));
+            start.insert(sk_name.to_owned(), s(keys::connection(id)));
+            start
+        });
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX).max(1);
+        let output = self
             .client
             .query()
             .table_name(&self.table)
@@ -176,15 +364,17 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_names("#connectionId", attr::CONNECTION_ID)
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
-            .into_paginator()
-            .items()
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .customize()
+            .config_override(self.budget("Query", deadline)?)
             .send()
-            .collect::<Result<_, _>>()
             .await
-            .map_err(|err| self.error("Query", err))?;
+            .map_err(|err| self.sdk_error("Query", err))?;
         // Every stored id was validated by $connect; one that no longer parses is skipped, not
         // allowed to fail the whole fan-out.
-        Ok(items
+        let ids = output
+            .items()
             .iter()
             .filter_map(|item| item.get(attr::CONNECTION_ID)?.as_s().ok())
             .filter_map(|raw| {
@@ -192,10 +382,25 @@ impl ConnectionStore for DynamoStore {
                     .inspect_err(|err| tracing::warn!(error = %err, "skipping a stored connection id"))
                     .ok()
             })
-            .collect())
+            .collect();
+        let resume_after = output
+            .last_evaluated_key()
+            .map(|last| {
+                last.get(keys::PK)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| keys::connection_of(pk))
+                    .ok_or_else(|| self.error("Query", MalformedItem("the last evaluated key has no CONN# pk")))
+            })
+            .transpose()?;
+        Ok(Page { ids, resume_after })
     }
 
-    async fn mark_gone(&self, connection_id: &ConnectionId, at: DateTime<Utc>) -> Result<GoneOutcome, StoreError> {
+    async fn mark_gone(
+        &self,
+        connection_id: &ConnectionId,
+        at: DateTime<Utc>,
+        deadline: &Deadline,
+    ) -> Result<GoneOutcome, StoreError> {
         let result = self
             .client
             .update_item()
@@ -209,6 +414,8 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
             .expression_attribute_values(":gone", s(ConnectionStatus::Gone.as_str()))
             .expression_attribute_values(":now", s(iso_millis(at)))
+            .customize()
+            .config_override(self.budget("UpdateItem", deadline)?)
             .send()
             .await;
         match result {
@@ -220,7 +427,7 @@ impl ConnectionStore for DynamoStore {
             {
                 Ok(GoneOutcome::NotConnected)
             }
-            Err(err) => Err(self.error("UpdateItem", err)),
+            Err(err) => Err(self.sdk_error("UpdateItem", err)),
         }
     }
 }

@@ -4,7 +4,9 @@
 //! - [`id`]: identifiers that go into keys, validated when parsed.
 //! - [`record`]: the connection record and the table's key schema, the one place that names
 //!   attributes and key formats.
-//! - [`store`]: the store port the handlers call; [`dynamo`] its DynamoDB adapter.
+//! - [`store`]: the store port the handlers call; [`dynamo`] its DynamoDB adapter; `memory`
+//!   (feature `testing`) an in-memory adapter with the same conditional semantics.
+//! - [`deadline`]: the invocation's deadline, which bounds every network call.
 //! - [`config`]: typed configuration from the environment, with errors that name the variable.
 //! - [`log`]: JSON log lines through `tracing`; [`metrics`]: CloudWatch EMF counters;
 //!   [`output`]: where both are written.
@@ -19,10 +21,13 @@ pub mod apigw;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod deadline;
 pub mod dynamo;
 pub mod id;
 pub mod invocation;
 pub mod log;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod record;

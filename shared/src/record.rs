@@ -30,6 +30,11 @@ pub mod keys {
         format!("CONV#{id}")
     }
 
+    /// The connection a `CONN#<connectionId>` key names, if it is one.
+    pub fn connection_of(key: &str) -> Option<ConnectionId> {
+        ConnectionId::parse(key.strip_prefix("CONN#")?).ok()
+    }
+
     /// `USER#<userId>`: GSI2's partition key.
     pub fn user(id: &UserId) -> String {
         format!("USER#{id}")
@@ -107,4 +112,20 @@ pub struct Disconnection {
     /// Expiry for the record if the disconnect arrives first (the tombstone must outlive any
     /// late `$connect`, and then go).
     pub expires_at: DateTime<Utc>,
+}
+
+/// What `$connect` leaves when it cannot tell whether its put landed and has to answer 500: a
+/// place-holder that a late put cannot overwrite (see [`crate::store::ConnectionStore::put_tombstone`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub connection_id: ConnectionId,
+    pub at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl ConnectionStatus {
+    /// The status stored as `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Connected, Self::Disconnected, Self::Gone].into_iter().find(|status| status.as_str() == s)
+    }
 }

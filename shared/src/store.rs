@@ -4,8 +4,9 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::deadline::Deadline;
 use crate::id::{ConnectionId, ConversationId, UserId};
-use crate::record::{ConnectionRecord, Disconnection};
+use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone};
 
 /// Outcome of recording a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,7 +14,19 @@ pub enum PutOutcome {
     Created,
     /// A record for this connection already existed (an API Gateway retry, or a `$disconnect`
     /// that overtook this `$connect`); it was left as it was.
-    AlreadyExists,
+    AlreadyExists(Existing),
+}
+
+/// What held a connection's key when a put found it taken (DynamoDB returns the old item with the
+/// failed condition, so no read permission is needed to tell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// A record `$connect` wrote (still `CONNECTED`, or since disconnected or gone).
+    Connection,
+    /// A tombstone: a `$disconnect` or a failed `$connect` got there first.
+    Tombstone,
+    /// The store did not say.
+    Unknown,
 }
 
 /// Outcome of recording a disconnect.
@@ -50,28 +63,89 @@ pub enum GoneOutcome {
 pub struct StoreError {
     pub operation: &'static str,
     pub table: String,
+    /// The store refused the call for a reason that trying again will not change (no such table,
+    /// access denied, a malformed request): the write certainly did not happen.
+    pub permanent: bool,
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
-/// The connections table.
+/// One page of an audience's `CONNECTED` connections, in index order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub ids: Vec<ConnectionId>,
+    /// Where the next page starts (after this connection, in index order); `None` when the index
+    /// has no more entries for the audience.
+    pub resume_after: Option<ConnectionId>,
+}
+
+/// A record as stored, read back (connect's outcome check, tests and the contract suite).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    pub status: ConnectionStatus,
+    /// Present only on a record `$connect` wrote (a tombstone has none).
+    pub connected_at: Option<String>,
+    pub conversation_id: Option<String>,
+    pub user_id: Option<String>,
+    pub disconnected_at: Option<String>,
+    pub close_code: Option<i64>,
+    pub close_reason: Option<String>,
+    /// Epoch seconds.
+    pub ttl: Option<i64>,
+    /// In GSI1 / GSI2: the record carries that index's keys.
+    pub in_conversation_index: bool,
+    pub in_user_index: bool,
+}
+
+/// The connections table. Every call is bounded by `deadline`: it gets the time left when it
+/// starts, and returns an error rather than outlive it.
 pub trait ConnectionStore: Send + Sync {
     /// Records a new connection unless one with the same id exists (never overwrites).
-    fn put_connection(&self, record: &ConnectionRecord) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+    fn put_connection(
+        &self,
+        record: &ConnectionRecord,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+
+    /// Holds the place of a connection whose `$connect` failed: a `DISCONNECTED` record without
+    /// index keys, written only if no record exists, so a put that is still in flight cannot land
+    /// a live `CONNECTED` record afterwards. `AlreadyExists` means the connect's put did land.
+    fn put_tombstone(
+        &self,
+        tombstone: &Tombstone,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+
+    /// The record of a connection, read consistently.
+    fn connection(
+        &self,
+        connection_id: &ConnectionId,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Option<StoredConnection>, StoreError>> + Send;
 
     /// Marks a connection `DISCONNECTED`; the first `disconnectedAt` and close code win.
     fn mark_disconnected(
         &self,
         disconnection: &Disconnection,
+        deadline: &Deadline,
     ) -> impl Future<Output = Result<DisconnectOutcome, StoreError>> + Send;
 
-    /// The `CONNECTED` connections of `audience`, every page of the index.
-    fn connected(&self, audience: &Audience) -> impl Future<Output = Result<Vec<ConnectionId>, StoreError>> + Send;
+    /// Up to `limit` index entries of `audience` after `after` (from the start when `None`),
+    /// keeping the `CONNECTED` ones. A page may hold fewer than `limit` ids (or none) and still
+    /// have a next one.
+    fn connected_page(
+        &self,
+        audience: &Audience,
+        after: Option<&ConnectionId>,
+        limit: u32,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
 
     /// Marks a connection `GONE` (a post found it gone), only while it is still `CONNECTED`.
     fn mark_gone(
         &self,
         connection_id: &ConnectionId,
         at: DateTime<Utc>,
+        deadline: &Deadline,
     ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send;
 }

@@ -32,6 +32,22 @@ impl Clock for FixedClock {
     }
 }
 
+/// A Lambda deadline (epoch milliseconds) `ms` after [`FixedClock`]'s time: what handlers on that
+/// clock are given as `Context::deadline`.
+pub fn deadline_in(ms: u64) -> u64 {
+    u64::try_from(FixedClock::default().0.timestamp_millis()).expect("after 1970") + ms
+}
+
+/// A Lambda deadline `ms` from now on the system clock (handlers built without a test clock).
+pub fn deadline_from_now(ms: u64) -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).expect("after 1970") + ms
+}
+
+/// A generous deadline for calls in tests that are not about time.
+pub fn no_hurry() -> crate::deadline::Deadline {
+    crate::deadline::Deadline::after(std::time::Duration::from_secs(30))
+}
+
 /// UUIDs 00000000-0000-4000-8000-000000000001, …02, … in order.
 #[derive(Debug, Default)]
 pub struct SequentialIds(AtomicU64);

@@ -12,6 +12,15 @@
 //! `principalId` is the user; a query `userId` counts only when no authorizer ran, and one that
 //! contradicts the authorizer is a 403. With `ORIGIN_VERIFY_SECRET` set, a request without the
 //! matching `X-Origin-Verify` header (added by CloudFront) is a 403 too.
+//!
+//! # An unknown outcome is resolved before answering
+//! A put that fails with an error may still have landed (the response was lost, or a stalled
+//! attempt arrives after the retry). Answering 500 then would leave a `CONNECTED` record for a
+//! socket API Gateway refused. So the put gets half of the time left, and on an error the rest
+//! goes to a conditional put of a tombstone: if it lands, no late put can ever land after it and
+//! 500 is safe; if it finds the key taken, DynamoDB returns what holds it (no read permission
+//! needed): the connect's own record means the connect succeeded (200); a tombstone (a
+//! `$disconnect` or an earlier try of this resolution) means 500.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -19,16 +28,18 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chrono::Duration;
 use serde_json::Value;
-use tracing::{Instrument, info};
+use tracing::{Instrument, error, info, warn};
 use ws_shared::apigw::{self, EventError, WsResponse};
 use ws_shared::clock::{Clock, IdSource, RandomIds, SystemClock, from_epoch_millis};
 use ws_shared::config::{self, Common, ConfigError, Env};
+use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::id::{ConversationId, IdError, UserId};
 use ws_shared::invocation::ColdStart;
+use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
-use ws_shared::record::ConnectionRecord;
-use ws_shared::store::{ConnectionStore, PutOutcome, StoreError};
+use ws_shared::record::{ConnectionRecord, Tombstone};
+use ws_shared::store::{ConnectionStore, Existing, PutOutcome, StoreError};
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-connect";
@@ -42,6 +53,9 @@ const CONVERSATION_PARAMS: [&str; 2] = ["correlationId", "conversationId"];
 pub const ORIGIN_VERIFY_SECRET: &str = "ORIGIN_VERIFY_SECRET";
 /// The header carrying the origin secret.
 pub const ORIGIN_HEADER: &str = "x-origin-verify";
+
+/// The least time worth starting one more try at settling an unknown put.
+const RESOLVE_MIN: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Authorizer context keys that name the conversation, in order of preference.
 const CONVERSATION_CONTEXT_KEYS: [&str; 2] = ["conversationId", "correlationId"];
@@ -145,13 +159,15 @@ impl<S: ConnectionStore> Connect<S> {
         self
     }
 
-    /// Handles one `$connect` event. Never fails: every outcome is a response, and every
-    /// invocation writes one log line about it and one EMF line.
-    pub async fn handle(&self, event: Value, request_id: &str) -> WsResponse {
+    /// Handles one `$connect` event before `deadline_ms` (epoch milliseconds, Lambda's
+    /// `Context::deadline`). Never fails: every outcome is a response, and every invocation writes
+    /// one log line about it and one EMF line.
+    pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> WsResponse {
+        let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEFAULT_MARGIN);
         let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
-            let response = match self.connect(event, &mut counters).await {
+            let response = match self.connect(event, &deadline, &mut counters).await {
                 Ok(response) => response,
                 Err(err) => apigw::failure("connect", err.status(), &err, &mut counters),
             };
@@ -162,7 +178,12 @@ impl<S: ConnectionStore> Connect<S> {
         .await
     }
 
-    async fn connect(&self, event: Value, counters: &mut Counters<'_>) -> Result<WsResponse, ConnectError> {
+    async fn connect(
+        &self,
+        event: Value,
+        deadline: &Deadline,
+        counters: &mut Counters<'_>,
+    ) -> Result<WsResponse, ConnectError> {
         let event = apigw::parse_event(event)?;
         let connection_id = apigw::connection_id(&event)?;
         let span = tracing::Span::current();
@@ -196,14 +217,73 @@ impl<S: ConnectionStore> Connect<S> {
             user_id,
         };
         let authenticated = record.user_id.is_some();
-        match self.store.put_connection(&record).await? {
-            PutOutcome::Created => {
+        let put_deadline = Deadline::after(deadline.budget() / 2);
+        match self.store.put_connection(&record, &put_deadline).await {
+            Ok(PutOutcome::Created) => {
                 counters.incr("Connected");
                 info!(authenticated, "connection recorded");
             }
-            PutOutcome::AlreadyExists => info!("connection already recorded; left as it was"),
+            Ok(PutOutcome::AlreadyExists(Existing::Connection)) => {
+                info!("connection already recorded; left as it was");
+            }
+            Ok(PutOutcome::AlreadyExists(_)) => {
+                info!("a disconnect for this connection came first; tombstone left as it was");
+            }
+            Err(err) => {
+                if err.permanent {
+                    return Err(err.into());
+                }
+                warn!(error = error_chain(&err), "the put's outcome is unknown; resolving it");
+                if !self.resolve(&record, deadline).await {
+                    return Err(err.into());
+                }
+                counters.incr("Connected");
+                info!(authenticated, "connection recorded (the put had landed)");
+            }
         }
         Ok(WsResponse::ok().with_subprotocol(apigw::choose_subprotocol(&event)))
+    }
+
+    /// After a put whose outcome is unknown: `true` when the connection's record is there, `false`
+    /// when a tombstone now holds its place (no late put can land) or nothing could be settled.
+    async fn resolve(&self, record: &ConnectionRecord, deadline: &Deadline) -> bool {
+        let tombstone = Tombstone {
+            connection_id: record.connection_id.clone(),
+            at: record.updated_at,
+            expires_at: record.expires_at,
+        };
+        let mut last_error = None;
+        // Each try gets the time left; the store's own retries usually settle it in one.
+        while !deadline.is_short_of(RESOLVE_MIN) {
+            match self.store.put_tombstone(&tombstone, deadline).await {
+                Ok(PutOutcome::Created) => {
+                    info!("the put had not landed; a tombstone holds its place");
+                    return false;
+                }
+                Ok(PutOutcome::AlreadyExists(Existing::Connection)) => return true,
+                Ok(PutOutcome::AlreadyExists(Existing::Tombstone)) => {
+                    info!("a tombstone holds the connection's place");
+                    return false;
+                }
+                Ok(PutOutcome::AlreadyExists(Existing::Unknown)) => {
+                    error!("the store did not say what holds the connection's place");
+                    return false;
+                }
+                Err(err) if err.permanent => {
+                    last_error = Some(err);
+                    break;
+                }
+                Err(err) => last_error = Some(err),
+            }
+        }
+        if let Some(err) = last_error {
+            error!(
+                error = error_chain(&err),
+                "could not settle the connect's outcome before the deadline; its record may appear \
+                 later and expire by TTL"
+            );
+        }
+        false
     }
 }
 

@@ -11,8 +11,8 @@ use ws_shared::dynamo::{DynamoStore, key};
 use ws_shared::id::ConnectionId;
 use ws_shared::record::keys;
 use ws_shared::testing::{
-    Captured, FixedClock, SequentialIds, capture_logs, capture_logs_at, create_connections_table, dynamodb_client,
-    dynamodb_endpoint, item_json, scan_all, unique_table_name,
+    Captured, FixedClock, SequentialIds, capture_logs, capture_logs_at, create_connections_table, deadline_from_now, deadline_in,
+    dynamodb_client, dynamodb_endpoint, item_json, scan_all, unique_table_name,
 };
 
 const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";
@@ -64,7 +64,7 @@ impl Harness {
     }
 
     async fn connect(&self, event: Value) -> Value {
-        serde_json::to_value(self.handler.handle(event, "req-1").await).expect("serializable")
+        serde_json::to_value(self.handler.handle(event, "req-1", deadline_in(10_000)).await).expect("serializable")
     }
 
     async fn item(&self, connection_id: &str) -> Option<HashMap<String, AttributeValue>> {
@@ -362,9 +362,9 @@ async fn behind_the_edge_only_requests_with_the_origin_secret_connect() {
     wrong["headers"]["X-Origin-Verify"] = json!("edge-secret-0123456789abcdeX");
     wrong["requestContext"]["connectionId"] = json!("wrong=");
 
-    let around = serde_json::to_value(handler.handle(sample_event(), "r1").await).unwrap();
-    let guessed = serde_json::to_value(handler.handle(wrong, "r2").await).unwrap();
-    let through = serde_json::to_value(handler.handle(through_edge, "r3").await).unwrap();
+    let around = serde_json::to_value(handler.handle(sample_event(), "r1", deadline_from_now(10_000)).await).unwrap();
+    let guessed = serde_json::to_value(handler.handle(wrong, "r2", deadline_from_now(10_000)).await).unwrap();
+    let through = serde_json::to_value(handler.handle(through_edge, "r3", deadline_from_now(10_000)).await).unwrap();
 
     assert_eq!(around, json!({"statusCode": 403, "body": "Forbidden"}));
     assert_eq!(guessed, json!({"statusCode": 403, "body": "Forbidden"}));

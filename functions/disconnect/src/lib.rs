@@ -19,6 +19,7 @@ use tracing::{Instrument, info};
 use ws_shared::apigw::{self, EventError, WsResponse};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{self, Common, ConfigError, Env};
+use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::invocation::ColdStart;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
@@ -101,13 +102,15 @@ impl<S: ConnectionStore> Disconnect<S> {
         self
     }
 
-    /// Handles one `$disconnect` event. Never fails: every outcome is a response, one log line
-    /// and one EMF line.
-    pub async fn handle(&self, event: Value, request_id: &str) -> WsResponse {
+    /// Handles one `$disconnect` event before `deadline_ms` (epoch milliseconds, Lambda's
+    /// `Context::deadline`). Never fails: every outcome is a response, one log line and one EMF
+    /// line.
+    pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> WsResponse {
+        let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEFAULT_MARGIN);
         let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
-            let response = match self.disconnect(event, &mut counters).await {
+            let response = match self.disconnect(event, &deadline, &mut counters).await {
                 Ok(()) => WsResponse::ok(),
                 Err(err) => apigw::failure("disconnect", err.status(), &err, &mut counters),
             };
@@ -118,7 +121,12 @@ impl<S: ConnectionStore> Disconnect<S> {
         .await
     }
 
-    async fn disconnect(&self, event: Value, counters: &mut Counters<'_>) -> Result<(), DisconnectError> {
+    async fn disconnect(
+        &self,
+        event: Value,
+        deadline: &Deadline,
+        counters: &mut Counters<'_>,
+    ) -> Result<(), DisconnectError> {
         let event = apigw::parse_event(event)?;
         let connection_id = apigw::connection_id(&event)?;
         tracing::Span::current().record("connectionId", connection_id.as_str());
@@ -132,7 +140,7 @@ impl<S: ConnectionStore> Disconnect<S> {
             close_reason: ctx.disconnect_reason.clone().filter(|r| !r.is_empty()),
             expires_at: now + self.ttl,
         };
-        match self.store.mark_disconnected(&disconnection).await? {
+        match self.mark(&disconnection, deadline).await? {
             DisconnectOutcome::Disconnected => {
                 counters.incr("Disconnected");
                 info!(closeCode = disconnection.close_code, "connection marked disconnected");
@@ -144,4 +152,24 @@ impl<S: ConnectionStore> Disconnect<S> {
         }
         Ok(())
     }
+
+    /// API Gateway never redelivers a failed `$disconnect`, and a record left `CONNECTED` is an
+    /// orphan until its TTL: so the update is tried again, as long as time is left, after the
+    /// store's own retries give up. Marking is idempotent (the first disconnect's values win).
+    async fn mark(&self, disconnection: &Disconnection, deadline: &Deadline) -> Result<DisconnectOutcome, StoreError> {
+        loop {
+            match self.store.mark_disconnected(disconnection, deadline).await {
+                Err(err) if !err.permanent && !deadline.is_short_of(RETRY_MIN) => {
+                    tracing::warn!(
+                        error = ws_shared::log::error_chain(&err),
+                        "disconnect not recorded yet; trying again"
+                    );
+                }
+                result => return result,
+            }
+        }
+    }
 }
+
+/// The least time worth one more try at recording a disconnect.
+const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(20);

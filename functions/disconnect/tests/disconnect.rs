@@ -13,8 +13,8 @@ use ws_shared::dynamo::{DynamoStore, key};
 use ws_shared::id::ConnectionId;
 use ws_shared::record::keys;
 use ws_shared::testing::{
-    Captured, FixedClock, capture_logs, create_connections_table, dynamodb_client, dynamodb_endpoint, item_json,
-    scan_all, unique_table_name,
+    Captured, FixedClock, capture_logs, create_connections_table, deadline_in, dynamodb_client, dynamodb_endpoint,
+    item_json, scan_all, unique_table_name,
 };
 
 const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";
@@ -55,7 +55,7 @@ impl Harness {
     }
 
     async fn disconnect(&self, event: Value) -> Value {
-        serde_json::to_value(self.handler(0).handle(event, "req-d").await).expect("serializable")
+        serde_json::to_value(self.handler(0).handle(event, "req-d", deadline_in(10_000)).await).expect("serializable")
     }
 
     async fn connect(&self) -> Value {
@@ -63,7 +63,7 @@ impl Harness {
         let handler =
             Connect::new(DynamoStore::new(self.client.clone(), &self.table), &config, Arc::new(Captured::default()))
                 .with_clock(Arc::new(FixedClock::default()));
-        serde_json::to_value(handler.handle(connect_event(), "req-c").await).expect("serializable")
+        serde_json::to_value(handler.handle(connect_event(), "req-c", deadline_in(10_000)).await).expect("serializable")
     }
 
     async fn item(&self) -> HashMap<String, AttributeValue> {
@@ -104,14 +104,14 @@ async fn a_disconnect_marks_the_record_disconnected_with_the_close_code_and_reas
 async fn the_first_disconnect_wins() {
     let h = Harness::new().await;
     h.connect().await;
-    h.handler(0).handle(disconnect_event(), "first").await;
+    h.handler(0).handle(disconnect_event(), "first", deadline_in(10_000)).await;
     let first = h.item().await;
 
     // WHEN the same disconnect is delivered again a minute later, with another code
     let mut replay = disconnect_event();
     replay["requestContext"]["disconnectStatusCode"] = json!(1006);
     replay["requestContext"]["disconnectReason"] = json!("replayed");
-    let response = serde_json::to_value(h.handler(60).handle(replay, "again").await).unwrap();
+    let response = serde_json::to_value(h.handler(60).handle(replay, "again", deadline_in(70_000)).await).unwrap();
 
     // THEN it succeeds, and the first time, code and reason stay
     assert_eq!(response["statusCode"], 200);
@@ -188,10 +188,10 @@ async fn logs_and_metrics_of_a_disconnect() {
     let (logs, _guard) = capture_logs(ws_disconnect::SVC);
     let handler = h.handler(0);
 
-    handler.handle(disconnect_event(), "req-1").await;
+    handler.handle(disconnect_event(), "req-1", deadline_in(10_000)).await;
     let mut unknown = disconnect_event();
     unknown["requestContext"]["connectionId"] = json!("unknown=");
-    handler.handle(unknown, "req-2").await;
+    handler.handle(unknown, "req-2", deadline_in(10_000)).await;
 
     insta::assert_json_snapshot!("logs", logs.json());
     insta::assert_json_snapshot!("metrics", h.metrics.json());

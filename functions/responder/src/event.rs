@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 use ws_shared::id::{ConnectionId, ConversationId, IdError, UserId};
 use ws_shared::store::Audience;
 
+use crate::cursor::CursorError;
+
 /// API Gateway's limit for one WebSocket message.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
@@ -34,6 +36,8 @@ pub struct Request {
     pub ws_endpoint: Option<String>,
     /// `requestContext.domainName` and `.stage`, when the event carries them.
     pub context: Option<(String, String)>,
+    /// `cursor`: where a fan-out continues (checked against the fan-out in [`crate::cursor`]).
+    pub cursor: Option<String>,
 }
 
 /// What is wrong with an event; the message goes back to the caller as `error`.
@@ -55,6 +59,8 @@ pub enum EventError {
     Sequence,
     #[error("isFinal must be true or false")]
     IsFinal,
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
 }
 
 fn optional_string(event: &Map<String, Value>, field: &'static str) -> Result<Option<String>, EventError> {
@@ -101,6 +107,14 @@ impl Request {
             let field = |name: &str| ctx.get(name).and_then(Value::as_str).map(str::to_owned);
             Some((field("domainName")?, field("stage")?))
         });
+        let cursor = match event.get("cursor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(CursorError::NotAString.into()),
+        };
+        if cursor.is_some() && matches!(target, Target::One(_)) {
+            return Err(CursorError::NotAFanOut.into());
+        }
         let payload = event.remove("payload").unwrap_or(Value::Null);
 
         Ok(Self {
@@ -108,6 +122,7 @@ impl Request {
             envelope: Envelope { message_type, correlation_id, sequence, is_final, payload },
             ws_endpoint,
             context,
+            cursor,
         })
     }
 }
@@ -181,6 +196,14 @@ mod tests {
             (with(sample(), "sequence", json!("21")), "sequence must be a non-negative integer"),
             (with(sample(), "isFinal", json!("yes")), "isFinal must be true or false"),
             (with(sample(), "wsEndpoint", json!(["x"])), "wsEndpoint must be a string"),
+            (
+                with(sample(), "cursor", json!("v1.a.b")),
+                "a cursor continues a fan-out; this event names one connectionId",
+            ),
+            (
+                with(with(without(sample(), "connectionId"), "conversationId", json!("c")), "cursor", json!(3)),
+                "cursor must be a string that a previous fan-out returned",
+            ),
         ];
         for (event, message) in cases {
             assert_eq!(Request::parse(event.clone()).unwrap_err().to_string(), message, "{event}");

@@ -5,21 +5,34 @@
 //! # Layout
 //! - [`event`]: the input, validated into a target and the wire envelope.
 //! - [`endpoint`]: which Management API endpoint to post through.
+//! - [`cursor`]: where a fan-out that ran out of time continues.
 //! - [`management`]: the notifier port ([`management::Poster`]) and its SDK adapter, one client
 //!   per endpoint.
 //! - [`Config`], [`Responder`], [`Outcome`]: configuration, the handler, and what it returns.
 //!
 //! Results: `200` posted; `410` gone (the record becomes `GONE` when `MARK_GONE=true`); `413`
 //! message over 128 KB, refused before any call; `400` a bad event, with `error` saying what;
-//! `500` anything else after the SDK's retries. Fan-out returns per-outcome counts.
+//! `500` anything else after the SDK's retries. Fan-out returns per-outcome counts, and a
+//! `cursor` when it had to stop before its deadline with connections left (DESIGN §8).
+//!
+//! # Deadlines
+//! Every network call gets the time left when it starts ([`Deadline`]): each index page, each
+//! post, each `GONE` update. A fan-out reads the index page by page and posts while reading, up to
+//! `FANOUT_CONCURRENCY` posts in flight; it starts a new post (or page) only while the time left
+//! covers the slowest post seen so far, so it stops in time and answers with where it stopped.
+//! Connections are taken in index order and each is attempted once, so the position of the last
+//! one taken is the whole state a continuation needs: a cursor never repeats a post.
 
+pub mod cursor;
 pub mod endpoint;
 pub mod event;
 pub mod management;
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -27,12 +40,13 @@ use serde_json::Value;
 use tracing::{Instrument, debug, error, info, warn};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{self, Common, ConfigError, Env};
+use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::id::ConnectionId;
 use ws_shared::invocation::ColdStart;
 use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
-use ws_shared::store::{Audience, ConnectionStore, GoneOutcome};
+use ws_shared::store::{Audience, ConnectionStore, GoneOutcome, StoreError};
 
 use crate::endpoint::Endpoint;
 use crate::event::{MAX_MESSAGE_BYTES, Request, Target};
@@ -48,9 +62,13 @@ pub const MARK_GONE: &str = "MARK_GONE";
 pub const FANOUT_CONCURRENCY: &str = "FANOUT_CONCURRENCY";
 
 /// Time kept back from the invocation's deadline to return a result.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
-/// Least time a post is given, even past the margin.
-const MIN_BUDGET: Duration = Duration::from_millis(100);
+const DEADLINE_MARGIN: Duration = DEFAULT_MARGIN;
+/// The least time a new post (or index page) needs before it is started; raised to the slowest
+/// post seen in the invocation.
+const MIN_CALL: Duration = Duration::from_millis(50);
+/// Index entries read per page: enough to keep the posts busy, small enough that memory does not
+/// grow with the audience.
+const PAGE_SIZE: u32 = 200;
 
 /// What `WebSocketResponder` reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,9 +124,14 @@ pub struct Outcome {
     pub error: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub counts: Option<FanOutCounts>,
+    /// Present when a fan-out stopped with connections left: the same event plus this value
+    /// continues it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
-/// Per-outcome counts of a fan-out.
+/// Per-outcome counts of a fan-out's invocation: `targets` connections were attempted, each
+/// ending `posted`, `gone` (410) or `failed` (an error, or an outcome unknown at the deadline).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FanOutCounts {
     pub targets: usize,
@@ -119,11 +142,11 @@ pub struct FanOutCounts {
 
 impl Outcome {
     fn status(status_code: u16) -> Self {
-        Self { status_code, error: None, counts: None }
+        Self { status_code, error: None, counts: None, cursor: None }
     }
 
     fn refused(status_code: u16, error: impl std::fmt::Display) -> Self {
-        Self { status_code, error: Some(error.to_string()), counts: None }
+        Self { status_code, error: Some(error.to_string()), counts: None, cursor: None }
     }
 }
 
@@ -182,12 +205,13 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
     }
 
     /// Handles one invocation. `deadline_ms` is the invocation's deadline (epoch milliseconds,
-    /// Lambda's `Context::deadline`); retries stop in time to return a result.
+    /// Lambda's `Context::deadline`); every call stops in time to return a result.
     pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Outcome {
+        let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEADLINE_MARGIN);
         let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
-            let outcome = self.respond(event, deadline_ms, &mut counters).await;
+            let outcome = self.respond(event, &deadline, &mut counters).await;
             if outcome.status_code == 400 || outcome.status_code == 413 {
                 warn!(status = outcome.status_code, reason = outcome.error.as_deref(), "request refused");
             }
@@ -198,7 +222,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         .await
     }
 
-    async fn respond(&self, event: Value, deadline_ms: u64, counters: &mut Counters<'_>) -> Outcome {
+    async fn respond(&self, event: Value, deadline: &Deadline, counters: &mut Counters<'_>) -> Outcome {
         let request = match Request::parse(event) {
             Ok(request) => request,
             Err(err) => return Outcome::refused(400, err),
@@ -223,13 +247,12 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             );
         }
         let bytes = body.len();
-        let budget = self.budget(deadline_ms);
         let message_type = request.envelope.message_type.as_str();
         let sequence = request.envelope.sequence;
 
         match &request.target {
             Target::One(id) => {
-                let delivery = self.deliver(&endpoint, id, body, budget, self.mark_gone, counters).await;
+                let delivery = self.deliver(&endpoint, id, body, deadline, self.mark_gone, counters, None).await;
                 match delivery {
                     Delivery::Posted => {
                         info!(bytes, messageType = message_type, sequence, "message posted");
@@ -242,16 +265,19 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                     Delivery::Failed => Outcome::refused(500, "the post failed; see the function's logs"),
                 }
             }
-            Target::FanOut(audience) => self.fan_out(audience, &endpoint, &body, budget, counters).await,
+            Target::FanOut(audience) => {
+                self.fan_out(audience, request.cursor.as_deref(), &endpoint, &body, deadline, counters).await
+            }
         }
     }
 
     async fn fan_out(
         &self,
         audience: &Audience,
+        cursor: Option<&str>,
         endpoint: &Endpoint,
         body: &[u8],
-        budget: Duration,
+        deadline: &Deadline,
         counters: &mut Counters<'_>,
     ) -> Outcome {
         let Some(store) = &self.store else {
@@ -260,56 +286,97 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 "fan-out needs the connections table; this function has no TABLE_CONNECTIONS",
             );
         };
-        let targets = match store.connected(audience).await {
-            Ok(targets) => targets,
-            Err(err) => {
-                counters.incr("Errors");
-                error!(error = error_chain(&err), "fan-out could not list the connections");
-                return Outcome::refused(500, "the fan-out failed; see the function's logs");
-            }
+        let digest = cursor::message_digest(body);
+        let start = match cursor.map(|raw| cursor::decode(raw, audience, &digest)).transpose() {
+            Ok(start) => start.flatten(),
+            Err(err) => return Outcome::refused(400, err),
         };
-        // Each delivery counts into its own counters; they are summed after the stream ends.
-        let deliveries: Vec<(Delivery, Counters<'_>)> = futures_util::stream::iter(&targets)
-            .map(|id| async move {
-                let mut own = self.metrics.start();
-                let delivery = self.deliver(endpoint, id, body.to_vec(), budget, true, &mut own).await;
-                (delivery, own)
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        let mut counts = FanOutCounts { targets: targets.len(), ..FanOutCounts::default() };
-        for (delivery, own) in &deliveries {
-            counters.merge(own);
-            match delivery {
-                Delivery::Posted => counts.posted += 1,
-                Delivery::Gone => counts.gone += 1,
-                Delivery::Failed => counts.failed += 1,
-            }
-        }
+        let source = Source {
+            store,
+            audience,
+            deadline,
+            slowest: &AtomicU64::new(duration_micros(MIN_CALL)),
+            state: Mutex::new(SourceState {
+                buffer: VecDeque::new(),
+                next: Next::After(start.clone()),
+                position: start,
+            }),
+        };
+        // Connections are taken from the index one at a time, in order, only while a post still
+        // fits in the time left; each is posted at once, up to `concurrency` in flight.
+        let counts =
+            {
+                let deliveries = futures_util::stream::unfold(&source, |source| async move {
+                    source.next().await.map(|id| (id, source))
+                })
+                .map(|id| async move {
+                    let mut own = self.metrics.start();
+                    let delivery = self
+                        .deliver(endpoint, &id, body.to_vec(), deadline, true, &mut own, Some(source.slowest))
+                        .await;
+                    (delivery, own)
+                })
+                .buffer_unordered(self.concurrency);
+                futures_util::pin_mut!(deliveries);
+                let mut counts = FanOutCounts::default();
+                while let Some((delivery, own)) = deliveries.next().await {
+                    counters.merge(&own);
+                    counts.targets += 1;
+                    match delivery {
+                        Delivery::Posted => counts.posted += 1,
+                        Delivery::Gone => counts.gone += 1,
+                        Delivery::Failed => counts.failed += 1,
+                    }
+                }
+                counts
+            };
+        let state = source.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cursor = match state.next {
+            Next::Done => None,
+            Next::After(_) | Next::Failed(_) => Some(cursor::encode(audience, &digest, state.position.as_ref())),
+        };
         info!(
             targets = counts.targets,
             posted = counts.posted,
             gone = counts.gone,
             failed = counts.failed,
             bytes = body.len(),
+            more = cursor.is_some(),
             "fan-out done"
         );
+        if let Next::Failed(err) = &state.next {
+            counters.incr("Errors");
+            error!(error = error_chain(err), "fan-out could not read the connections");
+            return Outcome {
+                status_code: 500,
+                error: Some("the fan-out could not read the connections; see the function's logs".into()),
+                counts: Some(counts),
+                cursor,
+            };
+        }
         let status_code = if counts.targets > 0 && counts.failed == counts.targets { 500 } else { 200 };
-        Outcome { status_code, error: None, counts: Some(counts) }
+        Outcome { status_code, error: None, counts: Some(counts), cursor }
     }
 
     /// Posts to one connection, counts the result, and marks a gone connection `GONE` when asked.
+    /// `slowest`, during a fan-out, learns the longest post took.
+    #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
         endpoint: &Endpoint,
         id: &ConnectionId,
         body: Vec<u8>,
-        budget: Duration,
+        deadline: &Deadline,
         mark_gone: bool,
         counters: &mut Counters<'_>,
+        slowest: Option<&AtomicU64>,
     ) -> Delivery {
-        match self.poster.post(endpoint, id, body, budget).await {
+        let started = Instant::now();
+        let result = self.poster.post(endpoint, id, body, deadline.budget()).await;
+        if let Some(slowest) = slowest {
+            slowest.fetch_max(duration_micros(started.elapsed()), Ordering::Relaxed);
+        }
+        match result {
             Ok(()) => {
                 counters.incr("Posted");
                 debug!(connectionId = id.as_str(), "posted");
@@ -318,7 +385,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             Err(PostError::Gone) => {
                 counters.incr("Gone");
                 if mark_gone && let Some(store) = &self.store {
-                    match store.mark_gone(id, self.clock.now()).await {
+                    match store.mark_gone(id, self.clock.now(), deadline).await {
                         Ok(GoneOutcome::Marked) => debug!(connectionId = id.as_str(), "record marked GONE"),
                         Ok(GoneOutcome::NotConnected) => {
                             debug!(connectionId = id.as_str(), "record already not CONNECTED; left as it was");
@@ -342,9 +409,80 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             }
         }
     }
+}
 
-    fn budget(&self, deadline_ms: u64) -> Duration {
-        let now_ms = u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0);
-        Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN).max(MIN_BUDGET)
+fn duration_micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Where the next index page starts.
+enum Next {
+    /// After this connection (from the start when `None`).
+    After(Option<ConnectionId>),
+    /// The index has nothing more for the audience.
+    Done,
+    /// Reading the index failed; the fan-out stops here.
+    Failed(StoreError),
+}
+
+struct SourceState {
+    buffer: VecDeque<ConnectionId>,
+    next: Next,
+    /// Every connection up to here (in index order) has been taken or was not a target.
+    position: Option<ConnectionId>,
+}
+
+/// The audience's `CONNECTED` connections, read a page at a time as the posts need them.
+struct Source<'a, S> {
+    store: &'a S,
+    audience: &'a Audience,
+    deadline: &'a Deadline,
+    /// The slowest post so far (µs): what one more post is expected to need.
+    slowest: &'a AtomicU64,
+    /// Only this stream's own future touches it; a `Mutex` keeps the stream `Send`.
+    state: Mutex<SourceState>,
+}
+
+impl<S: ConnectionStore> Source<'_, S> {
+    fn state(&self) -> std::sync::MutexGuard<'_, SourceState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The next connection to post to, or `None` when the audience is done, the index failed, or
+    /// the time left would not cover another post.
+    async fn next(&self) -> Option<ConnectionId> {
+        loop {
+            let need = Duration::from_micros(self.slowest.load(Ordering::Relaxed));
+            if self.deadline.is_short_of(need) {
+                return None;
+            }
+            let after = {
+                let mut state = self.state();
+                if let Some(id) = state.buffer.pop_front() {
+                    state.position = Some(id.clone());
+                    return Some(id);
+                }
+                match &state.next {
+                    Next::After(after) => after.clone(),
+                    Next::Done | Next::Failed(_) => return None,
+                }
+            };
+            let page = self.store.connected_page(self.audience, after.as_ref(), PAGE_SIZE, self.deadline).await;
+            let mut state = self.state();
+            // The whole previous page was taken: everything up to where this page starts is done.
+            state.position.clone_from(&after);
+            match page {
+                Ok(page) => {
+                    state.buffer.extend(page.ids);
+                    state.next = page.resume_after.map_or(Next::Done, |id| Next::After(Some(id)));
+                }
+                Err(err) if self.deadline.is_short_of(MIN_CALL) => {
+                    // Cut by the deadline, not failed: the next invocation reads this page again.
+                    debug!(error = error_chain(&err), "index page cut by the deadline");
+                    return None;
+                }
+                Err(err) => state.next = Next::Failed(err),
+            }
+        }
     }
 }

@@ -17,7 +17,7 @@ use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::record::{ConnectionRecord, Disconnection};
 use ws_shared::store::ConnectionStore;
 use ws_shared::testing::{
-    Captured, FixedClock, capture_logs, create_connections_table, dynamodb_client, dynamodb_endpoint, sdk_config,
+    Captured, FixedClock, no_hurry, capture_logs, create_connections_table, dynamodb_client, dynamodb_endpoint, sdk_config,
     unique_table_name,
 };
 
@@ -89,7 +89,7 @@ impl Harness {
             stage: None,
             expires_at: now + chrono::Duration::hours(3),
         };
-        self.store().put_connection(&record).await.expect("put");
+        self.store().put_connection(&record, &no_hurry()).await.expect("put");
     }
 
     async fn status(&self, id: &str) -> String {
@@ -187,7 +187,7 @@ async fn a_gone_post_never_revives_or_overwrites_a_disconnected_record() {
         close_reason: None,
         expires_at: at,
     };
-    h.store().mark_disconnected(&disconnection).await.unwrap();
+    h.store().mark_disconnected(&disconnection, &no_hurry()).await.unwrap();
 
     assert_eq!(h.invoke(event_for(&standin.endpoint("prod"))).await, json!({"statusCode": 410}));
     assert_eq!(h.status("abc123=").await, "DISCONNECTED");
@@ -212,7 +212,7 @@ async fn a_fan_out_posts_to_every_connected_connection_of_a_conversation_and_mar
         close_reason: None,
         expires_at: at,
     };
-    h.store().mark_disconnected(&d1).await.unwrap();
+    h.store().mark_disconnected(&d1, &no_hurry()).await.unwrap();
 
     let result = h.invoke(fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-7"))).await;
 

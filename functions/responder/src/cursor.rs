@@ -1,0 +1,160 @@
+//! The fan-out's continuation cursor (DESIGN §8): where in the audience's index a fan-out stopped,
+//! bound to the fan-out it came from.
+//!
+//! It is opaque to callers but not secret: `v1.<base64url(JSON)>.<checksum>`. The JSON names the
+//! audience, a digest of the message, and the last connection (in index order) that this fan-out
+//! has dealt with. A cursor only continues the fan-out it came from: another audience or another
+//! message is refused, and so is one whose checksum does not match (edited or cut). The cursor
+//! grants nothing the event does not already: the audience always comes from the event, and the
+//! position only moves the start within that audience's index.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use ws_shared::id::ConnectionId;
+use ws_shared::store::Audience;
+
+const VERSION: &str = "v1";
+/// Longest cursor accepted: ids are at most 128 characters, so a real one is far shorter.
+const MAX_LEN: usize = 1024;
+
+/// Why a cursor cannot continue this fan-out. Each message tells the caller what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    #[error("cursor must be a string that a previous fan-out returned")]
+    NotAString,
+    #[error("the cursor is malformed ({0}); pass the cursor exactly as the previous answer gave it")]
+    Malformed(&'static str),
+    #[error("the cursor was altered (its checksum does not match); pass it exactly as the previous answer gave it")]
+    Tampered,
+    #[error(
+        "the cursor belongs to another fan-out (a different conversationId/userId or message); \
+         continue a fan-out with the same event plus the cursor it returned"
+    )]
+    OtherFanOut,
+    #[error("a cursor continues a fan-out; this event names one connectionId")]
+    NotAFanOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Body {
+    /// `c:<conversationId>` or `u:<userId>`.
+    t: String,
+    /// The message's digest (hex, 16 bytes of SHA-256).
+    m: String,
+    /// The last connection dealt with; absent: nothing yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    a: Option<String>,
+}
+
+fn target(audience: &Audience) -> String {
+    match audience {
+        Audience::Conversation(id) => format!("c:{id}"),
+        Audience::User(id) => format!("u:{id}"),
+    }
+}
+
+fn hex16(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().take(16).fold(String::with_capacity(32), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// The digest that binds a cursor to its message (the envelope's bytes).
+pub fn message_digest(message: &[u8]) -> String {
+    hex16(&Sha256::digest(message))
+}
+
+fn checksum(encoded: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"ws-responder cursor ");
+    hasher.update(encoded.as_bytes());
+    hex16(&hasher.finalize())
+}
+
+/// The cursor of a fan-out to `audience` of the message with `digest`, stopped after `after`.
+pub fn encode(audience: &Audience, digest: &str, after: Option<&ConnectionId>) -> String {
+    let body = Body { t: target(audience), m: digest.to_owned(), a: after.map(|id| id.as_str().to_owned()) };
+    let json = serde_json::to_vec(&body).expect("a cursor body serializes");
+    let encoded = URL_SAFE_NO_PAD.encode(json);
+    let sum = checksum(&encoded);
+    format!("{VERSION}.{encoded}.{sum}")
+}
+
+/// Where the fan-out to `audience` of the message with `digest` resumes: after the returned
+/// connection, or from the start when `None`.
+pub fn decode(raw: &str, audience: &Audience, digest: &str) -> Result<Option<ConnectionId>, CursorError> {
+    if raw.len() > MAX_LEN {
+        return Err(CursorError::Malformed("too long"));
+    }
+    let mut parts = raw.split('.');
+    let (Some(version), Some(encoded), Some(sum), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(CursorError::Malformed("expected three dot-separated parts"));
+    };
+    if version != VERSION {
+        return Err(CursorError::Malformed("unknown version"));
+    }
+    if checksum(encoded) != sum {
+        return Err(CursorError::Tampered);
+    }
+    let json = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| CursorError::Malformed("not base64url"))?;
+    let body: Body = serde_json::from_slice(&json).map_err(|_| CursorError::Malformed("not a cursor body"))?;
+    if body.t != target(audience) || body.m != digest {
+        return Err(CursorError::OtherFanOut);
+    }
+    body.a.map(ConnectionId::parse).transpose().map_err(|_| CursorError::Malformed("not a connection id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use ws_shared::id::{ConversationId, UserId};
+
+    use super::*;
+
+    fn conversation(id: &str) -> Audience {
+        Audience::Conversation(ConversationId::parse(id).unwrap())
+    }
+
+    #[test]
+    fn a_cursor_round_trips_to_its_position() {
+        let audience = conversation("conv-1");
+        let digest = message_digest(b"{\"m\":1}");
+        let at = ConnectionId::parse("abc123=").unwrap();
+        assert_eq!(decode(&encode(&audience, &digest, Some(&at)), &audience, &digest), Ok(Some(at)));
+        assert_eq!(decode(&encode(&audience, &digest, None), &audience, &digest), Ok(None));
+    }
+
+    #[test]
+    fn a_cursor_from_another_audience_or_message_is_refused() {
+        let digest = message_digest(b"a");
+        let cursor = encode(&conversation("conv-1"), &digest, None);
+        assert_eq!(decode(&cursor, &conversation("conv-2"), &digest), Err(CursorError::OtherFanOut));
+        let user = Audience::User(UserId::parse("conv-1").unwrap());
+        assert_eq!(decode(&cursor, &user, &digest), Err(CursorError::OtherFanOut), "same id, other index");
+        assert_eq!(decode(&cursor, &conversation("conv-1"), &message_digest(b"b")), Err(CursorError::OtherFanOut));
+    }
+
+    #[test]
+    fn an_edited_or_malformed_cursor_says_so() {
+        let audience = conversation("conv-1");
+        let digest = message_digest(b"a");
+        let cursor = encode(&audience, &digest, Some(&ConnectionId::parse("x").unwrap()));
+        let (head, sum) = cursor.rsplit_once('.').unwrap();
+        let flipped = format!("{head}.{}", sum.replace(&sum[..1], if &sum[..1] == "0" { "1" } else { "0" }));
+        assert_eq!(decode(&flipped, &audience, &digest), Err(CursorError::Tampered));
+        // Re-pointing the cursor at another conversation by editing its body breaks the checksum.
+        let other = encode(&conversation("conv-2"), &digest, None);
+        let forged = format!("v1.{}.{}", other.split('.').nth(1).unwrap(), sum);
+        assert_eq!(decode(&forged, &audience, &digest), Err(CursorError::Tampered));
+        for raw in ["", "v1", "v1.a", "v2.a.b", "v1.a.b.c", &"x".repeat(2000)] {
+            assert!(matches!(decode(raw, &audience, &digest), Err(CursorError::Malformed(_))), "{raw:?}");
+        }
+        let not_json = URL_SAFE_NO_PAD.encode("nope");
+        let raw = format!("v1.{not_json}.{}", checksum(&not_json));
+        assert_eq!(decode(&raw, &audience, &digest), Err(CursorError::Malformed("not a cursor body")));
+    }
+}

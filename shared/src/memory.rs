@@ -1,0 +1,158 @@
+//! An in-memory [`ConnectionStore`] with the DynamoDB adapter's conditional semantics, for unit
+//! and property tests that need thousands of histories in a second.
+//!
+//! It keeps the very items the DynamoDB adapter writes ([`dynamo::record_item`],
+//! [`dynamo::tombstone_item`]) and applies the same conditions and `if_not_exists` rules to them;
+//! the store contract suite (`tests/store_contract.rs`) runs every rule against both adapters, so a
+//! rule that holds for one and not the other fails there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+use crate::clock::iso_millis;
+use crate::deadline::Deadline;
+use crate::dynamo::{self, key, record_item, tombstone_item};
+use crate::id::ConnectionId;
+use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
+use crate::store::{
+    Audience, ConnectionStore, DisconnectOutcome, GoneOutcome, Page, PutOutcome, StoreError, StoredConnection,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The connections table in a map, keyed by `pk`.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    items: Mutex<BTreeMap<String, Item>>,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn pk_of(id: &ConnectionId) -> String {
+    keys::connection(id)
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn items(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Item>> {
+        // A test that panicked mid-call leaves a usable map.
+        self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every stored item (tests).
+    pub fn all(&self) -> Vec<Item> {
+        self.items().values().cloned().collect()
+    }
+
+    fn put_new(&self, item: Item) -> PutOutcome {
+        let pk = item.get(keys::PK).and_then(|v| v.as_s().ok()).cloned().expect("items carry their pk");
+        let mut items = self.items();
+        if let Some(old) = items.get(&pk) {
+            return PutOutcome::AlreadyExists(dynamo::existing(Some(old)));
+        }
+        items.insert(pk, item);
+        PutOutcome::Created
+    }
+}
+
+impl ConnectionStore for MemoryStore {
+    async fn put_connection(&self, record: &ConnectionRecord, _: &Deadline) -> Result<PutOutcome, StoreError> {
+        Ok(self.put_new(record_item(record)))
+    }
+
+    async fn put_tombstone(&self, tombstone: &Tombstone, _: &Deadline) -> Result<PutOutcome, StoreError> {
+        Ok(self.put_new(tombstone_item(tombstone)))
+    }
+
+    async fn connection(&self, id: &ConnectionId, _: &Deadline) -> Result<Option<StoredConnection>, StoreError> {
+        self.items()
+            .get(&pk_of(id))
+            .map(|item| {
+                dynamo::stored(item).map_err(|err| StoreError {
+                    operation: "GetItem",
+                    table: "memory".into(),
+                    permanent: true,
+                    source: Box::new(err),
+                })
+            })
+            .transpose()
+    }
+
+    async fn mark_disconnected(&self, d: &Disconnection, _: &Deadline) -> Result<DisconnectOutcome, StoreError> {
+        let mut items = self.items();
+        let item = items.entry(pk_of(&d.connection_id)).or_insert_with(|| key(&d.connection_id));
+        let was_connected = item.contains_key(attr::CONNECTED_AT);
+        let now = iso_millis(d.at);
+        item.insert(attr::STATUS.into(), s(ConnectionStatus::Disconnected.as_str()));
+        item.insert(attr::CONNECTION_ID.into(), s(d.connection_id.as_str()));
+        item.insert(attr::UPDATED_AT.into(), s(now.clone()));
+        item.entry(attr::DISCONNECTED_AT.into()).or_insert_with(|| s(now));
+        item.entry(attr::TTL.into()).or_insert_with(|| AttributeValue::N(d.expires_at.timestamp().to_string()));
+        if let Some(code) = d.close_code {
+            item.entry(attr::CLOSE_CODE.into()).or_insert_with(|| AttributeValue::N(code.to_string()));
+        }
+        if let Some(reason) = &d.close_reason {
+            item.entry(attr::CLOSE_REASON.into()).or_insert_with(|| s(reason.as_str()));
+        }
+        Ok(if was_connected { DisconnectOutcome::Disconnected } else { DisconnectOutcome::NotFound })
+    }
+
+    async fn connected_page(
+        &self,
+        audience: &Audience,
+        after: Option<&ConnectionId>,
+        limit: u32,
+        _: &Deadline,
+    ) -> Result<Page, StoreError> {
+        let (pk_name, sk_name, pk) = match audience {
+            Audience::Conversation(id) => (keys::GSI1PK, keys::GSI1SK, keys::conversation(id)),
+            Audience::User(id) => (keys::GSI2PK, keys::GSI2SK, keys::user(id)),
+        };
+        let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let after_sk = after.map(keys::connection);
+        // The index: entries with its partition key, ordered by its sort key.
+        let index: BTreeMap<String, Item> = self
+            .items()
+            .values()
+            .filter(|item| text(item, pk_name).as_deref() == Some(pk.as_str()))
+            .filter_map(|item| Some((text(item, sk_name)?, item.clone())))
+            .filter(|(sk, _)| after_sk.as_ref().is_none_or(|after| sk > after))
+            .collect();
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        // As DynamoDB: `Limit` counts entries read before the filter, and a page that stopped at
+        // the limit names where to resume even if nothing follows.
+        let read: Vec<&Item> = index.values().take(limit).collect();
+        let resume_after = if read.len() == limit {
+            read.last().and_then(|item| keys::connection_of(&text(item, keys::PK)?))
+        } else {
+            None
+        };
+        let ids = read
+            .iter()
+            .filter(|item| text(item, attr::STATUS).as_deref() == Some(ConnectionStatus::Connected.as_str()))
+            .filter_map(|item| ConnectionId::parse(text(item, attr::CONNECTION_ID)?).ok())
+            .collect();
+        Ok(Page { ids, resume_after })
+    }
+
+    async fn mark_gone(&self, id: &ConnectionId, at: DateTime<Utc>, _: &Deadline) -> Result<GoneOutcome, StoreError> {
+        let mut items = self.items();
+        let Some(item) = items.get_mut(&pk_of(id)) else { return Ok(GoneOutcome::NotConnected) };
+        if item.get(attr::STATUS).and_then(|v| v.as_s().ok()).map(String::as_str)
+            != Some(ConnectionStatus::Connected.as_str())
+        {
+            return Ok(GoneOutcome::NotConnected);
+        }
+        item.insert(attr::STATUS.into(), s(ConnectionStatus::Gone.as_str()));
+        item.insert(attr::UPDATED_AT.into(), s(iso_millis(at)));
+        Ok(GoneOutcome::Marked)
+    }
+}
