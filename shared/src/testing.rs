@@ -1,5 +1,7 @@
 //! Test helpers shared by this crate's and the functions' tests (feature `testing`).
 
+pub mod faults;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

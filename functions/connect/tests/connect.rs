@@ -11,8 +11,8 @@ use ws_shared::dynamo::{DynamoStore, key};
 use ws_shared::id::ConnectionId;
 use ws_shared::record::keys;
 use ws_shared::testing::{
-    Captured, FixedClock, SequentialIds, capture_logs, capture_logs_at, create_connections_table, deadline_from_now, deadline_in,
-    dynamodb_client, dynamodb_endpoint, item_json, scan_all, unique_table_name,
+    Captured, FixedClock, SequentialIds, capture_logs, capture_logs_at, create_connections_table, deadline_from_now,
+    deadline_in, dynamodb_client, dynamodb_endpoint, item_json, scan_all, unique_table_name,
 };
 
 const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";

@@ -300,6 +300,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 buffer: VecDeque::new(),
                 next: Next::After(start.clone()),
                 position: start,
+                cut: false,
             }),
         };
         // Connections are taken from the index one at a time, in order, only while a post still
@@ -331,10 +332,8 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 counts
             };
         let state = source.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cursor = match state.next {
-            Next::Done => None,
-            Next::After(_) | Next::Failed(_) => Some(cursor::encode(audience, &digest, state.position.as_ref())),
-        };
+        let done = state.buffer.is_empty() && matches!(state.next, Next::Done);
+        let cursor = (!done).then(|| cursor::encode(audience, &digest, state.position.as_ref()));
         info!(
             targets = counts.targets,
             posted = counts.posted,
@@ -344,6 +343,17 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             more = cursor.is_some(),
             "fan-out done"
         );
+        if state.cut && counts.targets == 0 {
+            // Not one post fit: a retry (with the cursor) is the caller's move, not another loop.
+            counters.incr("Errors");
+            error!("fan-out could not read the connections before the deadline");
+            return Outcome {
+                status_code: 500,
+                error: Some("the fan-out could not read the connections in time; retry with the cursor".into()),
+                counts: Some(counts),
+                cursor,
+            };
+        }
         if let Next::Failed(err) = &state.next {
             counters.incr("Errors");
             error!(error = error_chain(err), "fan-out could not read the connections");
@@ -430,6 +440,8 @@ struct SourceState {
     next: Next,
     /// Every connection up to here (in index order) has been taken or was not a target.
     position: Option<ConnectionId>,
+    /// An index page was cut by the deadline.
+    cut: bool,
 }
 
 /// The audience's `CONNECTED` connections, read a page at a time as the posts need them.
@@ -478,7 +490,8 @@ impl<S: ConnectionStore> Source<'_, S> {
                 }
                 Err(err) if self.deadline.is_short_of(MIN_CALL) => {
                     // Cut by the deadline, not failed: the next invocation reads this page again.
-                    debug!(error = error_chain(&err), "index page cut by the deadline");
+                    warn!(error = error_chain(&err), "index page cut by the deadline");
+                    state.cut = true;
                     return None;
                 }
                 Err(err) => state.next = Next::Failed(err),

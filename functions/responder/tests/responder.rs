@@ -16,9 +16,10 @@ use ws_shared::dynamo::{DynamoStore, key};
 use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::record::{ConnectionRecord, Disconnection};
 use ws_shared::store::ConnectionStore;
+use ws_shared::testing::faults::{Fault, FaultProxy};
 use ws_shared::testing::{
-    Captured, FixedClock, no_hurry, capture_logs, create_connections_table, dynamodb_client, dynamodb_endpoint, sdk_config,
-    unique_table_name,
+    Captured, FixedClock, capture_logs, create_connections_table, deadline_in, dynamodb_client, dynamodb_endpoint,
+    no_hurry, sdk_config, unique_table_name,
 };
 
 fn sample_event() -> Value {
@@ -51,6 +52,12 @@ struct Harness {
 impl Harness {
     /// A responder with `env` (plus `TABLE_CONNECTIONS` of a fresh moto table when `with_table`).
     async fn new(env: &[(&str, &str)], with_table: bool) -> Self {
+        Self::via(&dynamodb_endpoint(), env, with_table).await
+    }
+
+    /// A responder whose DynamoDB calls go to `endpoint` (a fault proxy in front of moto); the
+    /// table is made, and read back, directly on moto.
+    async fn via(endpoint: &str, env: &[(&str, &str)], with_table: bool) -> Self {
         let client = dynamodb_client(&dynamodb_endpoint());
         let table = unique_table_name("responder");
         let mut vars: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
@@ -59,7 +66,7 @@ impl Harness {
             vars.insert("TABLE_CONNECTIONS".into(), table.clone());
         }
         let config = Config::from_env(&|name: &str| vars.get(name).cloned()).expect("valid config");
-        let store = config.table.as_ref().map(|t| DynamoStore::new(client.clone(), t));
+        let store = config.table.as_ref().map(|t| DynamoStore::new(dynamodb_client(endpoint), t));
         let metrics = Captured::default();
         let responder = Responder::new(ManagementApi::new(&sdk_config()), store, &config, Arc::new(metrics.clone()))
             .with_clock(Arc::new(FixedClock::default()));
@@ -67,8 +74,12 @@ impl Harness {
     }
 
     async fn invoke(&self, event: Value) -> Value {
-        let deadline = u64::try_from(FixedClock::default().0.timestamp_millis()).unwrap() + 30_000;
-        serde_json::to_value(self.responder.handle(event, "req-1", deadline).await).unwrap()
+        self.invoke_within(event, 30_000).await
+    }
+
+    /// One invocation with `ms` until its deadline.
+    async fn invoke_within(&self, event: Value, ms: u64) -> Value {
+        serde_json::to_value(self.responder.handle(event, "req-1", deadline_in(ms)).await).unwrap()
     }
 
     fn store(&self) -> DynamoStore {
@@ -323,4 +334,159 @@ async fn a_fan_out_to_a_thousand_connections_reaches_them_all() {
         println!("fanout-1000 run {run}: {:.1} ms", elapsed.as_secs_f64() * 1000.0);
     }
     assert_eq!(standin.posts().len(), 1000 * runs);
+}
+
+/// Invokes the fan-out `event` with `ms` to each deadline, continuing with each answer's cursor
+/// until one has none; every answer must come before its deadline. Returns the answers.
+async fn fan_out_until_done(h: &Harness, event: &Value, ms: u64) -> Vec<Value> {
+    let mut answers: Vec<Value> = Vec::new();
+    let mut next = event.clone();
+    for _ in 0..100 {
+        let started = Instant::now();
+        let answer = h.invoke_within(next.clone(), ms).await;
+        let elapsed = started.elapsed();
+        // The answer is due `ms` after the start: a later one would be a Lambda timeout.
+        assert!(
+            elapsed.as_millis() < u128::from(ms),
+            "answered after {elapsed:?}, past its {ms} ms deadline: {answer}"
+        );
+        let cursor = answer.get("cursor").cloned();
+        answers.push(answer);
+        match cursor {
+            Some(cursor) => next["cursor"] = cursor,
+            None => return answers,
+        }
+    }
+    panic!("the fan-out never ended: {answers:?}");
+}
+
+#[tokio::test]
+async fn a_slow_fan_out_stops_before_its_deadline_and_its_cursor_reaches_everyone_exactly_once() {
+    // GIVEN 40 connections in a conversation, a Management API that takes 200 ms per post, 4 posts
+    // in flight and 1.2 s per invocation (the whole fan-out needs 2 s of posting)
+    let ids: Vec<String> = (0..40).map(|i| format!("slow-{i:02}=")).collect();
+    let standin = StandIn::start_slow(ids.clone(), std::time::Duration::from_millis(200)).await;
+    let h = Harness::new(&[("FANOUT_CONCURRENCY", "4")], true).await;
+    for id in &ids {
+        h.connect(id, "conv-slow", None).await;
+    }
+
+    // WHEN the caller continues with each cursor until an answer has none
+    let event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-slow"));
+    let answers = fan_out_until_done(&h, &event, 1200).await;
+
+    // THEN each answer came in time (checked above), the first one stopped part-way with a cursor,
+    // and together they posted to every connection exactly once
+    assert!(answers.len() >= 2, "one invocation cannot post 40 × 200 ms / 4 in 1.2 s: {answers:?}");
+    assert!(answers[0]["posted"].as_u64().unwrap() < 40 && answers[0]["cursor"].is_string(), "{}", answers[0]);
+    let sum = |field: &str| answers.iter().map(|a| a[field].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("targets"), sum("posted"), sum("gone"), sum("failed")), (40, 40, 0, 0), "{answers:?}");
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for post in standin.posts() {
+        *per_id.entry(post.connection_id).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 40);
+    assert!(per_id.values().all(|&n| n == 1), "a connection was posted to twice: {per_id:?}");
+}
+
+#[tokio::test]
+async fn a_fan_out_reads_the_index_a_page_at_a_time_while_posting() {
+    // GIVEN 450 connections (more than two pages) behind a proxy that counts DynamoDB calls
+    let ids: Vec<String> = (0..450).map(|i| format!("paged-{i:03}=")).collect();
+    let standin = StandIn::start(ids.clone()).await;
+    let proxy = FaultProxy::start(&dynamodb_endpoint(), |_, _| Fault::Pass).await;
+    let h = Harness::via(&proxy.endpoint(), &[], true).await;
+    for id in &ids {
+        h.connect(id, "conv-paged", None).await;
+    }
+
+    let answer = h.invoke(fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-paged"))).await;
+
+    // THEN everyone got it, through several bounded index pages (the audience is never held whole)
+    assert_eq!(answer, json!({"statusCode": 200, "targets": 450, "posted": 450, "gone": 0, "failed": 0}));
+    let queries = proxy.seen().iter().filter(|seen| seen.operation == "Query").count();
+    assert!(queries >= 3, "450 entries in pages of 200 need at least 3 queries, saw {queries}");
+}
+
+#[tokio::test]
+async fn an_index_query_slower_than_the_deadline_is_answered_in_time_and_the_cursor_retries_it() {
+    // GIVEN a DynamoDB whose first queries stall for 5 s
+    let standin = StandIn::start(["q1=", "q2="]).await;
+    let stalls = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let stalling = Arc::clone(&stalls);
+    let proxy = FaultProxy::start(&dynamodb_endpoint(), move |_, operation| {
+        if operation == "Query" && stalling.load(std::sync::atomic::Ordering::Relaxed) {
+            Fault::Stall(std::time::Duration::from_secs(5))
+        } else {
+            Fault::Pass
+        }
+    })
+    .await;
+    let h = Harness::via(&proxy.endpoint(), &[], true).await;
+    h.connect("q1=", "conv-q", None).await;
+    h.connect("q2=", "conv-q", None).await;
+    let event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-q"));
+
+    // WHEN a fan-out with 1 s left meets it
+    let started = Instant::now();
+    let answer = h.invoke_within(event.clone(), 1000).await;
+
+    // THEN it answers in time: a 500 the caller can retry, with the cursor to retry with
+    assert!(started.elapsed().as_millis() < 1000, "answered after {:?}", started.elapsed());
+    assert_eq!(answer["statusCode"], 500, "{answer}");
+    assert_eq!(answer["error"], "the fan-out could not read the connections in time; retry with the cursor");
+    assert_eq!((answer["targets"].as_u64(), answer["posted"].as_u64()), (Some(0), Some(0)));
+    // AND once DynamoDB answers again, the cursor finishes the fan-out
+    stalls.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut retry = event;
+    retry["cursor"] = answer["cursor"].clone();
+    let answer = h.invoke(retry).await;
+    assert_eq!(answer, json!({"statusCode": 200, "targets": 2, "posted": 2, "gone": 0, "failed": 0}));
+}
+
+#[tokio::test]
+async fn a_cursor_from_another_fan_out_or_altered_is_a_400_that_says_so() {
+    // GIVEN a fan-out stopped part-way (deadline too short for its 3 slow posts)
+    let standin = StandIn::start_slow(["c1=", "c2=", "c3="], std::time::Duration::from_millis(300)).await;
+    let h = Harness::new(&[("FANOUT_CONCURRENCY", "1")], true).await;
+    for id in ["c1=", "c2=", "c3="] {
+        h.connect(id, "conv-a", Some("u-a")).await;
+    }
+    let event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-a"));
+    let first = h.invoke_within(event.clone(), 700).await;
+    let cursor = first["cursor"].as_str().unwrap_or_else(|| panic!("stopped with a cursor: {first}")).to_owned();
+
+    let with_cursor = |mut event: Value, cursor: &str| {
+        event["cursor"] = json!(cursor);
+        event
+    };
+    let cases = [
+        (
+            with_cursor(fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-b")), &cursor),
+            "another conversation",
+        ),
+        (with_cursor(fan_out_event(&standin.endpoint("prod"), ("userId", "u-a")), &cursor), "a user"),
+        (
+            {
+                let mut other_message = with_cursor(event.clone(), &cursor);
+                other_message["payload"] = json!({"text": "another message"});
+                other_message
+            },
+            "another message",
+        ),
+    ];
+    for (event, what) in cases {
+        let answer = h.invoke(event).await;
+        assert_eq!(answer["statusCode"], 400, "{what}: {answer}");
+        assert!(answer["error"].as_str().unwrap().starts_with("the cursor belongs to another fan-out"), "{what}");
+    }
+    let (head, _) = cursor.rsplit_once('.').unwrap();
+    let altered = h.invoke(with_cursor(event.clone(), &format!("{head}.00000000000000000000000000000000"))).await;
+    assert_eq!(altered["statusCode"], 400);
+    assert!(altered["error"].as_str().unwrap().starts_with("the cursor was altered"), "{altered}");
+    let malformed = h.invoke(with_cursor(event.clone(), "not-a-cursor")).await;
+    assert_eq!(malformed["statusCode"], 400);
+    assert!(malformed["error"].as_str().unwrap().starts_with("the cursor is malformed"), "{malformed}");
+    // AND nothing was posted by the refused ones: only the first invocation's posts reached it
+    assert_eq!(standin.posts().len(), usize::try_from(first["targets"].as_u64().unwrap()).unwrap());
 }
