@@ -190,8 +190,12 @@ impl Pool {
         self.logs.line(
             &self.config.name,
             &format!(
-                "REPORT RequestId: {request_id} Duration: {elapsed:.2} ms Memory Size: {} MB{status}",
-                self.config.memory_mb
+                "REPORT RequestId: {request_id} Duration: {elapsed:.2} ms Memory Size: {} MB{}{status}",
+                self.config.memory_mb,
+                instance
+                    .pid
+                    .and_then(peak_memory_mb)
+                    .map_or_else(String::new, |mb| format!(" Max Memory Used: {mb} MB")),
             ),
         );
         match &outcome {
@@ -235,6 +239,7 @@ impl Pool {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(start_error)?;
+        let pid = child.id();
         for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
             let (logs, name) = (self.logs.clone(), self.config.name.clone());
             tokio::spawn(async move {
@@ -261,8 +266,23 @@ impl Pool {
             logs.line(&name, &format!("instance {id} stopped: {status}"));
             let _ = exit_tx.send(Some(status));
         });
-        Ok(Arc::new(Instance { id, jobs: jobs_tx, exited: exit_rx, kill, runtime }))
+        Ok(Arc::new(Instance { id, pid, jobs: jobs_tx, exited: exit_rx, kill, runtime }))
     }
+}
+
+/// The peak resident memory of a process so far (Linux `VmHWM`), in whole MB rounded up, as
+/// Lambda's REPORT line gives `Max Memory Used`.
+fn peak_memory_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib.div_ceil(1024))
 }
 
 fn boxed(output: impl AsyncRead + Send + Unpin + 'static) -> Box<dyn AsyncRead + Send + Unpin> {
@@ -297,6 +317,8 @@ struct Job {
 #[derive(Debug)]
 struct Instance {
     id: u64,
+    /// The process, for its peak memory (Lambda's `Max Memory Used`).
+    pid: Option<u32>,
     jobs: mpsc::Sender<Job>,
     exited: watch::Receiver<Option<String>>,
     kill: Arc<Notify>,

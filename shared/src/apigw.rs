@@ -59,7 +59,21 @@ fn protocols_in(map: &aws_lambda_events::http::HeaderMap) -> Vec<&str> {
 /// The subprotocol to answer with: the first offered entry that is not a token carrier. A
 /// browser that offered protocols drops the socket unless the handshake answers with one.
 pub fn choose_subprotocol(event: &ApiGatewayWebsocketProxyRequest) -> Option<String> {
-    offered_subprotocols(event).into_iter().find(|p| !p.starts_with(TOKEN_PROTOCOL_PREFIX)).map(str::to_owned)
+    offered_subprotocols(event)
+        .into_iter()
+        .find(|p| !p.starts_with(TOKEN_PROTOCOL_PREFIX) && is_subprotocol_token(p))
+        .map(str::to_owned)
+}
+
+/// Longest subprotocol name echoed back; real ones are a few characters (`chat.v1`).
+const MAX_SUBPROTOCOL_LEN: usize = 128;
+
+/// A subprotocol is an HTTP token (RFC 6455 §4.1, RFC 9110 §5.6.2). Anything else, or an
+/// oversized one, is never echoed: the answer must not carry arbitrary client bytes.
+fn is_subprotocol_token(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= MAX_SUBPROTOCOL_LEN
+        && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A Lambda proxy response as API Gateway's WebSocket routes read it. Error bodies are the

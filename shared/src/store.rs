@@ -149,3 +149,58 @@ pub trait ConnectionStore: Send + Sync {
         deadline: &Deadline,
     ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send;
 }
+
+/// One store shared by several handlers (tests run `$connect`, `$disconnect` and the responder on
+/// one table).
+impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
+    fn put_connection(
+        &self,
+        record: &ConnectionRecord,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send {
+        (**self).put_connection(record, deadline)
+    }
+
+    fn put_tombstone(
+        &self,
+        tombstone: &Tombstone,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send {
+        (**self).put_tombstone(tombstone, deadline)
+    }
+
+    fn connection(
+        &self,
+        connection_id: &ConnectionId,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Option<StoredConnection>, StoreError>> + Send {
+        (**self).connection(connection_id, deadline)
+    }
+
+    fn mark_disconnected(
+        &self,
+        disconnection: &Disconnection,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<DisconnectOutcome, StoreError>> + Send {
+        (**self).mark_disconnected(disconnection, deadline)
+    }
+
+    fn connected_page(
+        &self,
+        audience: &Audience,
+        after: Option<&ConnectionId>,
+        limit: u32,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        (**self).connected_page(audience, after, limit, deadline)
+    }
+
+    fn mark_gone(
+        &self,
+        connection_id: &ConnectionId,
+        at: DateTime<Utc>,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send {
+        (**self).mark_gone(connection_id, at, deadline)
+    }
+}

@@ -54,6 +54,8 @@ pub const ORIGIN_VERIFY_SECRET: &str = "ORIGIN_VERIFY_SECRET";
 /// The header carrying the origin secret.
 pub const ORIGIN_HEADER: &str = "x-origin-verify";
 
+/// The pause between two tries at settling an unknown put.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 /// The least time worth starting one more try at settling an unknown put.
 const RESOLVE_MIN: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -273,7 +275,11 @@ impl<S: ConnectionStore> Connect<S> {
                     last_error = Some(err);
                     break;
                 }
-                Err(err) => last_error = Some(err),
+                Err(err) => {
+                    last_error = Some(err);
+                    // The store's own retries are spent (or its retry quota): pause before the next.
+                    tokio::time::sleep(RETRY_PAUSE.min(deadline.budget())).await;
+                }
             }
         }
         if let Some(err) = last_error {

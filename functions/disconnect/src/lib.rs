@@ -164,6 +164,8 @@ impl<S: ConnectionStore> Disconnect<S> {
                         error = ws_shared::log::error_chain(&err),
                         "disconnect not recorded yet; trying again"
                     );
+                    // The store's own retries are spent (or its retry quota): pause before the next.
+                    tokio::time::sleep(RETRY_PAUSE.min(deadline.budget())).await;
                 }
                 result => return result,
             }
@@ -171,5 +173,7 @@ impl<S: ConnectionStore> Disconnect<S> {
     }
 }
 
+/// The pause between two tries at recording a disconnect.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 /// The least time worth one more try at recording a disconnect.
 const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(20);

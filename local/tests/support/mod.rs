@@ -216,23 +216,30 @@ pub async fn next_close(socket: &mut Socket, secs: u64) -> (u16, String) {
 /// A manifest like the project's with the fixture function on `$default` (two-way, 1 s timeout)
 /// and again as `EchoAction` on the route `echo`.
 pub fn manifest_with_fixture() -> PathBuf {
+    manifest_edited(|manifest| {
+        let functions = manifest["functions"].as_array_mut().unwrap();
+        functions.push(json!({
+            "name": "EchoFixture", "crate": root().join("local/fixture"), "svc": "fixture",
+            "trigger": { "type": "route", "route": "$default", "route_response": true },
+            "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
+        }));
+        functions.push(json!({
+            "name": "EchoAction", "crate": root().join("local/fixture"), "svc": "fixture",
+            "trigger": { "type": "route", "route": "echo", "route_response": true },
+            "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
+        }));
+    })
+}
+
+/// A copy of the project's manifest (crates made absolute) changed by `edit`, in a temporary file.
+pub fn manifest_edited(edit: impl FnOnce(&mut Value)) -> PathBuf {
     let mut manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("lambda.manifest.json")).unwrap()).unwrap();
-    let functions = manifest["functions"].as_array_mut().unwrap();
-    for f in functions.iter_mut() {
+    for f in manifest["functions"].as_array_mut().unwrap().iter_mut() {
         let absolute = root().join(f["crate"].as_str().unwrap());
         f["crate"] = json!(absolute);
     }
-    functions.push(json!({
-        "name": "EchoFixture", "crate": root().join("local/fixture"), "svc": "fixture",
-        "trigger": { "type": "route", "route": "$default", "route_response": true },
-        "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
-    }));
-    functions.push(json!({
-        "name": "EchoAction", "crate": root().join("local/fixture"), "svc": "fixture",
-        "trigger": { "type": "route", "route": "echo", "route_response": true },
-        "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
-    }));
+    edit(&mut manifest);
     let path = std::env::temp_dir().join(format!("ws-local-manifest-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&path, manifest.to_string()).unwrap();
     path

@@ -199,7 +199,7 @@ fn dynamodb_error(status: StatusCode, code: &str, message: &str) -> Response<Ful
         .expect("a valid response")
 }
 
-/// A small seeded generator (SplitMix64) for fault schedules: the same seed, the same faults.
+/// A small seeded generator (`SplitMix64`) for fault schedules: the same seed, the same faults.
 #[derive(Debug, Clone)]
 pub struct Seeded(u64);
 

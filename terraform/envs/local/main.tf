@@ -8,7 +8,7 @@ terraform {
 }
 
 locals {
-  services = ["apigateway", "apigatewayv2", "cloudfront", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "sns", "sts", "wafv2"]
+  services = ["apigateway", "apigatewayv2", "cloudfront", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "sfn", "sns", "sts", "wafv2"]
 }
 
 provider "aws" {
@@ -28,6 +28,7 @@ provider "aws" {
     iam          = var.aws_endpoint
     lambda       = var.aws_endpoint
     logs         = var.aws_endpoint
+    sfn          = var.aws_endpoint
     sns          = var.aws_endpoint
     sts          = var.aws_endpoint
     wafv2        = var.aws_endpoint
@@ -62,4 +63,6 @@ module "stack" {
   authorizer         = var.authorizer
   log_retention_days = 1
   log_level          = "DEBUG"
+  # The sample fan-out loop, applied to the emulator with the rest.
+  fanout_state_machine = true
 }

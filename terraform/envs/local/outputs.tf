@@ -27,3 +27,13 @@ output "environment" {
   description = "Each function's environment."
   value       = module.stack.environment
 }
+
+output "fanout_state_machine_arn" {
+  description = "The sample fan-out state machine: start an execution with the responder's event."
+  value       = module.stack.fanout_state_machine_arn
+}
+
+output "fanout_state_machine_policy_json" {
+  description = "The state machine role's only policy."
+  value       = module.stack.fanout_state_machine_policy_json
+}

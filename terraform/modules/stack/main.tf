@@ -120,6 +120,15 @@ module "responder" {
   tags               = local.tags
 }
 
+module "fanout_state_machine" {
+  source = "../fanout"
+  count  = var.fanout_state_machine ? 1 : 0
+
+  name          = "${var.name_prefix}-fanout"
+  responder_arn = module.responder.arn
+  tags          = local.tags
+}
+
 module "edge" {
   source = "../edge"
   # Without the secret the edge is not built and the precondition below says why.

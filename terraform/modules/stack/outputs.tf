@@ -56,3 +56,13 @@ output "api" {
     throttling             = module.api.throttling
   }
 }
+
+output "fanout_state_machine_arn" {
+  description = "The sample fan-out state machine (null unless fanout_state_machine)."
+  value       = length(module.fanout_state_machine) == 0 ? null : module.fanout_state_machine[0].arn
+}
+
+output "fanout_state_machine_policy_json" {
+  description = "The state machine role's only policy (null unless fanout_state_machine)."
+  value       = length(module.fanout_state_machine) == 0 ? null : module.fanout_state_machine[0].policy_json
+}

@@ -49,6 +49,16 @@ variable "fanout" {
   default     = true
 }
 
+variable "fanout_state_machine" {
+  description = "Also deploy the sample Step Functions state machine (modules/fanout) that invokes WebSocketResponder and continues each fan-out with its cursor until done."
+  type        = bool
+  default     = false
+  validation {
+    condition     = !var.fanout_state_machine || var.fanout
+    error_message = "fanout_state_machine needs fanout = true: without it the responder cannot fan out."
+  }
+}
+
 variable "mark_gone" {
   description = "WebSocketResponder marks a single target's record GONE on 410 (needs fanout, which grants UpdateItem)."
   type        = bool

@@ -1,0 +1,212 @@
+//! One store contract, two adapters: every rule the handlers rely on runs against the in-memory
+//! store (no server) and against the DynamoDB adapter on moto (`DYNAMODB_ENDPOINT`, started by
+//! `scripts/test.sh`). A rule that holds for one and not the other is a bug in one of them.
+
+use chrono::Duration;
+use ws_shared::dynamo::DynamoStore;
+use ws_shared::id::{ConnectionId, ConversationId, UserId};
+use ws_shared::memory::MemoryStore;
+use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone};
+use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, PutOutcome};
+use ws_shared::testing::{
+    FixedClock, create_connections_table, dynamodb_client, dynamodb_endpoint, no_hurry, unique_table_name,
+};
+
+fn id(raw: &str) -> ConnectionId {
+    ConnectionId::parse(raw).unwrap()
+}
+
+fn record(connection: &str, conversation: &str, user: Option<&str>) -> ConnectionRecord {
+    let now = FixedClock::default().0;
+    ConnectionRecord {
+        connection_id: id(connection),
+        conversation_id: ConversationId::parse(conversation).unwrap(),
+        user_id: user.map(|u| UserId::parse(u).unwrap()),
+        connected_at: now,
+        updated_at: now,
+        ip: Some("203.0.113.9".into()),
+        user_agent: Some("tests/1".into()),
+        domain_name: None,
+        stage: Some("prod".into()),
+        expires_at: now + Duration::hours(3),
+    }
+}
+
+fn disconnection(connection: &str, code: i64, seconds_later: i64) -> Disconnection {
+    let at = FixedClock::default().0 + Duration::seconds(seconds_later);
+    Disconnection {
+        connection_id: id(connection),
+        at,
+        close_code: Some(code),
+        close_reason: Some(format!("reason {code}")),
+        expires_at: at + Duration::hours(3),
+    }
+}
+
+fn tombstone(connection: &str) -> Tombstone {
+    let at = FixedClock::default().0;
+    Tombstone { connection_id: id(connection), at, expires_at: at + Duration::hours(3) }
+}
+
+/// Every `CONNECTED` id of `audience`, reading pages of `limit`.
+async fn audience_of(store: &impl ConnectionStore, audience: &Audience, limit: u32) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    for _ in 0..100 {
+        let page = store.connected_page(audience, after.as_ref(), limit, &no_hurry()).await.unwrap();
+        assert!(page.ids.len() <= limit as usize, "a page holds at most its limit");
+        ids.extend(page.ids.iter().map(|i| i.as_str().to_owned()));
+        match page.resume_after {
+            Some(next) => after = Some(next),
+            None => return ids,
+        }
+    }
+    panic!("the pages never end");
+}
+
+fn conversation(raw: &str) -> Audience {
+    Audience::Conversation(ConversationId::parse(raw).unwrap())
+}
+
+mod rules {
+    use super::*;
+
+    pub async fn a_put_creates_once_and_a_replay_finds_the_connection(store: impl ConnectionStore) {
+        let first = record("a=", "conv-1", Some("u-1"));
+        assert_eq!(store.put_connection(&first, &no_hurry()).await.unwrap(), PutOutcome::Created);
+        let mut replay = record("a=", "conv-other", None);
+        replay.connected_at += Duration::seconds(5);
+        assert_eq!(
+            store.put_connection(&replay, &no_hurry()).await.unwrap(),
+            PutOutcome::AlreadyExists(Existing::Connection)
+        );
+        let stored = store.connection(&id("a="), &no_hurry()).await.unwrap().unwrap();
+        assert_eq!(stored.status, ConnectionStatus::Connected);
+        assert_eq!(stored.conversation_id.as_deref(), Some("conv-1"), "the replay changed nothing");
+        assert_eq!(stored.user_id.as_deref(), Some("u-1"));
+        assert_eq!(stored.connected_at.as_deref(), Some("2024-02-09T18:23:28.941Z"));
+        assert!(stored.in_conversation_index && stored.in_user_index);
+        assert_eq!(stored.ttl, Some(FixedClock::default().0.timestamp() + 3 * 3600));
+    }
+
+    pub async fn the_first_disconnect_wins(store: impl ConnectionStore) {
+        store.put_connection(&record("b=", "conv-1", None), &no_hurry()).await.unwrap();
+        let first = store.mark_disconnected(&disconnection("b=", 1001, 1), &no_hurry()).await.unwrap();
+        let again = store.mark_disconnected(&disconnection("b=", 1006, 2), &no_hurry()).await.unwrap();
+        assert_eq!((first, again), (DisconnectOutcome::Disconnected, DisconnectOutcome::Disconnected));
+        let stored = store.connection(&id("b="), &no_hurry()).await.unwrap().unwrap();
+        assert_eq!(stored.status, ConnectionStatus::Disconnected);
+        assert_eq!((stored.close_code, stored.close_reason.as_deref()), (Some(1001), Some("reason 1001")));
+        assert_eq!(stored.disconnected_at.as_deref(), Some("2024-02-09T18:23:29.941Z"));
+    }
+
+    pub async fn a_disconnect_that_overtakes_its_connect_keeps_the_late_connect_out(store: impl ConnectionStore) {
+        let outcome = store.mark_disconnected(&disconnection("c=", 1006, 0), &no_hurry()).await.unwrap();
+        assert_eq!(outcome, DisconnectOutcome::NotFound);
+        let late = store.put_connection(&record("c=", "conv-1", Some("u-1")), &no_hurry()).await.unwrap();
+        assert_eq!(late, PutOutcome::AlreadyExists(Existing::Tombstone));
+        let stored = store.connection(&id("c="), &no_hurry()).await.unwrap().unwrap();
+        assert_eq!(stored.status, ConnectionStatus::Disconnected);
+        assert!(stored.connected_at.is_none() && !stored.in_conversation_index && !stored.in_user_index);
+        assert!(stored.ttl.is_some(), "a tombstone expires too");
+        let replayed = store.mark_disconnected(&disconnection("c=", 1000, 1), &no_hurry()).await.unwrap();
+        assert_eq!(replayed, DisconnectOutcome::NotFound, "a tombstone never had a connect");
+    }
+
+    pub async fn a_tombstone_holds_a_free_place_and_names_what_holds_a_taken_one(store: impl ConnectionStore) {
+        assert_eq!(store.put_tombstone(&tombstone("d="), &no_hurry()).await.unwrap(), PutOutcome::Created);
+        let late = store.put_connection(&record("d=", "conv-1", None), &no_hurry()).await.unwrap();
+        assert_eq!(late, PutOutcome::AlreadyExists(Existing::Tombstone), "a late put cannot land after it");
+        assert_eq!(
+            store.put_tombstone(&tombstone("d="), &no_hurry()).await.unwrap(),
+            PutOutcome::AlreadyExists(Existing::Tombstone)
+        );
+
+        store.put_connection(&record("e=", "conv-1", None), &no_hurry()).await.unwrap();
+        assert_eq!(
+            store.put_tombstone(&tombstone("e="), &no_hurry()).await.unwrap(),
+            PutOutcome::AlreadyExists(Existing::Connection)
+        );
+        let stored = store.connection(&id("e="), &no_hurry()).await.unwrap().unwrap();
+        assert_eq!(stored.status, ConnectionStatus::Connected, "the tombstone never overwrites");
+    }
+
+    pub async fn gone_is_marked_only_while_connected(store: impl ConnectionStore) {
+        let at = FixedClock::default().0;
+        store.put_connection(&record("f=", "conv-1", None), &no_hurry()).await.unwrap();
+        assert_eq!(store.mark_gone(&id("f="), at, &no_hurry()).await.unwrap(), GoneOutcome::Marked);
+        assert_eq!(store.mark_gone(&id("f="), at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
+        assert_eq!(store.mark_gone(&id("missing="), at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
+        assert!(store.connection(&id("missing="), &no_hurry()).await.unwrap().is_none(), "gone creates nothing");
+
+        store.put_connection(&record("g=", "conv-1", None), &no_hurry()).await.unwrap();
+        store.mark_disconnected(&disconnection("g=", 1000, 1), &no_hurry()).await.unwrap();
+        assert_eq!(store.mark_gone(&id("g="), at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
+        let stored = store.connection(&id("g="), &no_hurry()).await.unwrap().unwrap();
+        assert_eq!(stored.status, ConnectionStatus::Disconnected, "a disconnect is never overwritten by gone");
+    }
+
+    pub async fn an_audience_is_its_connected_records_in_index_order_across_pages(store: impl ConnectionStore) {
+        for n in [7, 3, 9, 1, 5, 2, 8, 4, 6, 0] {
+            store.put_connection(&record(&format!("m{n}="), "conv-m", Some("u-m")), &no_hurry()).await.unwrap();
+        }
+        store.put_connection(&record("other=", "conv-other", Some("u-m")), &no_hurry()).await.unwrap();
+        store.put_connection(&record("anon=", "conv-m", None), &no_hurry()).await.unwrap();
+        store.mark_disconnected(&disconnection("m3=", 1000, 1), &no_hurry()).await.unwrap();
+        store.mark_gone(&id("m5="), FixedClock::default().0, &no_hurry()).await.unwrap();
+
+        let expected: Vec<String> =
+            ["anon=", "m0=", "m1=", "m2=", "m4=", "m6=", "m7=", "m8=", "m9="].map(str::to_owned).to_vec();
+        for limit in [1, 3, 4, 100] {
+            assert_eq!(audience_of(&store, &conversation("conv-m"), limit).await, expected, "pages of {limit}");
+        }
+        let user = Audience::User(UserId::parse("u-m").unwrap());
+        let of_user = audience_of(&store, &user, 2).await;
+        assert!(of_user.contains(&"other=".to_owned()) && !of_user.contains(&"anon=".to_owned()), "{of_user:?}");
+        assert_eq!(of_user.len(), 9, "the user's 8 live connections in conv-m and 1 elsewhere: {of_user:?}");
+
+        // Resuming after any entry continues with exactly the entries after it.
+        let rest = store.connected_page(&conversation("conv-m"), Some(&id("m4=")), 100, &no_hurry()).await.unwrap();
+        let rest: Vec<&str> = rest.ids.iter().map(ConnectionId::as_str).collect();
+        assert_eq!(rest, ["m6=", "m7=", "m8=", "m9="]);
+        assert!(audience_of(&store, &conversation("conv-nobody"), 10).await.is_empty());
+    }
+}
+
+macro_rules! contract {
+    ($($rule:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    super::rules::$rule(super::MemoryStore::new()).await;
+                }
+            )*
+        }
+
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    super::rules::$rule(super::fresh_dynamodb().await).await;
+                }
+            )*
+        }
+    };
+}
+
+async fn fresh_dynamodb() -> DynamoStore {
+    let client = dynamodb_client(&dynamodb_endpoint());
+    let table = unique_table_name("contract");
+    create_connections_table(&client, &table).await;
+    DynamoStore::new(client, table)
+}
+
+contract!(
+    a_put_creates_once_and_a_replay_finds_the_connection,
+    the_first_disconnect_wins,
+    a_disconnect_that_overtakes_its_connect_keeps_the_late_connect_out,
+    a_tombstone_holds_a_free_place_and_names_what_holds_a_taken_one,
+    gone_is_marked_only_while_connected,
+    an_audience_is_its_connected_records_in_index_order_across_pages,
+);

@@ -1,0 +1,151 @@
+# A sample Step Functions state machine that fans a message out through WebSocketResponder and
+# continues with each answer's cursor until one has none (DESIGN §8). Its input is the responder's
+# event; it retries Lambda's throttling and service errors and a statusCode 500 with backoff, ends on
+# 200 without a cursor and on 410, and fails on anything else (a 400 or 413 will not get better).
+
+data "aws_caller_identity" "this" {}
+
+locals {
+  backoff_seconds = [1, 2, 4, 8, 16]
+
+  definition = {
+    Comment = "Fan a message out through WebSocketResponder, continuing with its cursor until done."
+    StartAt = "Start"
+    States = {
+      Start = {
+        Type       = "Pass"
+        Parameters = { "event.$" = "$", attempt = 0 }
+        Next       = "Post"
+      }
+      Post = {
+        Type     = "Task"
+        Resource = "arn:aws:states:::lambda:invoke"
+        Parameters = {
+          FunctionName = var.responder_arn
+          "Payload.$"  = "$.event"
+        }
+        ResultSelector = { "result.$" = "$.Payload" }
+        ResultPath     = "$.last"
+        Retry = [{
+          ErrorEquals     = ["Lambda.TooManyRequestsException", "Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"]
+          IntervalSeconds = 1
+          BackoffRate     = 2
+          MaxAttempts     = 6
+          JitterStrategy  = "FULL"
+        }]
+        Next = "Route"
+      }
+      Route = {
+        Type = "Choice"
+        Choices = [
+          {
+            And = [
+              { Variable = "$.last.result.statusCode", NumericEquals = 200 },
+              { Variable = "$.last.result.cursor", IsPresent = true },
+            ]
+            Next = "TakeCursor"
+          },
+          { Variable = "$.last.result.statusCode", NumericEquals = 200, Next = "Delivered" },
+          { Variable = "$.last.result.statusCode", NumericEquals = 410, Next = "Gone" },
+          {
+            And = [
+              { Variable = "$.last.result.statusCode", NumericEquals = 500 },
+              { Variable = "$.attempt", NumericLessThan = var.max_retries },
+              { Variable = "$.last.result.cursor", IsPresent = true },
+            ]
+            Next = "TakeCursorThenBackOff"
+          },
+          {
+            And = [
+              { Variable = "$.last.result.statusCode", NumericEquals = 500 },
+              { Variable = "$.attempt", NumericLessThan = var.max_retries },
+            ]
+            Next = "BackOff"
+          },
+        ]
+        Default = "Failed"
+      }
+      TakeCursor = {
+        Type       = "Pass"
+        Parameters = { "cursor.$" = "$.last.result.cursor" }
+        ResultPath = "$.patch"
+        Next       = "Continue"
+      }
+      Continue = {
+        Type       = "Pass"
+        Parameters = { "event.$" = "States.JsonMerge($.event, $.patch, false)", attempt = 0 }
+        Next       = "Post"
+      }
+      # A 500 with a cursor: retry from the cursor, so connections already attempted are not posted to again.
+      TakeCursorThenBackOff = {
+        Type       = "Pass"
+        Parameters = { "cursor.$" = "$.last.result.cursor" }
+        ResultPath = "$.patch"
+        Next       = "ContinueAfterBackOff"
+      }
+      ContinueAfterBackOff = {
+        Type       = "Pass"
+        Parameters = { "event.$" = "States.JsonMerge($.event, $.patch, false)", "attempt.$" = "$.attempt" }
+        Next       = "BackOff"
+      }
+      BackOff = {
+        Type = "Pass"
+        Parameters = {
+          "event.$"   = "$.event"
+          "attempt.$" = "States.MathAdd($.attempt, 1)"
+          "wait.$"    = "States.ArrayGetItem(States.Array(${join(", ", local.backoff_seconds)}), $.attempt)"
+        }
+        Next = "Wait"
+      }
+      Wait = {
+        Type        = "Wait"
+        SecondsPath = "$.wait"
+        Next        = "Post"
+      }
+      Delivered = { Type = "Succeed" }
+      Gone      = { Type = "Succeed", Comment = "410: the one connection is gone; nothing more to do." }
+      Failed = {
+        Type  = "Fail"
+        Error = "FanOutFailed"
+        Cause = "WebSocketResponder answered a status that retrying will not change, or 500 after every retry."
+      }
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name_prefix = substr("${var.name}-", 0, 38)
+  description = "Lets the ${var.name} state machine invoke WebSocketResponder, and nothing else."
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "states.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      # Only this account's Step Functions may assume it (confused-deputy protection).
+      Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.this.account_id } }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "this" {
+  name = "invoke-responder"
+  role = aws_iam_role.this.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = ["lambda:InvokeFunction"]
+      Resource = [var.responder_arn]
+    }]
+  })
+}
+
+resource "aws_sfn_state_machine" "this" {
+  name       = var.name
+  role_arn   = aws_iam_role.this.arn
+  type       = "STANDARD"
+  definition = jsonencode(local.definition)
+  tags       = var.tags
+}
