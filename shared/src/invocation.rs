@@ -1,6 +1,10 @@
 //! Per-process invocation facts.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::FutureExt as _;
 
 use tracing::field::Empty;
 
@@ -43,9 +47,35 @@ pub fn span(request_id: &str, cold_start: &ColdStart) -> tracing::Span {
     span
 }
 
+/// Runs one invocation's work; `None` when it panicked. The panic is logged at ERROR inside the
+/// invocation's span (so with its `requestId`), and the process keeps serving: the handler answers
+/// 500 (a Deny for the authorizer) instead of losing the instance. This needs the release profile's
+/// `panic = "unwind"` (see the workspace `Cargo.toml` for why).
+pub async fn guarded<T>(work: impl Future<Output = T>) -> Option<T> {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(value) => Some(value),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic payload".to_owned());
+            tracing::error!(panic = message, "the handler panicked; answering with a generic failure");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panic_becomes_none_and_the_next_invocation_is_served() {
+        let panicked = guarded(async { panic!("bug: index out of range") }).await;
+        assert_eq!(panicked, None::<u16>);
+        assert_eq!(guarded(async { 200 }).await, Some(200));
+    }
 
     #[test]
     fn only_the_first_invocation_is_cold() {

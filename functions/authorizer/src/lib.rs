@@ -235,6 +235,8 @@ pub enum Reason {
     WrongAudience,
     WrongTokenUse,
     InvalidSubject,
+    /// The check itself failed (a bug: it panicked); never a reason to allow.
+    Internal,
 }
 
 impl Reason {
@@ -255,6 +257,7 @@ impl Reason {
             Self::WrongAudience => "wrong_audience",
             Self::WrongTokenUse => "wrong_token_use",
             Self::InvalidSubject => "invalid_subject",
+            Self::Internal => "internal",
         }
     }
 }
@@ -326,7 +329,7 @@ impl<S: JwksSource> Authorizer<S> {
             }
             let policy = match &event.method_arn {
                 None => Err(Reason::MalformedEvent),
-                Some(_) => self.decide(&event).await,
+                Some(_) => ws_shared::invocation::guarded(self.decide(&event)).await.unwrap_or(Err(Reason::Internal)),
             };
             let resource = event.method_arn.clone().unwrap_or_else(|| "*".to_owned());
             let policy = match policy {
@@ -337,7 +340,7 @@ impl<S: JwksSource> Authorizer<S> {
                 }
                 Err(reason) => {
                     counters.incr("Denied");
-                    if matches!(reason, Reason::JwksUnavailable | Reason::MalformedEvent) {
+                    if matches!(reason, Reason::JwksUnavailable | Reason::MalformedEvent | Reason::Internal) {
                         counters.incr("Errors");
                     }
                     warn!(decision = "deny", reason = reason.code(), "connect denied");

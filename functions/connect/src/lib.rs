@@ -169,9 +169,13 @@ impl<S: ConnectionStore> Connect<S> {
         let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
-            let response = match self.connect(event, &deadline, &mut counters).await {
-                Ok(response) => response,
-                Err(err) => apigw::failure("connect", err.status(), &err, &mut counters),
+            let response = match ws_shared::invocation::guarded(self.connect(event, &deadline, &mut counters)).await {
+                Some(Ok(response)) => response,
+                Some(Err(err)) => apigw::failure("connect", err.status(), &err, &mut counters),
+                None => {
+                    counters.incr("Errors");
+                    WsResponse::status(500)
+                }
             };
             counters.emit(self.clock.now(), request_id);
             response

@@ -110,9 +110,14 @@ impl<S: ConnectionStore> Disconnect<S> {
         let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
-            let response = match self.disconnect(event, &deadline, &mut counters).await {
-                Ok(()) => WsResponse::ok(),
-                Err(err) => apigw::failure("disconnect", err.status(), &err, &mut counters),
+            let response = match ws_shared::invocation::guarded(self.disconnect(event, &deadline, &mut counters)).await
+            {
+                Some(Ok(())) => WsResponse::ok(),
+                Some(Err(err)) => apigw::failure("disconnect", err.status(), &err, &mut counters),
+                None => {
+                    counters.incr("Errors");
+                    WsResponse::status(500)
+                }
             };
             counters.emit(self.clock.now(), request_id);
             response

@@ -211,7 +211,12 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
-            let outcome = self.respond(event, &deadline, &mut counters).await;
+            let outcome = ws_shared::invocation::guarded(self.respond(event, &deadline, &mut counters))
+                .await
+                .unwrap_or_else(|| {
+                    counters.incr("Errors");
+                    Outcome::refused(500, "the responder failed; see the function's logs")
+                });
             if outcome.status_code == 400 || outcome.status_code == 413 {
                 warn!(status = outcome.status_code, reason = outcome.error.as_deref(), "request refused");
             }
