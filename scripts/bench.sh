@@ -175,12 +175,17 @@ bench_local() {
   "$load" --base "$base" posts --sockets 64 --senders 64 --total 200000 --dynamodb "$MOTO_ENDPOINT" --table "$LOCAL_TABLE" >"$work/posts.json"
   log "fan-out to 1,000 clients (5 runs)"
   "$load" --base "$base" fanout --count 1000 --runs 5 >"$work/fanout.json"
+  log "fan-out to 10,000 clients, continued by its cursor (3 runs)"
+  "$load" --base "$base" fanout --count 10000 --runs 3 >"$work/fanout10k.json"
+  grep -o '\[WebSocketResponder\] REPORT .*Max Memory Used: [0-9]* MB' "$work/ws-local.log" \
+    | sed 's/.*Max Memory Used: \([0-9]*\) MB/\1/' | sort -n | tail -n1 >"$work/responder-peak-mb.txt" || true
   log "10,000 idle sockets"
   "$load" --base "$base" idle --count 10000 --concurrency 64 --pid "$pid" >"$work/idle.json"
   python3 - "$(machine)" "$work" > "$out" <<'PY'
 import json, sys
 machine, work = sys.argv[1], sys.argv[2]
-r = {name: json.load(open(f"{work}/{name}.json")) for name in ("connect", "posts", "fanout", "idle")}
+r = {name: json.load(open(f"{work}/{name}.json")) for name in ("connect", "posts", "fanout", "fanout10k", "idle")}
+peak = open(f"{work}/responder-peak-mb.txt").read().strip() or "?"
 c, p, f, i = r["connect"], r["posts"], r["fanout"], r["idle"]
 print("## The local stack (ws-local)\n")
 print(f"{machine}. Release `ws-local` and release function binaries (x86_64), moto's DynamoDB with the")
@@ -193,6 +198,10 @@ ok = "met" if p["posts_per_second"] >= 20000 else "NOT met"
 print(f"| posts through `@connections` ({p['posts']:,} to {p['sockets']} sockets, {p['senders']} keep-alive callers, until all delivered) | {p['posts_per_second']:,.0f} /s | ≥ 20,000/s: {ok} |")
 ok = "met" if f["median_ms"] <= 500 else "NOT met"
 print(f"| responder fan-out to {f['connections']:,} clients via the Invoke API, until every client has it ({f['runs']} runs) | median {f['median_ms']:.0f} ms (min {f['min_ms']:.0f}, max {f['max_ms']:.0f}) | ≤ 0.5 s: {ok} |")
+g = r["fanout10k"]
+print(f"| responder fan-out to {g['connections']:,} clients, continued by its cursor until every client has it ({g['runs']} runs; invocations per run {g['invocations']}) | median {g['median_ms'] / 1000:.2f} s (min {g['min_ms'] / 1000:.2f}, max {g['max_ms'] / 1000:.2f}), {g['posts_per_second']:,.0f} posts/s | — |")
+ok = "met" if peak != "?" and int(peak) <= 64 else "NOT met"
+print(f"| the responder's peak RSS over the whole run (ws-local's REPORT `Max Memory Used`) | {peak} MB | ≤ 64 MiB: {ok} |")
 ok = "met" if i["alive"] >= 10000 else "NOT met"
 print(f"| idle sockets held open (each answered a ping after 3 s) | {i['alive']:,} of {i['sockets']:,} | 10,000: {ok} |")
 print(f"| ws-local's memory for them (VmRSS) | {i['rss_before_mib']} → {i['rss_after_mib']} MiB, {i['kib_per_socket']} KiB per socket | — |")

@@ -238,24 +238,35 @@ async fn connect_latency(ws: &str, count: usize) -> Value {
 async fn fanout(base: &str, ws: &str, count: usize, runs: usize) -> Value {
     let sockets = open_many(&format!("{ws}correlationId=fanout"), count, 32).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let mut readers = Vec::new();
     for mut socket in sockets {
         let tx = tx.clone();
-        tokio::spawn(async move {
+        readers.push(tokio::spawn(async move {
             while let Some(Ok(message)) = socket.next().await {
                 if let Message::Text(text) = message {
                     let sequence = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["sequence"].as_i64());
                     let _ = tx.send(sequence.unwrap_or(-1));
                 }
             }
-        });
+        }));
     }
     let mut times = Vec::new();
+    let mut invocations = Vec::new();
     for run in 0..=runs {
         let started = Instant::now();
-        let event = json!({ "conversationId": "fanout", "messageType": "progress", "sequence": run, "isFinal": false,
-                            "payload": { "text": "fan-out" } });
-        let result = post_json(base, "/2015-03-31/functions/WebSocketResponder/invocations", &event).await;
-        assert_eq!(result["statusCode"], 200, "{result}");
+        let mut event = json!({ "conversationId": "fanout", "messageType": "progress", "sequence": run, "isFinal": false,
+                                "payload": { "text": "fan-out" } });
+        // As the sample state machine does: continue with each answer's cursor until none.
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            let result = post_json(base, "/2015-03-31/functions/WebSocketResponder/invocations", &event).await;
+            assert_eq!(result["statusCode"], 200, "{result}");
+            match result.get("cursor") {
+                Some(cursor) => event["cursor"] = cursor.clone(),
+                None => break,
+            }
+        }
         let mut got = 0;
         while got < count {
             if rx.recv().await == Some(i64::try_from(run).unwrap()) {
@@ -264,11 +275,19 @@ async fn fanout(base: &str, ws: &str, count: usize, runs: usize) -> Value {
         }
         if run > 0 {
             times.push(started.elapsed().as_secs_f64() * 1000.0); // run 0 warms the responder
+            invocations.push(calls);
         }
     }
+    // Close the clients (later scenarios open their own).
+    for reader in readers {
+        reader.abort();
+    }
     times.sort_by(f64::total_cmp);
-    json!({ "connections": count, "runs": runs, "median_ms": round(percentile(&times, 50)),
-            "min_ms": round(times[0]), "max_ms": round(times[times.len() - 1]) })
+    let median = percentile(&times, 50);
+    json!({ "connections": count, "runs": runs, "median_ms": round(median),
+            "min_ms": round(times[0]), "max_ms": round(times[times.len() - 1]),
+            "posts_per_second": round(count as f64 / (median / 1000.0)),
+            "invocations": invocations })
 }
 
 fn percentile(sorted: &[f64], p: usize) -> f64 {

@@ -490,3 +490,42 @@ async fn a_cursor_from_another_fan_out_or_altered_is_a_400_that_says_so() {
     // AND nothing was posted by the refused ones: only the first invocation's posts reached it
     assert_eq!(standin.posts().len(), usize::try_from(first["targets"].as_u64().unwrap()).unwrap());
 }
+
+#[tokio::test]
+async fn a_faulty_management_api_never_gets_a_200_for_an_undelivered_post() {
+    // GIVEN a Management API behind a proxy that fails one request in three, by a fixed schedule
+    let ids: Vec<String> = (0..40).map(|i| format!("f{i:02}=")).collect();
+    let standin = StandIn::start(ids.clone()).await;
+    let rng = std::sync::Mutex::new(ws_shared::testing::faults::Seeded::new(7));
+    let proxy =
+        FaultProxy::start(&format!("http://{}", standin.addr), move |_, _| match rng.lock().unwrap().below(9) {
+            0 => Fault::InternalError,
+            1 => Fault::Reset,
+            2 => Fault::LostResponse,
+            _ => Fault::Pass,
+        })
+        .await;
+    let h = Harness::new(&[], false).await;
+
+    // WHEN the responder posts to each connection with 2 s left
+    let mut answers = Vec::new();
+    for id in &ids {
+        let mut event = event_for(&format!("{}/prod", proxy.endpoint()));
+        event["connectionId"] = json!(id);
+        let started = Instant::now();
+        let answer = h.invoke_within(event, 2000).await;
+        assert!(started.elapsed().as_millis() < 2000, "{id} answered after {:?}", started.elapsed());
+        answers.push((id.clone(), answer));
+    }
+
+    // THEN a 200 always means the stand-in got the message; anything else is a 500
+    let delivered: std::collections::HashSet<String> = standin.posts().into_iter().map(|p| p.connection_id).collect();
+    for (id, answer) in &answers {
+        match answer["statusCode"].as_u64() {
+            Some(200) => assert!(delivered.contains(id), "{id}: 200 for an undelivered post"),
+            Some(500) => {}
+            _ => panic!("{id}: {answer}"),
+        }
+    }
+    assert!(proxy.seen().iter().any(|s| s.fault != Fault::Pass), "no fault was injected");
+}
