@@ -63,6 +63,8 @@ module "stack" {
   authorizer         = var.authorizer
   log_retention_days = 1
   log_level          = "DEBUG"
-  # The sample fan-out loop, applied to the emulator with the rest.
-  fanout_state_machine = true
+  # The sample fan-out state machine (modules/fanout) stays off here: the AWS provider validates a
+  # state machine's definition with ValidateStateMachineDefinition, which moto 5.2.5 does not
+  # implement, so an apply to the emulator would stall. Its module tests run on a mocked provider.
+  fanout_state_machine = var.fanout_state_machine
 }

@@ -30,3 +30,9 @@ variable "authorizer" {
   })
   default = null
 }
+
+variable "fanout_state_machine" {
+  description = "Apply the sample fan-out state machine too (needs an emulator that implements Step Functions' ValidateStateMachineDefinition; moto 5.2.5 does not)."
+  type        = bool
+  default     = false
+}

@@ -15,16 +15,6 @@ run "apply_the_whole_stack" {
   }
 
   assert {
-    condition     = startswith(output.fanout_state_machine_arn, "arn:aws:states:us-east-1:") && endswith(output.fanout_state_machine_arn, ":stateMachine:ws-connection-local-fanout")
-    error_message = "The sample fan-out state machine is applied with the stack."
-  }
-
-  assert {
-    condition     = jsondecode(output.fanout_state_machine_policy_json).Statement[0].Resource == [output.functions.WebSocketResponder.arn]
-    error_message = "The state machine may invoke the responder only."
-  }
-
-  assert {
     condition     = startswith(output.management_endpoint, "https://") && endswith(output.management_endpoint, "/prod")
     error_message = "The responder's endpoint is the https Management API one."
   }
