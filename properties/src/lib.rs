@@ -44,12 +44,6 @@ impl Poster for AlwaysGone {
     }
 }
 
-fn env(table: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut vars: HashMap<String, String> = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    vars.insert("TABLE_CONNECTIONS".into(), table.to_owned());
-    vars
-}
-
 /// The three table-writing handlers over one store, on the fixed test clock.
 pub struct Handlers<S> {
     pub connect: Connect<S>,
@@ -69,8 +63,8 @@ impl<S: ConnectionStore + Clone> Handlers<S> {
         let metrics = Captured::default();
         let sink = Arc::new(metrics.clone());
         let clock = Arc::new(FixedClock::default());
-        let vars = env(table, &[("MARK_GONE", "true")]);
-        let get = |name: &str| vars.get(name).cloned();
+        let vars = HashMap::from([("TABLE_CONNECTIONS", table), ("MARK_GONE", "true")]);
+        let get = |name: &str| vars.get(name).map(|value| (*value).to_owned());
         let connect = Connect::new(store.clone(), &ws_connect::Config::from_env(&get).expect("valid"), sink.clone())
             .with_clock(clock.clone());
         let disconnect =

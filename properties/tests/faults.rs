@@ -10,19 +10,18 @@
 //! `FAULT_SEED` picks the schedule (the default is fixed, so CI is repeatable); `FAULT_CASES` sets
 //! how many connects and disconnects (default 60 each).
 
-use std::sync::Arc;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use serde_json::json;
+use serde_json::{Value, json};
 use ws_properties::{Handlers, events};
 use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::ConnectionId;
 use ws_shared::record::ConnectionStatus;
-use ws_shared::store::ConnectionStore;
 use ws_shared::testing::faults::{Fault, FaultProxy, Seeded};
 use ws_shared::testing::{
-    create_connections_table, deadline_in, dynamodb_client, dynamodb_endpoint, no_hurry, unique_table_name,
+    ReadBack, create_connections_table, deadline_in, dynamodb_client, dynamodb_endpoint, no_hurry, unique_table_name,
 };
 
 /// The stall: longer than any deadline here (as in the measured failure: DynamoDB stalled 6 s).
@@ -58,11 +57,33 @@ async fn table() -> Table {
     let client = dynamodb_client(&dynamodb_endpoint());
     let name = unique_table_name("faults");
     create_connections_table(&client, &name).await;
-    Table { direct: DynamoStore::new(client, &name), name }
+    Table { direct: DynamoStore::new(&client, &name), name }
 }
 
 async fn status(table: &Table, id: &str) -> Option<ConnectionStatus> {
     table.direct.connection(&ConnectionId::parse(id).unwrap(), &no_hurry()).await.unwrap().map(|r| r.status)
+}
+
+/// Runs `count` invocations on connections `{prefix}000=`, `{prefix}001=`, …, four at a time:
+/// each connection's id, its answer as JSON, and how long the answer took.
+async fn timed<R, Fut>(count: u64, prefix: &str, invoke: impl Fn(String) -> Fut) -> Vec<(String, Value, Duration)>
+where
+    R: serde::Serialize,
+    Fut: Future<Output = R>,
+{
+    futures_util::stream::iter(0..count)
+        .map(|i| {
+            let id = format!("{prefix}{i:03}=");
+            let started = Instant::now();
+            let answer = invoke(id.clone());
+            async move {
+                let answer = serde_json::to_value(answer.await).expect("answers serialize");
+                (id, answer, started.elapsed())
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,32 +92,17 @@ async fn faulted_connects_answer_in_time_and_a_500_never_leaves_a_connected_reco
     let count = knob("FAULT_CASES", 60);
     let table = table().await;
     let proxy = FaultProxy::start(&dynamodb_endpoint(), schedule(seed)).await;
-    let store = DynamoStore::new(dynamodb_client(&proxy.endpoint()), &table.name);
-    let handlers = Arc::new(Handlers::new(&store, &table.name));
+    let store = DynamoStore::new(&dynamodb_client(&proxy.endpoint()), &table.name);
+    let handlers = Handlers::new(&store, &table.name);
 
-    let answers: Vec<(String, serde_json::Value, Duration)> = futures_util::stream::iter(0..count)
-        .map(|i| {
-            let handlers = Arc::clone(&handlers);
-            async move {
-                let id = format!("fc{i:03}=");
-                let started = Instant::now();
-                let answer = serde_json::to_value(
-                    handlers
-                        .connect
-                        .handle(
-                            events::connect(&id, "conv-f", "u-f", 1_707_503_000_000),
-                            "req",
-                            deadline_in(TIMEOUT_MS),
-                        )
-                        .await,
-                )
-                .unwrap();
-                (id, answer, started.elapsed())
-            }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
+    let answers = timed(count, "fc", |id| {
+        handlers.connect.handle(
+            events::connect(&id, "conv-f", "u-f", 1_707_503_000_000),
+            "req",
+            deadline_in(TIMEOUT_MS),
+        )
+    })
+    .await;
     // The stalled writes land now, after their connects answered.
     tokio::time::sleep(STALL + Duration::from_millis(500)).await;
 
@@ -138,28 +144,13 @@ async fn faulted_disconnects_answer_in_time_and_never_leave_a_connected_record()
         setup.connect(events::connect(&id, "conv-f", "u-f", 1_707_503_000_000)).await;
     }
     let proxy = FaultProxy::start(&dynamodb_endpoint(), schedule(seed)).await;
-    let store = DynamoStore::new(dynamodb_client(&proxy.endpoint()), &table.name);
-    let handlers = Arc::new(Handlers::new(&store, &table.name));
+    let store = DynamoStore::new(&dynamodb_client(&proxy.endpoint()), &table.name);
+    let handlers = Handlers::new(&store, &table.name);
 
-    let answers: Vec<(String, serde_json::Value, Duration)> = futures_util::stream::iter(0..count)
-        .map(|i| {
-            let handlers = Arc::clone(&handlers);
-            async move {
-                let id = format!("fd{i:03}=");
-                let started = Instant::now();
-                let answer = serde_json::to_value(
-                    handlers
-                        .disconnect
-                        .handle(events::disconnect(&id, 1001, "away"), "req", deadline_in(TIMEOUT_MS))
-                        .await,
-                )
-                .unwrap();
-                (id, answer, started.elapsed())
-            }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
+    let answers = timed(count, "fd", |id| {
+        handlers.disconnect.handle(events::disconnect(&id, 1001, "away"), "req", deadline_in(TIMEOUT_MS))
+    })
+    .await;
     tokio::time::sleep(STALL + Duration::from_millis(500)).await;
 
     for (id, answer, elapsed) in &answers {
@@ -182,7 +173,7 @@ async fn a_disconnect_outlasts_a_burst_of_failures_longer_than_the_sdk_retries()
         .await;
     let proxy =
         FaultProxy::start(&dynamodb_endpoint(), |n, _| if n < 8 { Fault::InternalError } else { Fault::Pass }).await;
-    let store = DynamoStore::new(dynamodb_client(&proxy.endpoint()), &table.name);
+    let store = DynamoStore::new(&dynamodb_client(&proxy.endpoint()), &table.name);
     let handlers = Handlers::new(&store, &table.name);
 
     let answer = handlers.disconnect(events::disconnect("burst=", 1001, "away")).await;

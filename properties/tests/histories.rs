@@ -10,7 +10,6 @@
 //! delivery of a history sent at once (concurrently), and the same invariants at the end.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -19,8 +18,11 @@ use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::ConnectionStatus;
-use ws_shared::store::{Audience, ConnectionStore, StoredConnection};
-use ws_shared::testing::{create_connections_table, dynamodb_client, dynamodb_endpoint, no_hurry, unique_table_name};
+use ws_shared::store::{Audience, ConnectionStore};
+use ws_shared::testing::{
+    ReadBack, StoredConnection, create_connections_table, dynamodb_client, dynamodb_endpoint, no_hurry,
+    unique_table_name,
+};
 
 /// One delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +76,7 @@ async fn deliver<S: ConnectionStore + Clone>(handlers: &Handlers<S>, step: Step)
 
 use serde_json::Value;
 
-async fn record(store: &impl ConnectionStore, conn: usize) -> Option<StoredConnection> {
+async fn record(store: &impl ReadBack, conn: usize) -> Option<StoredConnection> {
     store.connection(&ConnectionId::parse(conn_id(conn)).unwrap(), &no_hurry()).await.unwrap()
 }
 
@@ -117,7 +119,7 @@ fn check_step(pinned: &mut Pinned, stored: Option<&StoredConnection>, step: Step
 }
 
 /// Invariant 4, and the consistency of each record, after a whole history.
-async fn check_end(store: &impl ConnectionStore, n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
+async fn check_end(store: &(impl ConnectionStore + ReadBack), n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
     for conn in 0..n {
         let Some(stored) = record(store, conn).await else { continue };
         prop_assert!(stored.ttl.is_some(), "4: every record has a TTL");
@@ -167,7 +169,7 @@ fn runner(default_cases: u32) -> TestRunner {
 fn run_sequential(n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let store = Arc::new(MemoryStore::new());
+        let store = MemoryStore::new();
         let handlers = Handlers::new(&store, "memory");
         let mut pinned: HashMap<usize, Pinned> = HashMap::new();
         for &step in steps {
@@ -202,7 +204,7 @@ fn every_concurrent_history_keeps_the_invariants_on_dynamodb() {
             rt.block_on(async {
                 let table = unique_table_name("histories");
                 create_connections_table(&client, &table).await;
-                let store = DynamoStore::new(client.clone(), &table);
+                let store = DynamoStore::new(&client, &table);
                 let handlers = Handlers::new(&store, &table);
                 // Every delivery of the history at once: AWS gives no order between them.
                 let answers = futures_util::future::join_all(steps.iter().map(|&step| deliver(&handlers, step))).await;

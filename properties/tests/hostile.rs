@@ -141,7 +141,7 @@ fn damaged(sample: &Value, damage: &Damage) -> Value {
 struct NoKeys;
 
 impl JwksSource for NoKeys {
-    async fn fetch(&self) -> Result<jsonwebtoken::jwk::JwkSet, ws_authorizer::jwks::JwksError> {
+    async fn fetch(&self, _: std::time::Duration) -> Result<jsonwebtoken::jwk::JwkSet, ws_authorizer::jwks::JwksError> {
         Ok(jsonwebtoken::jwk::JwkSet { keys: Vec::new() })
     }
 }
@@ -163,7 +163,7 @@ fn no_marker(answer: &Value, what: &str) -> Result<(), TestCaseError> {
 fn check(sample_name: &str, event: Value) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let store = Arc::new(MemoryStore::new());
+        let store = MemoryStore::new();
         let handlers = Handlers::new(&store, "memory");
         match sample_name {
             "connect" => {
@@ -194,7 +194,10 @@ fn check(sample_name: &str, event: Value) -> Result<(), TestCaseError> {
                 prop_assert!(store.all().is_empty(), "the responder wrote a record");
             }
             "authorizer" => {
-                let policy = serde_json::to_value(authorizer().handle(event, "req-h").await).unwrap();
+                let policy = serde_json::to_value(
+                    authorizer().handle(event, "req-h", ws_shared::testing::deadline_from_now(10_000)).await,
+                )
+                .unwrap();
                 let effect = &policy["policyDocument"]["Statement"][0]["Effect"];
                 prop_assert_eq!(effect, &json!("Deny"), "a hostile event was allowed: {}", policy);
                 no_marker(&policy["principalId"], "the authorizer's principal")?;

@@ -12,16 +12,14 @@ use ws_shared::deadline::Deadline;
 use ws_shared::id::ConnectionId;
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::{ConnectionRecord, Disconnection, Tombstone};
-use ws_shared::store::{
-    Audience, ConnectionStore, DisconnectOutcome, GoneOutcome, Page, PutOutcome, StoreError, StoredConnection,
-};
+use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, GoneOutcome, Page, PutOutcome, StoreError};
 use ws_shared::testing::capture_logs;
 
-/// The in-memory store, except that its first write panics.
-#[derive(Debug, Default)]
+/// The in-memory store, except that its first write panics (clones share both).
+#[derive(Debug, Default, Clone)]
 struct PanicsOnce {
     inner: MemoryStore,
-    panicked: AtomicBool,
+    panicked: Arc<AtomicBool>,
 }
 
 impl PanicsOnce {
@@ -37,9 +35,6 @@ impl ConnectionStore for PanicsOnce {
     }
     async fn put_tombstone(&self, t: &Tombstone, d: &Deadline) -> Result<PutOutcome, StoreError> {
         self.inner.put_tombstone(t, d).await
-    }
-    async fn connection(&self, id: &ConnectionId, d: &Deadline) -> Result<Option<StoredConnection>, StoreError> {
-        self.inner.connection(id, d).await
     }
     async fn mark_disconnected(&self, x: &Disconnection, d: &Deadline) -> Result<DisconnectOutcome, StoreError> {
         self.maybe_panic();
@@ -62,7 +57,7 @@ impl ConnectionStore for PanicsOnce {
 #[tokio::test]
 async fn a_panicking_connect_answers_500_logs_its_request_id_and_serves_the_next_event() {
     let (logs, _guard) = capture_logs(ws_connect::SVC);
-    let handlers = Handlers::new(&Arc::new(PanicsOnce::default()), "memory");
+    let handlers = Handlers::new(&PanicsOnce::default(), "memory");
 
     let first = handlers.connect(events::connect("p1=", "conv-p", "u-p", 1_707_503_000_000)).await;
     let second = handlers.connect(events::connect("p2=", "conv-p", "u-p", 1_707_503_000_000)).await;
@@ -76,7 +71,7 @@ async fn a_panicking_connect_answers_500_logs_its_request_id_and_serves_the_next
 
 #[tokio::test]
 async fn a_panicking_disconnect_answers_500_and_serves_the_next_event() {
-    let handlers = Handlers::new(&Arc::new(PanicsOnce::default()), "memory");
+    let handlers = Handlers::new(&PanicsOnce::default(), "memory");
     let first = handlers.disconnect(events::disconnect("p1=", 1000, "bye")).await;
     let second = handlers.disconnect(events::disconnect("p1=", 1000, "bye")).await;
     assert_eq!(first, json!({"statusCode": 500, "body": "Internal Server Error"}));

@@ -41,11 +41,6 @@ impl Deadline {
     pub fn is_short_of(&self, need: Duration) -> bool {
         self.budget() < need
     }
-
-    /// The instant the answer is due.
-    pub fn instant(&self) -> Instant {
-        self.answer_by
-    }
 }
 
 #[cfg(test)]

@@ -32,9 +32,7 @@ use crate::clock::iso_millis;
 use crate::deadline::Deadline;
 use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
-use crate::store::{
-    Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, Page, PutOutcome, StoreError, StoredConnection,
-};
+use crate::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, Page, PutOutcome, StoreError};
 
 /// The longest one attempt may take before it is cut and retried. DynamoDB answers in
 /// milliseconds; an attempt still open after this is stalled, and a retry is the better bet.
@@ -71,21 +69,15 @@ fn is_permanent<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> boo
     }
 }
 
-/// Timeouts and retries of one call that starts now.
+/// Timeouts of one call that starts now, with `budget` left (the retry strategy is the client's,
+/// set once in [`DynamoStore::new`]).
 fn bounded(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::Config::builder()
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(budget)
-                .operation_attempt_timeout(budget.min(ATTEMPT_TIMEOUT))
-                .build(),
-        )
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(MAX_ATTEMPTS)
-                .with_initial_backoff(Duration::from_millis(20))
-                .with_max_backoff(Duration::from_millis(500)),
-        )
+    aws_sdk_dynamodb::Config::builder().timeout_config(
+        TimeoutConfig::builder()
+            .operation_timeout(budget)
+            .operation_attempt_timeout(budget.min(ATTEMPT_TIMEOUT))
+            .build(),
+    )
 }
 
 /// The connections table through the AWS SDK.
@@ -96,7 +88,14 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// The table `table` through `client`, which gets this adapter's retry strategy (once, here:
+    /// each call then only sets its timeouts).
+    pub fn new(client: &Client, table: impl Into<String>) -> Self {
+        let retry = RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(Duration::from_millis(20))
+            .with_max_backoff(Duration::from_millis(500));
+        let client = Client::from_conf(client.config().to_builder().retry_config(retry).build());
         Self { client, table: table.into() }
     }
 
@@ -199,29 +198,7 @@ pub fn existing<H: std::hash::BuildHasher>(item: Option<&HashMap<String, Attribu
 /// A stored item that does not have the shape this code writes.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed item: {0}")]
-pub struct MalformedItem(&'static str);
-
-/// A stored item read back as a [`StoredConnection`].
-pub fn stored<H: std::hash::BuildHasher>(
-    item: &HashMap<String, AttributeValue, H>,
-) -> Result<StoredConnection, MalformedItem> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
-    let status =
-        text(attr::STATUS).and_then(|raw| ConnectionStatus::parse(&raw)).ok_or(MalformedItem("no known status"))?;
-    Ok(StoredConnection {
-        status,
-        connected_at: text(attr::CONNECTED_AT),
-        conversation_id: text(attr::CONVERSATION_ID),
-        user_id: text(attr::USER_ID),
-        disconnected_at: text(attr::DISCONNECTED_AT),
-        close_code: number(attr::CLOSE_CODE),
-        close_reason: text(attr::CLOSE_REASON),
-        ttl: number(attr::TTL),
-        in_conversation_index: item.contains_key(keys::GSI1PK),
-        in_user_index: item.contains_key(keys::GSI2PK),
-    })
-}
+pub struct MalformedItem(pub &'static str);
 
 impl DynamoStore {
     /// Puts `item` only if no record has its key.
@@ -261,25 +238,6 @@ impl ConnectionStore for DynamoStore {
 
     async fn put_tombstone(&self, tombstone: &Tombstone, deadline: &Deadline) -> Result<PutOutcome, StoreError> {
         self.put_new(tombstone_item(tombstone), deadline).await
-    }
-
-    async fn connection(
-        &self,
-        connection_id: &ConnectionId,
-        deadline: &Deadline,
-    ) -> Result<Option<StoredConnection>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(connection_id)))
-            .consistent_read(true)
-            .customize()
-            .config_override(self.budget("GetItem", deadline)?)
-            .send()
-            .await
-            .map_err(|err| self.sdk_error("GetItem", err))?;
-        output.item().map(|item| stored(item).map_err(|err| self.error("GetItem", err))).transpose()
     }
 
     async fn mark_disconnected(&self, d: &Disconnection, deadline: &Deadline) -> Result<DisconnectOutcome, StoreError> {
@@ -429,5 +387,28 @@ impl ConnectionStore for DynamoStore {
             }
             Err(err) => Err(self.sdk_error("UpdateItem", err)),
         }
+    }
+}
+
+/// Tests read records back (the production functions never read: `$connect` may only put).
+#[cfg(feature = "testing")]
+impl crate::testing::ReadBack for DynamoStore {
+    async fn connection(
+        &self,
+        connection_id: &ConnectionId,
+        deadline: &Deadline,
+    ) -> Result<Option<crate::testing::StoredConnection>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(connection_id)))
+            .consistent_read(true)
+            .customize()
+            .config_override(self.budget("GetItem", deadline)?)
+            .send()
+            .await
+            .map_err(|err| self.sdk_error("GetItem", err))?;
+        output.item().map(|item| crate::testing::stored(item).map_err(|err| self.error("GetItem", err))).transpose()
     }
 }

@@ -26,7 +26,7 @@ pub mod dynamo;
 pub mod id;
 pub mod invocation;
 pub mod log;
-#[cfg(any(test, feature = "testing"))]
+#[cfg(feature = "testing")]
 pub mod memory;
 pub mod metrics;
 pub mod output;

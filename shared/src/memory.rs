@@ -7,7 +7,7 @@
 //! rule that holds for one and not the other fails there.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -17,16 +17,16 @@ use crate::deadline::Deadline;
 use crate::dynamo::{self, key, record_item, tombstone_item};
 use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
-use crate::store::{
-    Audience, ConnectionStore, DisconnectOutcome, GoneOutcome, Page, PutOutcome, StoreError, StoredConnection,
-};
+use crate::store::{Audience, ConnectionStore, DisconnectOutcome, GoneOutcome, Page, PutOutcome, StoreError};
+use crate::testing::{ReadBack, StoredConnection};
 
 type Item = HashMap<String, AttributeValue>;
 
-/// The connections table in a map, keyed by `pk`.
-#[derive(Debug, Default)]
+/// The connections table in a map, keyed by `pk`. Clones share the table, as clones of a
+/// DynamoDB client do, so several handlers can run on one.
+#[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
-    items: Mutex<BTreeMap<String, Item>>,
+    items: Arc<Mutex<BTreeMap<String, Item>>>,
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -70,20 +70,6 @@ impl ConnectionStore for MemoryStore {
 
     async fn put_tombstone(&self, tombstone: &Tombstone, _: &Deadline) -> Result<PutOutcome, StoreError> {
         Ok(self.put_new(tombstone_item(tombstone)))
-    }
-
-    async fn connection(&self, id: &ConnectionId, _: &Deadline) -> Result<Option<StoredConnection>, StoreError> {
-        self.items()
-            .get(&pk_of(id))
-            .map(|item| {
-                dynamo::stored(item).map_err(|err| StoreError {
-                    operation: "GetItem",
-                    table: "memory".into(),
-                    permanent: true,
-                    source: Box::new(err),
-                })
-            })
-            .transpose()
     }
 
     async fn mark_disconnected(&self, d: &Disconnection, _: &Deadline) -> Result<DisconnectOutcome, StoreError> {
@@ -154,5 +140,21 @@ impl ConnectionStore for MemoryStore {
         item.insert(attr::STATUS.into(), s(ConnectionStatus::Gone.as_str()));
         item.insert(attr::UPDATED_AT.into(), s(iso_millis(at)));
         Ok(GoneOutcome::Marked)
+    }
+}
+
+impl ReadBack for MemoryStore {
+    async fn connection(&self, id: &ConnectionId, _: &Deadline) -> Result<Option<StoredConnection>, StoreError> {
+        self.items()
+            .get(&pk_of(id))
+            .map(|item| {
+                crate::testing::stored(item).map_err(|err| StoreError {
+                    operation: "GetItem",
+                    table: "memory".into(),
+                    permanent: true,
+                    source: Box::new(err),
+                })
+            })
+            .transpose()
     }
 }

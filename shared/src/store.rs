@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::deadline::Deadline;
 use crate::id::{ConnectionId, ConversationId, UserId};
-use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone};
+use crate::log::error_chain;
+use crate::record::{ConnectionRecord, Disconnection, Tombstone};
 
 /// Outcome of recording a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,24 +80,6 @@ pub struct Page {
     pub resume_after: Option<ConnectionId>,
 }
 
-/// A record as stored, read back (connect's outcome check, tests and the contract suite).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredConnection {
-    pub status: ConnectionStatus,
-    /// Present only on a record `$connect` wrote (a tombstone has none).
-    pub connected_at: Option<String>,
-    pub conversation_id: Option<String>,
-    pub user_id: Option<String>,
-    pub disconnected_at: Option<String>,
-    pub close_code: Option<i64>,
-    pub close_reason: Option<String>,
-    /// Epoch seconds.
-    pub ttl: Option<i64>,
-    /// In GSI1 / GSI2: the record carries that index's keys.
-    pub in_conversation_index: bool,
-    pub in_user_index: bool,
-}
-
 /// The connections table. Every call is bounded by `deadline`: it gets the time left when it
 /// starts, and returns an error rather than outlive it.
 pub trait ConnectionStore: Send + Sync {
@@ -115,13 +98,6 @@ pub trait ConnectionStore: Send + Sync {
         tombstone: &Tombstone,
         deadline: &Deadline,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
-
-    /// The record of a connection, read consistently.
-    fn connection(
-        &self,
-        connection_id: &ConnectionId,
-        deadline: &Deadline,
-    ) -> impl Future<Output = Result<Option<StoredConnection>, StoreError>> + Send;
 
     /// Marks a connection `DISCONNECTED`; the first `disconnectedAt` and close code win.
     fn mark_disconnected(
@@ -150,57 +126,28 @@ pub trait ConnectionStore: Send + Sync {
     ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send;
 }
 
-/// One store shared by several handlers (tests run `$connect`, `$disconnect` and the responder on
-/// one table).
-impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
-    fn put_connection(
-        &self,
-        record: &ConnectionRecord,
-        deadline: &Deadline,
-    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send {
-        (**self).put_connection(record, deadline)
-    }
+/// The pause between two tries of [`keep_trying`]: the store's own retries are spent (or its
+/// retry quota), so the next try should not follow at once.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+/// The least time worth one more try.
+const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(20);
 
-    fn put_tombstone(
-        &self,
-        tombstone: &Tombstone,
-        deadline: &Deadline,
-    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send {
-        (**self).put_tombstone(tombstone, deadline)
-    }
-
-    fn connection(
-        &self,
-        connection_id: &ConnectionId,
-        deadline: &Deadline,
-    ) -> impl Future<Output = Result<Option<StoredConnection>, StoreError>> + Send {
-        (**self).connection(connection_id, deadline)
-    }
-
-    fn mark_disconnected(
-        &self,
-        disconnection: &Disconnection,
-        deadline: &Deadline,
-    ) -> impl Future<Output = Result<DisconnectOutcome, StoreError>> + Send {
-        (**self).mark_disconnected(disconnection, deadline)
-    }
-
-    fn connected_page(
-        &self,
-        audience: &Audience,
-        after: Option<&ConnectionId>,
-        limit: u32,
-        deadline: &Deadline,
-    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
-        (**self).connected_page(audience, after, limit, deadline)
-    }
-
-    fn mark_gone(
-        &self,
-        connection_id: &ConnectionId,
-        at: DateTime<Utc>,
-        deadline: &Deadline,
-    ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send {
-        (**self).mark_gone(connection_id, at, deadline)
+/// Calls `op` again after a short pause while it fails with an error that is not permanent and
+/// the invocation has time left; returns its first success, its permanent error, or its last
+/// error. For writes API Gateway will not redeliver (`$disconnect`) or whose outcome must be
+/// settled before answering (`$connect`): each try is a whole store call with its own retries.
+pub async fn keep_trying<T, F, Fut>(deadline: &Deadline, what: &str, mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    loop {
+        match op().await {
+            Err(err) if !err.permanent && !deadline.is_short_of(RETRY_MIN) => {
+                tracing::warn!(error = error_chain(&err), "{what} failed; trying again while time is left");
+                tokio::time::sleep(RETRY_PAUSE.min(deadline.budget())).await;
+            }
+            result => return result,
+        }
     }
 }

@@ -3,6 +3,7 @@
 pub mod faults;
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +17,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::clock::{Clock, IdSource, from_epoch_millis};
-use crate::record::{attr, keys};
+use crate::deadline::Deadline;
+use crate::id::ConnectionId;
+use crate::record::{ConnectionStatus, attr, keys};
+use crate::store::StoreError;
 
 /// A clock stopped at 2024-02-09T18:23:28.941Z (the sample events' `requestTimeEpoch`).
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +50,59 @@ pub fn deadline_from_now(ms: u64) -> u64 {
 }
 
 /// A generous deadline for calls in tests that are not about time.
-pub fn no_hurry() -> crate::deadline::Deadline {
-    crate::deadline::Deadline::after(std::time::Duration::from_secs(30))
+pub fn no_hurry() -> Deadline {
+    Deadline::after(std::time::Duration::from_secs(30))
+}
+
+/// A record as stored, read back by tests (the functions themselves never read the table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    pub status: ConnectionStatus,
+    /// Present only on a record `$connect` wrote (a tombstone has none).
+    pub connected_at: Option<String>,
+    pub conversation_id: Option<String>,
+    pub user_id: Option<String>,
+    pub disconnected_at: Option<String>,
+    pub close_code: Option<i64>,
+    pub close_reason: Option<String>,
+    /// Epoch seconds.
+    pub ttl: Option<i64>,
+    /// In GSI1 / GSI2: the record carries that index's keys.
+    pub in_conversation_index: bool,
+    pub in_user_index: bool,
+}
+
+/// Reading a record back, for the store contract and the property tests; both adapters have it.
+pub trait ReadBack {
+    /// The record of a connection, read consistently.
+    fn connection(
+        &self,
+        connection_id: &ConnectionId,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Option<StoredConnection>, StoreError>> + Send;
+}
+
+/// A stored item read back as a [`StoredConnection`].
+pub fn stored<H: std::hash::BuildHasher>(
+    item: &HashMap<String, AttributeValue, H>,
+) -> Result<StoredConnection, crate::dynamo::MalformedItem> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let status = text(attr::STATUS)
+        .and_then(|raw| ConnectionStatus::parse(&raw))
+        .ok_or(crate::dynamo::MalformedItem("no known status"))?;
+    Ok(StoredConnection {
+        status,
+        connected_at: text(attr::CONNECTED_AT),
+        conversation_id: text(attr::CONVERSATION_ID),
+        user_id: text(attr::USER_ID),
+        disconnected_at: text(attr::DISCONNECTED_AT),
+        close_code: number(attr::CLOSE_CODE),
+        close_reason: text(attr::CLOSE_REASON),
+        ttl: number(attr::TTL),
+        in_conversation_index: item.contains_key(keys::GSI1PK),
+        in_user_index: item.contains_key(keys::GSI2PK),
+    })
 }
 
 /// UUIDs 00000000-0000-4000-8000-000000000001, …02, … in order.

@@ -9,7 +9,7 @@ use ws_shared::memory::MemoryStore;
 use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone};
 use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, PutOutcome};
 use ws_shared::testing::{
-    FixedClock, create_connections_table, dynamodb_client, dynamodb_endpoint, no_hurry, unique_table_name,
+    FixedClock, ReadBack, create_connections_table, dynamodb_client, dynamodb_endpoint, no_hurry, unique_table_name,
 };
 
 fn id(raw: &str) -> ConnectionId {
@@ -71,7 +71,7 @@ fn conversation(raw: &str) -> Audience {
 mod rules {
     use super::*;
 
-    pub async fn a_put_creates_once_and_a_replay_finds_the_connection(store: impl ConnectionStore) {
+    pub async fn a_put_creates_once_and_a_replay_finds_the_connection(store: impl ConnectionStore + ReadBack) {
         let first = record("a=", "conv-1", Some("u-1"));
         assert_eq!(store.put_connection(&first, &no_hurry()).await.unwrap(), PutOutcome::Created);
         let mut replay = record("a=", "conv-other", None);
@@ -89,7 +89,7 @@ mod rules {
         assert_eq!(stored.ttl, Some(FixedClock::default().0.timestamp() + 3 * 3600));
     }
 
-    pub async fn the_first_disconnect_wins(store: impl ConnectionStore) {
+    pub async fn the_first_disconnect_wins(store: impl ConnectionStore + ReadBack) {
         store.put_connection(&record("b=", "conv-1", None), &no_hurry()).await.unwrap();
         let first = store.mark_disconnected(&disconnection("b=", 1001, 1), &no_hurry()).await.unwrap();
         let again = store.mark_disconnected(&disconnection("b=", 1006, 2), &no_hurry()).await.unwrap();
@@ -100,7 +100,9 @@ mod rules {
         assert_eq!(stored.disconnected_at.as_deref(), Some("2024-02-09T18:23:29.941Z"));
     }
 
-    pub async fn a_disconnect_that_overtakes_its_connect_keeps_the_late_connect_out(store: impl ConnectionStore) {
+    pub async fn a_disconnect_that_overtakes_its_connect_keeps_the_late_connect_out(
+        store: impl ConnectionStore + ReadBack,
+    ) {
         let outcome = store.mark_disconnected(&disconnection("c=", 1006, 0), &no_hurry()).await.unwrap();
         assert_eq!(outcome, DisconnectOutcome::NotFound);
         let late = store.put_connection(&record("c=", "conv-1", Some("u-1")), &no_hurry()).await.unwrap();
@@ -113,7 +115,9 @@ mod rules {
         assert_eq!(replayed, DisconnectOutcome::NotFound, "a tombstone never had a connect");
     }
 
-    pub async fn a_tombstone_holds_a_free_place_and_names_what_holds_a_taken_one(store: impl ConnectionStore) {
+    pub async fn a_tombstone_holds_a_free_place_and_names_what_holds_a_taken_one(
+        store: impl ConnectionStore + ReadBack,
+    ) {
         assert_eq!(store.put_tombstone(&tombstone("d="), &no_hurry()).await.unwrap(), PutOutcome::Created);
         let late = store.put_connection(&record("d=", "conv-1", None), &no_hurry()).await.unwrap();
         assert_eq!(late, PutOutcome::AlreadyExists(Existing::Tombstone), "a late put cannot land after it");
@@ -131,7 +135,7 @@ mod rules {
         assert_eq!(stored.status, ConnectionStatus::Connected, "the tombstone never overwrites");
     }
 
-    pub async fn gone_is_marked_only_while_connected(store: impl ConnectionStore) {
+    pub async fn gone_is_marked_only_while_connected(store: impl ConnectionStore + ReadBack) {
         let at = FixedClock::default().0;
         store.put_connection(&record("f=", "conv-1", None), &no_hurry()).await.unwrap();
         assert_eq!(store.mark_gone(&id("f="), at, &no_hurry()).await.unwrap(), GoneOutcome::Marked);
@@ -146,7 +150,9 @@ mod rules {
         assert_eq!(stored.status, ConnectionStatus::Disconnected, "a disconnect is never overwritten by gone");
     }
 
-    pub async fn an_audience_is_its_connected_records_in_index_order_across_pages(store: impl ConnectionStore) {
+    pub async fn an_audience_is_its_connected_records_in_index_order_across_pages(
+        store: impl ConnectionStore + ReadBack,
+    ) {
         for n in [7, 3, 9, 1, 5, 2, 8, 4, 6, 0] {
             store.put_connection(&record(&format!("m{n}="), "conv-m", Some("u-m")), &no_hurry()).await.unwrap();
         }
@@ -199,7 +205,7 @@ async fn fresh_dynamodb() -> DynamoStore {
     let client = dynamodb_client(&dynamodb_endpoint());
     let table = unique_table_name("contract");
     create_connections_table(&client, &table).await;
-    DynamoStore::new(client, table)
+    DynamoStore::new(&client, table)
 }
 
 contract!(

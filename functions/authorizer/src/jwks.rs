@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use tokio::sync::Mutex;
 use ws_shared::clock::Clock;
+use ws_shared::deadline::Deadline;
 
 /// Least time between two fetches when the cache already has keys (an unknown `kid` is more
 /// often a forged token than a rotation; this bounds what forged tokens can make us fetch).
@@ -49,7 +50,8 @@ pub enum JwksError {
 
 /// Where the key set comes from.
 pub trait JwksSource: Send + Sync {
-    fn fetch(&self) -> impl Future<Output = Result<JwkSet, JwksError>> + Send;
+    /// The key set, within `budget` (the invocation's time left when the fetch starts).
+    fn fetch(&self, budget: Duration) -> impl Future<Output = Result<JwkSet, JwksError>> + Send;
 }
 
 /// The key set over HTTPS (or `http://` for local issuers).
@@ -77,7 +79,7 @@ impl HttpJwks {
 }
 
 impl JwksSource for HttpJwks {
-    async fn fetch(&self) -> Result<JwkSet, JwksError> {
+    async fn fetch(&self, budget: Duration) -> Result<JwkSet, JwksError> {
         let url = || self.url.clone();
         let uri = self.url.parse().map_err(|e| JwksError::Fetch { url: url(), source: Box::new(e) })?;
         let request = async {
@@ -94,7 +96,8 @@ impl JwksSource for HttpJwks {
                 .to_bytes();
             serde_json::from_slice(&body).map_err(|source| JwksError::Invalid { url: url(), source })
         };
-        tokio::time::timeout(FETCH_TIMEOUT, request).await.map_err(|_| JwksError::Timeout { url: url() })?
+        // The invocation's time left bounds the fetch, and so does FETCH_TIMEOUT with a long one.
+        tokio::time::timeout(FETCH_TIMEOUT.min(budget), request).await.map_err(|_| JwksError::Timeout { url: url() })?
     }
 }
 
@@ -139,8 +142,9 @@ impl<S: JwksSource> KeyCache<S> {
         Self { source, clock, state: Mutex::new(State { keys: None, last_refetch: None, last_failure: None }) }
     }
 
-    /// The key `kid` names: from the cache, else after one (rate-limited) fetch.
-    pub async fn key(&self, kid: &str) -> Result<Jwk, KeyError> {
+    /// The key `kid` names: from the cache, else after one (rate-limited) fetch bounded by
+    /// `deadline`.
+    pub async fn key(&self, kid: &str, deadline: &Deadline) -> Result<Jwk, KeyError> {
         let mut state = self.state.lock().await;
         if let Some(key) = state.keys.as_ref().and_then(|keys| keys.find(kid)) {
             return Ok(key.clone());
@@ -154,7 +158,7 @@ impl<S: JwksSource> KeyCache<S> {
         } else if within(state.last_failure, now, RETRY_INTERVAL) {
             return Err(KeyError::CoolingDown);
         }
-        match self.source.fetch().await {
+        match self.source.fetch(deadline.budget()).await {
             Ok(keys) => {
                 let found = keys.find(kid).cloned();
                 tracing::info!(keys = keys.keys.len(), "JWKS fetched");

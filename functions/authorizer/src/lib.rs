@@ -27,6 +27,7 @@ use serde_json::Value;
 use tracing::{Instrument, info, warn};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{Common, ConfigError, Env};
+use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::id::UserId;
 use ws_shared::invocation::ColdStart;
 use ws_shared::log::error_chain;
@@ -319,7 +320,8 @@ impl<S: JwksSource> Authorizer<S> {
     }
 
     /// Decides one `$connect`. Always a policy: Allow with the user, or Deny.
-    pub async fn handle(&self, event: Value, request_id: &str) -> Policy {
+    pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Policy {
+        let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEFAULT_MARGIN);
         let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
@@ -329,7 +331,9 @@ impl<S: JwksSource> Authorizer<S> {
             }
             let policy = match &event.method_arn {
                 None => Err(Reason::MalformedEvent),
-                Some(_) => ws_shared::invocation::guarded(self.decide(&event)).await.unwrap_or(Err(Reason::Internal)),
+                Some(_) => ws_shared::invocation::guarded(self.decide(&event, &deadline))
+                    .await
+                    .unwrap_or(Err(Reason::Internal)),
             };
             let resource = event.method_arn.clone().unwrap_or_else(|| "*".to_owned());
             let policy = match policy {
@@ -354,14 +358,18 @@ impl<S: JwksSource> Authorizer<S> {
         .await
     }
 
-    async fn decide(&self, event: &AuthorizerEvent) -> Result<(UserId, BTreeMap<String, Value>), Reason> {
+    async fn decide(
+        &self,
+        event: &AuthorizerEvent,
+        deadline: &Deadline,
+    ) -> Result<(UserId, BTreeMap<String, Value>), Reason> {
         let token = token::find(event)?;
         let header = decode_header(token).map_err(|_| Reason::MalformedToken)?;
         if !self.config.algorithms.contains(&header.alg) {
             return Err(Reason::UnsupportedAlgorithm);
         }
         let kid = header.kid.as_deref().ok_or(Reason::MissingKid)?;
-        let jwk = self.keys.key(kid).await.map_err(|err| match err {
+        let jwk = self.keys.key(kid, deadline).await.map_err(|err| match err {
             KeyError::UnknownKid => Reason::UnknownKid,
             err @ (KeyError::Unavailable(_) | KeyError::CoolingDown) => {
                 tracing::error!(error = error_chain(&err), "JWKS unavailable; denying");

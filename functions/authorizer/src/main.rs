@@ -19,7 +19,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = Authorizer::new(config, jwks, Arc::new(Stdout));
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, lambda_runtime::Error>(handler.handle(event.payload, &event.context.request_id).await)
+        Ok::<_, lambda_runtime::Error>(
+            handler.handle(event.payload, &event.context.request_id, event.context.deadline).await,
+        )
     }))
     .await
 }

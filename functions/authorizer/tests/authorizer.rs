@@ -15,6 +15,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use ws_authorizer::jwks::HttpJwks;
 use ws_authorizer::{Authorizer, Config, Policy};
+use ws_shared::clock::Clock as _;
+use ws_shared::testing::faults::{Fault, FaultProxy, Seeded};
 use ws_shared::testing::{Captured, ManualClock, capture_logs};
 
 const ISSUER: &str = "https://issuer.example.com/pool";
@@ -124,21 +126,31 @@ impl Harness {
     async fn new(extra_env: &[(&str, &str)]) -> Self {
         let k = keys();
         let jwks = JwksServer::start(vec![k.rsa_jwk.clone(), k.ec_jwk.clone()]).await;
+        Self::with_server(extra_env, jwks, None)
+    }
+
+    /// A harness whose JWKS fetches go through a fault proxy following `plan`.
+    async fn behind_proxy(plan: impl Fn(u64, &str) -> Fault + Send + Sync + 'static) -> (Self, FaultProxy) {
+        let k = keys();
+        let jwks = JwksServer::start(vec![k.rsa_jwk.clone(), k.ec_jwk.clone()]).await;
+        let proxy = FaultProxy::start(&format!("http://{}", jwks.addr), plan).await;
+        let url = format!("{}/.well-known/jwks.json", proxy.endpoint());
+        (Self::with_server(&[], jwks, Some(url)), proxy)
+    }
+
+    fn with_server(extra_env: &[(&str, &str)], jwks: JwksServer, url: Option<String>) -> Self {
+        let url = url.unwrap_or_else(|| jwks.url());
         let mut vars: HashMap<String, String> = HashMap::from([
             ("JWT_ISSUER".into(), ISSUER.into()),
             ("JWT_AUDIENCE".into(), format!("other-app, {AUDIENCE}")),
-            ("JWKS_URL".into(), jwks.url()),
+            ("JWKS_URL".into(), url.clone()),
         ]);
         vars.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let config = Config::from_env(&|name: &str| vars.get(name).cloned()).expect("valid config");
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let metrics = Captured::default();
-        let authorizer = Authorizer::with_clock(
-            config,
-            HttpJwks::new(jwks.url()).unwrap(),
-            Arc::new(metrics.clone()),
-            clock.clone(),
-        );
+        let authorizer =
+            Authorizer::with_clock(config, HttpJwks::new(url).unwrap(), Arc::new(metrics.clone()), clock.clone());
         Self { authorizer, clock, metrics, jwks }
     }
 
@@ -148,9 +160,14 @@ impl Harness {
         json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "u-42", "iat": now, "exp": now + 600})
     }
 
+    /// A Lambda deadline 10 s after the harness clock's now.
+    fn deadline(&self) -> u64 {
+        u64::try_from(self.clock.now().timestamp_millis()).unwrap() + 10_000
+    }
+
     async fn authorize(&self, event: Value) -> (Policy, Option<String>) {
         let (logs, _guard) = capture_logs(ws_authorizer::SVC);
-        let policy = self.authorizer.handle(event, "req-1").await;
+        let policy = self.authorizer.handle(event, "req-1", self.deadline()).await;
         let reason = logs.json().iter().rev().find_map(|l| l["reason"].as_str().map(str::to_owned));
         (policy, reason)
     }
@@ -402,8 +419,10 @@ async fn logs_name_the_decision_and_never_the_token() {
     let token = rs256(&h.claims(), "rsa-1");
     let (logs, _guard) = capture_logs(ws_authorizer::SVC);
 
-    h.authorizer.handle(event_with(json!({"queryStringParameters": {"token": token}})), "req-1").await;
-    h.authorizer.handle(event_with(json!({"queryStringParameters": {"token": "eyJbad.eyJbad.sig"}})), "req-2").await;
+    h.authorizer.handle(event_with(json!({"queryStringParameters": {"token": token}})), "req-1", h.deadline()).await;
+    h.authorizer
+        .handle(event_with(json!({"queryStringParameters": {"token": "eyJbad.eyJbad.sig"}})), "req-2", h.deadline())
+        .await;
 
     let raw = logs.raw();
     assert!(!raw.contains(&token[..20]) && !raw.contains("eyJbad"), "a token leaked: {raw}");
@@ -439,4 +458,45 @@ fn configuration_refuses_symmetric_algorithms_and_missing_settings() {
     let spoofed_jwks = config(&[base[0], base[1], ("JWKS_URL", "http://localhost.evil.example.com/jwks.json")]);
     assert!(spoofed_jwks.unwrap_err().starts_with("JWKS_URL="));
     assert!(config(&[base[0], base[1], ("JWT_TOKEN_USE", "refresh")]).is_err());
+}
+
+#[tokio::test]
+async fn a_stalled_jwks_is_a_deny_before_the_deadline() {
+    // GIVEN an issuer whose JWKS endpoint stalls for 5 s, and an invocation with 1 s left
+    let (h, _proxy) = Harness::behind_proxy(|_, _| Fault::Stall(std::time::Duration::from_secs(5))).await;
+    let token = rs256(&h.claims(), "rsa-1");
+    let deadline = u64::try_from(h.clock.now().timestamp_millis()).unwrap() + 1_000;
+
+    let started = std::time::Instant::now();
+    let policy =
+        h.authorizer.handle(event_with(json!({"queryStringParameters": {"token": token}})), "req-1", deadline).await;
+
+    // THEN the fetch gets only the time left: a Deny comes before the deadline
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "answered after {:?}", started.elapsed());
+    assert!(!policy.is_allow());
+}
+
+#[tokio::test]
+async fn a_faulty_jwks_never_lets_a_token_through_unchecked_and_every_answer_is_in_time() {
+    // GIVEN one fresh authorizer (no cached keys) per request, its JWKS fetch through a proxy that
+    // fails one fetch in two by a fixed schedule
+    let rng = Arc::new(Mutex::new(Seeded::new(21)));
+    for i in 0..16 {
+        let rng = Arc::clone(&rng);
+        let (h, proxy) = Harness::behind_proxy(move |_, _| match rng.lock().unwrap().below(8) {
+            0 => Fault::InternalError,
+            1 => Fault::Reset,
+            2 => Fault::Stall(std::time::Duration::from_secs(3)),
+            3 => Fault::LostResponse,
+            _ => Fault::Pass,
+        })
+        .await;
+        let started = std::time::Instant::now();
+        let (policy, _) = h.authorize_token(&rs256(&h.claims(), "rsa-1")).await;
+
+        // THEN a token is allowed only when its keys really arrived, and never after the deadline
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "request {i} answered late");
+        let fetched = proxy.seen().iter().any(|s| s.fault == Fault::Pass);
+        assert_eq!(policy.is_allow(), fetched, "request {i}: {:?}", proxy.seen());
+    }
 }

@@ -39,7 +39,7 @@ use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::{ConnectionRecord, Tombstone};
-use ws_shared::store::{ConnectionStore, Existing, PutOutcome, StoreError};
+use ws_shared::store::{ConnectionStore, Existing, PutOutcome, StoreError, keep_trying};
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-connect";
@@ -53,11 +53,6 @@ const CONVERSATION_PARAMS: [&str; 2] = ["correlationId", "conversationId"];
 pub const ORIGIN_VERIFY_SECRET: &str = "ORIGIN_VERIFY_SECRET";
 /// The header carrying the origin secret.
 pub const ORIGIN_HEADER: &str = "x-origin-verify";
-
-/// The pause between two tries at settling an unknown put.
-const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
-/// The least time worth starting one more try at settling an unknown put.
-const RESOLVE_MIN: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Authorizer context keys that name the conversation, in order of preference.
 const CONVERSATION_CONTEXT_KEYS: [&str; 2] = ["conversationId", "correlationId"];
@@ -258,40 +253,20 @@ impl<S: ConnectionStore> Connect<S> {
             at: record.updated_at,
             expires_at: record.expires_at,
         };
-        let mut last_error = None;
-        // Each try gets the time left; the store's own retries usually settle it in one.
-        while !deadline.is_short_of(RESOLVE_MIN) {
-            match self.store.put_tombstone(&tombstone, deadline).await {
-                Ok(PutOutcome::Created) => {
-                    info!("the put had not landed; a tombstone holds its place");
-                    return false;
-                }
-                Ok(PutOutcome::AlreadyExists(Existing::Connection)) => return true,
-                Ok(PutOutcome::AlreadyExists(Existing::Tombstone)) => {
-                    info!("a tombstone holds the connection's place");
-                    return false;
-                }
-                Ok(PutOutcome::AlreadyExists(Existing::Unknown)) => {
-                    error!("the store did not say what holds the connection's place");
-                    return false;
-                }
-                Err(err) if err.permanent => {
-                    last_error = Some(err);
-                    break;
-                }
-                Err(err) => {
-                    last_error = Some(err);
-                    // The store's own retries are spent (or its retry quota): pause before the next.
-                    tokio::time::sleep(RETRY_PAUSE.min(deadline.budget())).await;
-                }
+        let settled =
+            keep_trying(deadline, "settling the connect", || self.store.put_tombstone(&tombstone, deadline)).await;
+        match settled {
+            Ok(PutOutcome::Created) => info!("the put had not landed; a tombstone holds its place"),
+            Ok(PutOutcome::AlreadyExists(Existing::Connection)) => return true,
+            Ok(PutOutcome::AlreadyExists(Existing::Tombstone)) => info!("a tombstone holds the connection's place"),
+            Ok(PutOutcome::AlreadyExists(Existing::Unknown)) => {
+                error!("the store did not say what holds the connection's place");
             }
-        }
-        if let Some(err) = last_error {
-            error!(
+            Err(err) => error!(
                 error = error_chain(&err),
                 "could not settle the connect's outcome before the deadline; its record may appear \
                  later and expire by TTL"
-            );
+            ),
         }
         false
     }

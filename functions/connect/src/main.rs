@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env(&process_env).unwrap_or_else(|e| fail_init(SVC, &e));
     ws_shared::log::init(SVC, config.common.log_level);
     let sdk = ws_shared::aws::load_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
+    let store = DynamoStore::new(&aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
     let handler = Connect::new(store, &config, Arc::new(Stdout));
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

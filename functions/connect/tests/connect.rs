@@ -53,13 +53,10 @@ impl Harness {
     /// A handler on `table` without creating it.
     fn on_table(client: Client, table: String, ttl_minutes: &str) -> Self {
         let metrics = Captured::default();
-        let handler = Connect::new(
-            DynamoStore::new(client.clone(), &table),
-            &config(&table, ttl_minutes),
-            Arc::new(metrics.clone()),
-        )
-        .with_clock(Arc::new(FixedClock::default()))
-        .with_ids(Arc::new(SequentialIds::default()));
+        let handler =
+            Connect::new(DynamoStore::new(&client, &table), &config(&table, ttl_minutes), Arc::new(metrics.clone()))
+                .with_clock(Arc::new(FixedClock::default()))
+                .with_ids(Arc::new(SequentialIds::default()));
         Self { handler, client, table, metrics }
     }
 
@@ -351,7 +348,7 @@ async fn logs_and_metrics_of_a_connect() {
 async fn behind_the_edge_only_requests_with_the_origin_secret_connect() {
     let h = Harness::new().await;
     let handler = Connect::new(
-        DynamoStore::new(h.client.clone(), &h.table),
+        DynamoStore::new(&h.client, &h.table),
         &config_behind_the_edge(&h.table),
         Arc::new(Captured::default()),
     );

@@ -24,7 +24,7 @@ use ws_shared::invocation::ColdStart;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::Disconnection;
-use ws_shared::store::{ConnectionStore, DisconnectOutcome, StoreError};
+use ws_shared::store::{ConnectionStore, DisconnectOutcome, StoreError, keep_trying};
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-disconnect";
@@ -159,26 +159,10 @@ impl<S: ConnectionStore> Disconnect<S> {
     }
 
     /// API Gateway never redelivers a failed `$disconnect`, and a record left `CONNECTED` is an
-    /// orphan until its TTL: so the update is tried again, as long as time is left, after the
-    /// store's own retries give up. Marking is idempotent (the first disconnect's values win).
+    /// orphan until its TTL: so the update is tried again while time is left, after the store's own
+    /// retries give up. Marking is idempotent (the first disconnect's values win).
     async fn mark(&self, disconnection: &Disconnection, deadline: &Deadline) -> Result<DisconnectOutcome, StoreError> {
-        loop {
-            match self.store.mark_disconnected(disconnection, deadline).await {
-                Err(err) if !err.permanent && !deadline.is_short_of(RETRY_MIN) => {
-                    tracing::warn!(
-                        error = ws_shared::log::error_chain(&err),
-                        "disconnect not recorded yet; trying again"
-                    );
-                    // The store's own retries are spent (or its retry quota): pause before the next.
-                    tokio::time::sleep(RETRY_PAUSE.min(deadline.budget())).await;
-                }
-                result => return result,
-            }
-        }
+        keep_trying(deadline, "recording the disconnect", || self.store.mark_disconnected(disconnection, deadline))
+            .await
     }
 }
-
-/// The pause between two tries at recording a disconnect.
-const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
-/// The least time worth one more try at recording a disconnect.
-const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(20);

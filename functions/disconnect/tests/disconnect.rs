@@ -50,7 +50,7 @@ impl Harness {
     fn handler(&self, seconds_later: i64) -> Disconnect<DynamoStore> {
         let config = Config::from_env(&env(&self.table)).expect("valid config");
         let clock = FixedClock(FixedClock::default().0 + Duration::seconds(seconds_later));
-        Disconnect::new(DynamoStore::new(self.client.clone(), &self.table), &config, Arc::new(self.metrics.clone()))
+        Disconnect::new(DynamoStore::new(&self.client, &self.table), &config, Arc::new(self.metrics.clone()))
             .with_clock(Arc::new(clock))
     }
 
@@ -60,9 +60,8 @@ impl Harness {
 
     async fn connect(&self) -> Value {
         let config = ws_connect::Config::from_env(&env(&self.table)).expect("valid config");
-        let handler =
-            Connect::new(DynamoStore::new(self.client.clone(), &self.table), &config, Arc::new(Captured::default()))
-                .with_clock(Arc::new(FixedClock::default()));
+        let handler = Connect::new(DynamoStore::new(&self.client, &self.table), &config, Arc::new(Captured::default()))
+            .with_clock(Arc::new(FixedClock::default()));
         serde_json::to_value(handler.handle(connect_event(), "req-c", deadline_in(10_000)).await).expect("serializable")
     }
 

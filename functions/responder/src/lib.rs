@@ -61,8 +61,6 @@ pub const WS_ENDPOINT: &str = "WS_ENDPOINT";
 pub const MARK_GONE: &str = "MARK_GONE";
 pub const FANOUT_CONCURRENCY: &str = "FANOUT_CONCURRENCY";
 
-/// Time kept back from the invocation's deadline to return a result.
-const DEADLINE_MARGIN: Duration = DEFAULT_MARGIN;
 /// The least time a new post (or index page) needs before it is started; raised to the slowest
 /// post seen in the invocation.
 const MIN_CALL: Duration = Duration::from_millis(50);
@@ -148,6 +146,11 @@ impl Outcome {
     fn refused(status_code: u16, error: impl std::fmt::Display) -> Self {
         Self { status_code, error: Some(error.to_string()), counts: None, cursor: None }
     }
+
+    /// A fan-out that could not read the index: a 500 with what it did and where to retry from.
+    fn index_failed(error: &str, counts: FanOutCounts, cursor: Option<String>) -> Self {
+        Self { status_code: 500, error: Some(error.to_owned()), counts: Some(counts), cursor }
+    }
 }
 
 /// The handler, built once per process.
@@ -207,7 +210,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
     /// Handles one invocation. `deadline_ms` is the invocation's deadline (epoch milliseconds,
     /// Lambda's `Context::deadline`); every call stops in time to return a result.
     pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Outcome {
-        let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEADLINE_MARGIN);
+        let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEFAULT_MARGIN);
         let span = ws_shared::invocation::span(request_id, &self.cold_start);
         async {
             let mut counters = self.metrics.start();
@@ -257,7 +260,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
 
         match &request.target {
             Target::One(id) => {
-                let delivery = self.deliver(&endpoint, id, body, deadline, self.mark_gone, counters, None).await;
+                let delivery = self.deliver(&endpoint, id, body, deadline, self.mark_gone, counters).await;
                 match delivery {
                     Delivery::Posted => {
                         info!(bytes, messageType = message_type, sequence, "message posted");
@@ -317,9 +320,9 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 })
                 .map(|id| async move {
                     let mut own = self.metrics.start();
-                    let delivery = self
-                        .deliver(endpoint, &id, body.to_vec(), deadline, true, &mut own, Some(source.slowest))
-                        .await;
+                    let started = Instant::now();
+                    let delivery = self.deliver(endpoint, &id, body.to_vec(), deadline, true, &mut own).await;
+                    source.slowest.fetch_max(duration_micros(started.elapsed()), Ordering::Relaxed);
                     (delivery, own)
                 })
                 .buffer_unordered(self.concurrency);
@@ -352,30 +355,26 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             // Not one post fit: a retry (with the cursor) is the caller's move, not another loop.
             counters.incr("Errors");
             error!("fan-out could not read the connections before the deadline");
-            return Outcome {
-                status_code: 500,
-                error: Some("the fan-out could not read the connections in time; retry with the cursor".into()),
-                counts: Some(counts),
+            return Outcome::index_failed(
+                "the fan-out could not read the connections in time; retry with the cursor",
+                counts,
                 cursor,
-            };
+            );
         }
         if let Next::Failed(err) = &state.next {
             counters.incr("Errors");
             error!(error = error_chain(err), "fan-out could not read the connections");
-            return Outcome {
-                status_code: 500,
-                error: Some("the fan-out could not read the connections; see the function's logs".into()),
-                counts: Some(counts),
+            return Outcome::index_failed(
+                "the fan-out could not read the connections; see the function's logs",
+                counts,
                 cursor,
-            };
+            );
         }
         let status_code = if counts.targets > 0 && counts.failed == counts.targets { 500 } else { 200 };
         Outcome { status_code, error: None, counts: Some(counts), cursor }
     }
 
     /// Posts to one connection, counts the result, and marks a gone connection `GONE` when asked.
-    /// `slowest`, during a fan-out, learns the longest post took.
-    #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
         endpoint: &Endpoint,
@@ -384,14 +383,8 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         deadline: &Deadline,
         mark_gone: bool,
         counters: &mut Counters<'_>,
-        slowest: Option<&AtomicU64>,
     ) -> Delivery {
-        let started = Instant::now();
-        let result = self.poster.post(endpoint, id, body, deadline.budget()).await;
-        if let Some(slowest) = slowest {
-            slowest.fetch_max(duration_micros(started.elapsed()), Ordering::Relaxed);
-        }
-        match result {
+        match self.poster.post(endpoint, id, body, deadline.budget()).await {
             Ok(()) => {
                 counters.incr("Posted");
                 debug!(connectionId = id.as_str(), "posted");

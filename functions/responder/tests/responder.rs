@@ -66,7 +66,7 @@ impl Harness {
             vars.insert("TABLE_CONNECTIONS".into(), table.clone());
         }
         let config = Config::from_env(&|name: &str| vars.get(name).cloned()).expect("valid config");
-        let store = config.table.as_ref().map(|t| DynamoStore::new(dynamodb_client(endpoint), t));
+        let store = config.table.as_ref().map(|t| DynamoStore::new(&dynamodb_client(endpoint), t));
         let metrics = Captured::default();
         let responder = Responder::new(ManagementApi::new(&sdk_config()), store, &config, Arc::new(metrics.clone()))
             .with_clock(Arc::new(FixedClock::default()));
@@ -83,7 +83,7 @@ impl Harness {
     }
 
     fn store(&self) -> DynamoStore {
-        DynamoStore::new(self.client.clone(), &self.table)
+        DynamoStore::new(&self.client, &self.table)
     }
 
     async fn connect(&self, id: &str, conversation: &str, user: Option<&str>) {
