@@ -15,7 +15,9 @@
 #            from terraform/envs/local), driven by local/examples/load.rs: connect → record
 #            latency p50/p99 (authorizer + ConnectFunction + the DynamoDB put); posts/s through
 #            @connections (target ≥ 20,000/s); a responder fan-out to 1,000 clients through the
-#            Invoke API until every client has it (target ≤ 0.5 s); 10,000 idle sockets and
+#            Invoke API until every client has it (target ≤ 0.5 s); a fan-out to 10,000 clients
+#            continued by its cursor until every client has it (total, posts/s, the responder's
+#            peak memory from ws-local's REPORT lines, target ≤ 64 MiB); 10,000 idle sockets and
 #            ws-local's memory for them.
 #
 # Numbers from a shared 2-core machine are noisy: compare figures from one run, side by side.
@@ -175,12 +177,13 @@ bench_local() {
   "$load" --base "$base" posts --sockets 64 --senders 64 --total 200000 --dynamodb "$MOTO_ENDPOINT" --table "$LOCAL_TABLE" >"$work/posts.json"
   log "fan-out to 1,000 clients (5 runs)"
   "$load" --base "$base" fanout --count 1000 --runs 5 >"$work/fanout.json"
+  log "10,000 idle sockets"
+  "$load" --base "$base" idle --count 10000 --concurrency 64 --pid "$pid" >"$work/idle.json"
+  # Last: its 10,000 closing sockets would otherwise load ws-local and moto during the idle test.
   log "fan-out to 10,000 clients, continued by its cursor (3 runs)"
   "$load" --base "$base" fanout --count 10000 --runs 3 >"$work/fanout10k.json"
   grep -o '\[WebSocketResponder\] REPORT .*Max Memory Used: [0-9]* MB' "$work/ws-local.log" \
     | sed 's/.*Max Memory Used: \([0-9]*\) MB/\1/' | sort -n | tail -n1 >"$work/responder-peak-mb.txt" || true
-  log "10,000 idle sockets"
-  "$load" --base "$base" idle --count 10000 --concurrency 64 --pid "$pid" >"$work/idle.json"
   python3 - "$(machine)" "$work" > "$out" <<'PY'
 import json, sys
 machine, work = sys.argv[1], sys.argv[2]

@@ -57,6 +57,18 @@ port_is_free() {
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
 }
 
+# start_sfn_shim: starts scripts/sfn_shim.py on a free loopback port in front of $MOTO_ENDPOINT
+# and sets SFN_ENDPOINT (moto lacks ValidateStateMachineDefinition, which the AWS provider calls
+# before creating a state machine; see the script).
+start_sfn_shim() {
+  local port
+  port="$(free_port)"
+  python3 "$ROOT/scripts/sfn_shim.py" --port "$port" --upstream "$MOTO_ENDPOINT" >"$ROOT/target/sfn-shim-$port.log" 2>&1 &
+  SERVER_PIDS+=("$!")
+  SFN_ENDPOINT="http://127.0.0.1:$port"
+  wait_http "$SFN_ENDPOINT/" 30 || die "the Step Functions shim did not start (see $ROOT/target/sfn-shim-$port.log)"
+}
+
 # start_moto [PORT]: starts moto's server on PORT (default: a free one) on loopback and sets
 # MOTO_ENDPOINT. It inherits the environment (e.g. MOTO_IAM_LOAD_MANAGED_POLICIES). Its log goes
 # to $ROOT/target/moto-<port>.log.

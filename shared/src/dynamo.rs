@@ -11,7 +11,8 @@
 //!   `connectedAt` (a repeated disconnect of a tombstone).
 //!
 //! Every call is bounded by the invocation's [`Deadline`]: its operation timeout is the time left
-//! when it starts, and each attempt is cut at [`ATTEMPT_TIMEOUT`] so one stalled request is
+//! when it starts, and each attempt is cut at [`ATTEMPT_TIMEOUT`] (or a third of the time left, if
+//! longer) so one stalled request is
 //! retried instead of eating the whole budget. Retries (throttling, 5xx, resets, cut attempts)
 //! use the SDK's standard strategy, up to [`MAX_ATTEMPTS`], and stop when the budget does.
 
@@ -34,8 +35,10 @@ use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
 use crate::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, Page, PutOutcome, StoreError};
 
-/// The longest one attempt may take before it is cut and retried. DynamoDB answers in
-/// milliseconds; an attempt still open after this is stalled, and a retry is the better bet.
+/// The least time one attempt may take before it is cut and retried. DynamoDB answers in
+/// milliseconds; an attempt still open after this (or after a third of the time left, when that
+/// is longer) is stalled, and a retry is the better bet. The third keeps a slow but working store
+/// (an emulator reading a large index) from having every attempt cut.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Attempts per call (the SDK's default is 3); the deadline usually ends retries first.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -75,7 +78,7 @@ fn bounded(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::Config::builder().timeout_config(
         TimeoutConfig::builder()
             .operation_timeout(budget)
-            .operation_attempt_timeout(budget.min(ATTEMPT_TIMEOUT))
+            .operation_attempt_timeout(budget.min(ATTEMPT_TIMEOUT.max(budget / 3)))
             .build(),
     )
 }

@@ -60,13 +60,11 @@ pub const METRICS: &[&str] = &["Posted", "Gone", "Errors"];
 pub const WS_ENDPOINT: &str = "WS_ENDPOINT";
 pub const MARK_GONE: &str = "MARK_GONE";
 pub const FANOUT_CONCURRENCY: &str = "FANOUT_CONCURRENCY";
+pub const FANOUT_PAGE_SIZE: &str = "FANOUT_PAGE_SIZE";
 
 /// The least time a new post (or index page) needs before it is started; raised to the slowest
 /// post seen in the invocation.
 const MIN_CALL: Duration = Duration::from_millis(50);
-/// Index entries read per page: enough to keep the posts busy, small enough that memory does not
-/// grow with the audience.
-const PAGE_SIZE: u32 = 200;
 
 /// What `WebSocketResponder` reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +77,9 @@ pub struct Config {
     pub mark_gone: bool,
     /// `FANOUT_CONCURRENCY`: posts in flight at once during a fan-out (1-1000, default 32).
     pub fanout_concurrency: NonZeroU32,
+    /// `FANOUT_PAGE_SIZE`: index entries read per page (1-1000, default 1000): enough to keep the
+    /// posts busy with few round trips, bounded so memory does not grow with the audience.
+    pub fanout_page_size: NonZeroU32,
     pub common: Common,
 }
 
@@ -108,6 +109,7 @@ impl Config {
             table,
             mark_gone,
             fanout_concurrency: config::count(env, FANOUT_CONCURRENCY, 32, 1000, "use a whole number from 1 to 1000")?,
+            fanout_page_size: config::count(env, FANOUT_PAGE_SIZE, 1000, 1000, "use a whole number from 1 to 1000")?,
             common: Common::from_env(env)?,
         })
     }
@@ -160,6 +162,7 @@ pub struct Responder<P, S> {
     ws_endpoint: Option<Endpoint>,
     mark_gone: bool,
     concurrency: usize,
+    page_size: u32,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     cold_start: ColdStart,
@@ -191,6 +194,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             ws_endpoint: config.ws_endpoint.clone(),
             mark_gone: config.mark_gone,
             concurrency: config.fanout_concurrency.get() as usize,
+            page_size: config.fanout_page_size.get(),
             clock: Arc::new(SystemClock),
             metrics: Metrics::new(config.common.metrics_namespace.clone(), SVC, METRICS, metrics_sink),
             cold_start: ColdStart::new(),
@@ -303,6 +307,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             store,
             audience,
             deadline,
+            page_size: self.page_size,
             slowest: &AtomicU64::new(duration_micros(MIN_CALL)),
             state: Mutex::new(SourceState {
                 buffer: VecDeque::new(),
@@ -447,6 +452,7 @@ struct Source<'a, S> {
     store: &'a S,
     audience: &'a Audience,
     deadline: &'a Deadline,
+    page_size: u32,
     /// The slowest post so far (µs): what one more post is expected to need.
     slowest: &'a AtomicU64,
     /// Only this stream's own future touches it; a `Mutex` keeps the stream `Send`.
@@ -477,7 +483,7 @@ impl<S: ConnectionStore> Source<'_, S> {
                     Next::Done | Next::Failed(_) => return None,
                 }
             };
-            let page = self.store.connected_page(self.audience, after.as_ref(), PAGE_SIZE, self.deadline).await;
+            let page = self.store.connected_page(self.audience, after.as_ref(), self.page_size, self.deadline).await;
             let mut state = self.state();
             // The whole previous page was taken: everything up to where this page starts is done.
             state.position.clone_from(&after);

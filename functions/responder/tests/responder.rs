@@ -395,7 +395,7 @@ async fn a_fan_out_reads_the_index_a_page_at_a_time_while_posting() {
     let ids: Vec<String> = (0..450).map(|i| format!("paged-{i:03}=")).collect();
     let standin = StandIn::start(ids.clone()).await;
     let proxy = FaultProxy::start(&dynamodb_endpoint(), |_, _| Fault::Pass).await;
-    let h = Harness::via(&proxy.endpoint(), &[], true).await;
+    let h = Harness::via(&proxy.endpoint(), &[("FANOUT_PAGE_SIZE", "200")], true).await;
     for id in &ids {
         h.connect(id, "conv-paged", None).await;
     }

@@ -4,6 +4,20 @@
 run "apply_the_whole_stack" {
   command = apply
 
+  variables {
+    fanout_state_machine = true
+  }
+
+  assert {
+    condition     = startswith(output.fanout_state_machine_arn, "arn:aws:states:us-east-1:") && endswith(output.fanout_state_machine_arn, ":stateMachine:ws-connection-local-fanout")
+    error_message = "The sample fan-out state machine is applied with the stack."
+  }
+
+  assert {
+    condition     = jsondecode(output.fanout_state_machine_policy_json).Statement[0].Resource == [output.functions.WebSocketResponder.arn]
+    error_message = "The state machine may invoke the responder only."
+  }
+
   assert {
     condition     = output.table_name == "ws-connection-local-connections"
     error_message = "The table is named after the stack."
