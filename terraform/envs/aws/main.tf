@@ -24,11 +24,14 @@ module "stack" {
     aws.us_east_1 = aws.us_east_1
   }
 
-  name_prefix            = "ws-connection-${var.environment}"
-  manifest_path          = "${path.root}/../../../lambda.manifest.json"
-  artifacts_dir          = var.artifacts_dir
-  authorizer             = var.authorizer
-  edge                   = var.edge ? { rate_limit_per_5min = var.waf_rate_limit_per_5min } : null
+  name_prefix   = "ws-connection-${var.environment}"
+  manifest_path = "${path.root}/../../../lambda.manifest.json"
+  artifacts_dir = var.artifacts_dir
+  authorizer    = var.authorizer
+  edge = var.edge ? {
+    rate_limit_per_5min       = var.waf_rate_limit_per_5min
+    rate_limit_per_token_5min = var.waf_rate_limit_per_token_5min
+  } : null
   origin_verify_secret   = var.origin_verify_secret
   deletion_protection    = var.deletion_protection
   throttling_rate_limit  = var.throttling_rate_limit

@@ -48,6 +48,12 @@ variable "waf_rate_limit_per_5min" {
   default     = 1000
 }
 
+variable "waf_rate_limit_per_token_5min" {
+  description = "Requests carrying one token per 5 minutes, from any IPs, before WAF blocks; null: no per-token rule."
+  type        = number
+  default     = 300
+}
+
 variable "deletion_protection" {
   description = "Protect the table from deletion."
   type        = bool

@@ -31,6 +31,53 @@ resource "aws_wafv2_web_acl" "this" {
     }
   }
 
+  # One stolen token must not open connections at line rate from many IPs: with
+  # rate_limit_per_token_5min set, each place a token can travel in is counted per token value.
+  # WAF skips a request that lacks the key, so each rule counts only requests that carry one.
+  dynamic "rule" {
+    for_each = var.rate_limit_per_token_5min == null ? {} : local.token_keys
+    content {
+      name     = rule.key
+      priority = rule.value.priority
+      action {
+        block {}
+      }
+      statement {
+        rate_based_statement {
+          limit              = var.rate_limit_per_token_5min
+          aggregate_key_type = "CUSTOM_KEYS"
+          custom_key {
+            dynamic "query_argument" {
+              for_each = rule.value.query_argument == null ? [] : [rule.value.query_argument]
+              content {
+                name = query_argument.value
+                text_transformation {
+                  priority = 0
+                  type     = "NONE"
+                }
+              }
+            }
+            dynamic "header" {
+              for_each = rule.value.header == null ? [] : [rule.value.header]
+              content {
+                name = header.value
+                text_transformation {
+                  priority = 0
+                  type     = "NONE"
+                }
+              }
+            }
+          }
+        }
+      }
+      visibility_config {
+        cloudwatch_metrics_enabled = true
+        metric_name                = "${var.name}-${rule.key}"
+        sampled_requests_enabled   = true
+      }
+    }
+  }
+
   rule {
     name     = "common"
     priority = 10
@@ -134,11 +181,38 @@ resource "aws_cloudwatch_log_group" "waf" {
   tags              = var.tags
 }
 
+# Clients send their JWT as ?token= or a bearer.<jwt> subprotocol (and may send Authorization or
+# a cookie): none of it may reach the log, where anyone who reads the log group could replay it.
+# WAF redacts a whole query string, never one argument, so the query string goes (correlationId
+# with it); the credential headers go by name.
+locals {
+  # Where a client's token travels, each counted by its own per-token rate rule.
+  token_keys = {
+    "rate-per-token-query"         = { priority = 2, query_argument = "token", header = null }
+    "rate-per-token-subprotocol"   = { priority = 3, query_argument = null, header = "sec-websocket-protocol" }
+    "rate-per-token-authorization" = { priority = 4, query_argument = null, header = "authorization" }
+  }
+  redacted_headers = ["authorization", "sec-websocket-protocol", "cookie", "proxy-authorization", "x-api-key"]
+}
+
 resource "aws_wafv2_web_acl_logging_configuration" "this" {
   provider = aws.us_east_1
 
   resource_arn            = aws_wafv2_web_acl.this.arn
   log_destination_configs = [aws_cloudwatch_log_group.waf.arn]
+
+  redacted_fields {
+    query_string {}
+  }
+
+  dynamic "redacted_fields" {
+    for_each = local.redacted_headers
+    content {
+      single_header {
+        name = redacted_fields.value
+      }
+    }
+  }
 }
 
 # The handshake headers API Gateway needs, and every query parameter (token, correlationId).

@@ -33,6 +33,16 @@ variable "rate_limit_per_5min" {
   }
 }
 
+variable "rate_limit_per_token_5min" {
+  description = "Requests carrying one token value (?token=, the subprotocol or Authorization) allowed in 5 minutes, from any number of IPs; null: no per-token rule."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.rate_limit_per_token_5min == null || try(var.rate_limit_per_token_5min >= 10 && var.rate_limit_per_token_5min <= 2000000000, false)
+    error_message = "rate_limit_per_token_5min must be null (off) or 10-2,000,000,000 (WAF's bounds)."
+  }
+}
+
 variable "block_anonymous_ips" {
   description = "Block (not just count) requests from VPNs, Tor and hosting providers."
   type        = bool

@@ -72,9 +72,10 @@ variable "mark_gone" {
 variable "edge" {
   description = "CloudFront + WAF in front of the API (needs origin_verify_secret); null: clients connect to the API directly."
   type = object({
-    rate_limit_per_5min = optional(number, 1000)
-    acm_certificate_arn = optional(string)
-    aliases             = optional(list(string), [])
+    rate_limit_per_5min       = optional(number, 1000)
+    rate_limit_per_token_5min = optional(number)
+    acm_certificate_arn       = optional(string)
+    aliases                   = optional(list(string), [])
   })
   default = null
 }

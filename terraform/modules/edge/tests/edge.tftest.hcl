@@ -53,6 +53,84 @@ run "waf_in_front_with_managed_rules_rate_limit_and_logging" {
   }
 }
 
+run "the_waf_log_never_holds_a_token" {
+  command = apply
+
+  assert {
+    condition     = length([for f in aws_wafv2_web_acl_logging_configuration.this.redacted_fields : f if length(f.query_string) == 1]) == 1
+    error_message = "The query string (?token=) must be redacted from the WAF log."
+  }
+
+  assert {
+    condition     = contains([for f in aws_wafv2_web_acl_logging_configuration.this.redacted_fields : one(f.single_header).name if length(f.single_header) == 1], "authorization")
+    error_message = "The Authorization header must be redacted from the WAF log."
+  }
+
+  assert {
+    condition     = contains([for f in aws_wafv2_web_acl_logging_configuration.this.redacted_fields : one(f.single_header).name if length(f.single_header) == 1], "sec-websocket-protocol")
+    error_message = "The Sec-WebSocket-Protocol header (bearer.<jwt>) must be redacted from the WAF log."
+  }
+
+  assert {
+    condition     = contains([for f in aws_wafv2_web_acl_logging_configuration.this.redacted_fields : one(f.single_header).name if length(f.single_header) == 1], "cookie")
+    error_message = "The Cookie header must be redacted from the WAF log."
+  }
+
+  assert {
+    condition     = alltrue([for f in aws_wafv2_web_acl_logging_configuration.this.redacted_fields : f.single_header[0].name == lower(f.single_header[0].name) if length(f.single_header) == 1])
+    error_message = "WAF matches redacted header names in lower case."
+  }
+}
+
+run "no_per_token_rule_unless_asked" {
+  command = plan
+
+  assert {
+    condition     = length([for r in aws_wafv2_web_acl.this.rule : r if startswith(r.name, "rate-per-token")]) == 0
+    error_message = "The per-token rate rules are off by default."
+  }
+}
+
+run "a_per_token_limit_counts_each_place_a_token_travels" {
+  command = apply
+  variables {
+    rate_limit_per_token_5min = 300
+  }
+
+  assert {
+    condition     = toset([for r in aws_wafv2_web_acl.this.rule : r.name if startswith(r.name, "rate-per-token")]) == toset(["rate-per-token-query", "rate-per-token-subprotocol", "rate-per-token-authorization"])
+    error_message = "One per-token rule for ?token=, the subprotocol and Authorization."
+  }
+
+  assert {
+    condition     = alltrue([for r in aws_wafv2_web_acl.this.rule : r.statement[0].rate_based_statement[0].aggregate_key_type == "CUSTOM_KEYS" && r.statement[0].rate_based_statement[0].limit == 300 && length(r.action[0].block) == 1 if startswith(r.name, "rate-per-token")])
+    error_message = "Each per-token rule blocks past the limit, aggregated on a custom key."
+  }
+
+  assert {
+    condition     = one([for r in aws_wafv2_web_acl.this.rule : r.statement[0].rate_based_statement[0].custom_key[0].query_argument[0].name if r.name == "rate-per-token-query"]) == "token"
+    error_message = "The query rule counts per value of the token argument."
+  }
+
+  assert {
+    condition     = toset([for r in aws_wafv2_web_acl.this.rule : r.statement[0].rate_based_statement[0].custom_key[0].header[0].name if contains(["rate-per-token-subprotocol", "rate-per-token-authorization"], r.name)]) == toset(["sec-websocket-protocol", "authorization"])
+    error_message = "The header rules count per value of the subprotocol and Authorization headers."
+  }
+
+  assert {
+    condition     = length(distinct([for r in aws_wafv2_web_acl.this.rule : r.priority])) == length(aws_wafv2_web_acl.this.rule)
+    error_message = "Rule priorities must be unique."
+  }
+}
+
+run "a_per_token_limit_under_wafs_minimum_is_refused" {
+  command = plan
+  variables {
+    rate_limit_per_token_5min = 5
+  }
+  expect_failures = [var.rate_limit_per_token_5min]
+}
+
 run "a_short_secret_and_a_tiny_rate_limit_are_refused" {
   command = plan
   variables {
