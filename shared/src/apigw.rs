@@ -95,13 +95,10 @@ impl WsResponse {
 
     /// A refusal with a generic body.
     pub fn status(status_code: u16) -> Self {
-        let reason = match status_code {
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            500 => "Internal Server Error",
-            _ => "Error",
-        };
+        let reason = aws_lambda_events::http::StatusCode::from_u16(status_code)
+            .ok()
+            .and_then(|status| status.canonical_reason())
+            .unwrap_or("Error");
         Self { status_code, headers: BTreeMap::new(), body: Some(reason.to_owned()) }
     }
 

@@ -11,7 +11,10 @@
 //! `conversationId`, else the authorizer context, else `conv-<uuid>`. The authorizer's
 //! `principalId` is the user; a query `userId` counts only when no authorizer ran, and one that
 //! contradicts the authorizer is a 403. With `ORIGIN_VERIFY_SECRET` set, a request without the
-//! matching `X-Origin-Verify` header (added by CloudFront) is a 403 too.
+//! matching `X-Origin-Verify` header (added by CloudFront) is a 403 too. With
+//! `MAX_CONNECTIONS_PER_USER` set, a user who already has that many `CONNECTED` connections is
+//! refused with 429 (counted through GSI2). `CLIENT_INFO` decides how much of the client's IP and
+//! user agent the record keeps ([`client_info`]).
 //!
 //! # An unknown outcome is resolved before answering
 //! A put that fails with an error may still have landed (the response was lost, or a stalled
@@ -21,6 +24,8 @@
 //! 500 is safe; if it finds the key taken, DynamoDB returns what holds it (no read permission
 //! needed): the connect's own record means the connect succeeded (200); a tombstone (a
 //! `$disconnect` or an earlier try of this resolution) means 500.
+
+pub mod client_info;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -39,18 +44,26 @@ use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::{ConnectionRecord, Tombstone};
-use ws_shared::store::{ConnectionStore, Existing, PutOutcome, StoreError, keep_trying};
+use ws_shared::store::{Audience, ConnectionStore, Existing, PutOutcome, StoreError, keep_trying};
+
+pub use crate::client_info::{CLIENT_INFO, ClientInfo};
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-connect";
 /// The EMF counters this function emits.
-pub const METRICS: &[&str] = &["Connected", "Errors"];
+pub const METRICS: &[&str] = &["Connected", "Refused", "Errors"];
 
 /// Query parameters that name the conversation, in order of preference.
 const CONVERSATION_PARAMS: [&str; 2] = ["correlationId", "conversationId"];
 /// Optional: the secret CloudFront adds as [`ORIGIN_HEADER`]. When set, a `$connect` without it
 /// is refused (403), so the API cannot be reached around the edge protection (WAF).
 pub const ORIGIN_VERIFY_SECRET: &str = "ORIGIN_VERIFY_SECRET";
+/// Optional: the most `CONNECTED` connections one user may hold; a `$connect` past it is a 429.
+pub const MAX_CONNECTIONS_PER_USER: &str = "MAX_CONNECTIONS_PER_USER";
+/// Highest [`MAX_CONNECTIONS_PER_USER`].
+const MAX_PER_USER_LIMIT: u32 = 10_000;
+/// Index entries read per page while counting a user's connections.
+const COUNT_PAGE: u32 = 1_000;
 /// The header carrying the origin secret.
 pub const ORIGIN_HEADER: &str = "x-origin-verify";
 
@@ -64,6 +77,10 @@ pub struct Config {
     pub ttl_minutes: NonZeroU32,
     /// `ORIGIN_VERIFY_SECRET`, when the API sits behind CloudFront.
     pub origin_secret: Option<String>,
+    /// `CLIENT_INFO`: how much of the IP and user agent is stored.
+    pub client_info: ClientInfo,
+    /// `MAX_CONNECTIONS_PER_USER`, when set.
+    pub max_connections_per_user: Option<NonZeroU32>,
     pub common: Common,
 }
 
@@ -82,6 +99,17 @@ impl Config {
                 }
                 other => other,
             },
+            client_info: ClientInfo::from_env(env)?,
+            max_connections_per_user: match env.var(MAX_CONNECTIONS_PER_USER) {
+                None => None,
+                Some(_) => Some(config::count(
+                    env,
+                    MAX_CONNECTIONS_PER_USER,
+                    1,
+                    MAX_PER_USER_LIMIT,
+                    "use a whole number from 1 to 10000, or leave it unset for no limit",
+                )?),
+            },
             common: Common::from_env(env)?,
         })
     }
@@ -98,6 +126,10 @@ pub enum ConnectError {
     UserMismatch,
     #[error("the request did not come through the edge: {ORIGIN_HEADER} is missing or wrong")]
     NotThroughEdge,
+    #[error("the user already has {0} connections (MAX_CONNECTIONS_PER_USER)")]
+    TooManyConnections(u32),
+    #[error("could not count the user's connections")]
+    Count(#[source] StoreError),
     #[error("could not record the connection")]
     Store(#[from] StoreError),
 }
@@ -108,7 +140,8 @@ impl ConnectError {
         match self {
             Self::Event(_) | Self::InvalidIdentifier(_) => 400,
             Self::UserMismatch | Self::NotThroughEdge => 403,
-            Self::Store(_) => 500,
+            Self::TooManyConnections(_) => 429,
+            Self::Count(_) | Self::Store(_) => 500,
         }
     }
 }
@@ -118,6 +151,8 @@ pub struct Connect<S> {
     store: S,
     ttl: Duration,
     origin_secret: Option<String>,
+    client_info: ClientInfo,
+    max_per_user: Option<NonZeroU32>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     metrics: Metrics,
@@ -137,6 +172,8 @@ impl<S: ConnectionStore> Connect<S> {
             store,
             ttl: Duration::minutes(i64::from(config.ttl_minutes.get())),
             origin_secret: config.origin_secret.clone(),
+            client_info: config.client_info,
+            max_per_user: config.max_connections_per_user,
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
             metrics: Metrics::new(config.common.metrics_namespace.clone(), SVC, METRICS, metrics_sink),
@@ -166,7 +203,12 @@ impl<S: ConnectionStore> Connect<S> {
             let mut counters = self.metrics.start();
             let response = match ws_shared::invocation::guarded(self.connect(event, &deadline, &mut counters)).await {
                 Some(Ok(response)) => response,
-                Some(Err(err)) => apigw::failure("connect", err.status(), &err, &mut counters),
+                Some(Err(err)) => {
+                    if let ConnectError::TooManyConnections(_) = err {
+                        counters.incr("Refused");
+                    }
+                    apigw::failure("connect", err.status(), &err, &mut counters)
+                }
                 None => {
                     counters.incr("Errors");
                     WsResponse::status(500)
@@ -202,14 +244,17 @@ impl<S: ConnectionStore> Connect<S> {
             None => ConversationId::generate(self.ids.uuid()),
         };
         span.record("correlationId", conversation_id.as_str());
+        if let (Some(limit), Some(user)) = (self.max_per_user, &user_id) {
+            self.check_user_limit(user, &connection_id, limit, deadline).await?;
+        }
 
         let now = self.clock.now();
         let ctx = &event.request_context;
         let record = ConnectionRecord {
             connected_at: from_epoch_millis(ctx.connected_at).filter(|_| ctx.connected_at > 0).unwrap_or(now),
             updated_at: now,
-            ip: ctx.identity.source_ip.clone(),
-            user_agent: ctx.identity.user_agent.clone(),
+            ip: self.client_info.ip(ctx.identity.source_ip.as_deref()),
+            user_agent: self.client_info.user_agent(ctx.identity.user_agent.as_deref()),
             domain_name: ctx.domain_name.clone(),
             stage: ctx.stage.clone(),
             expires_at: now + self.ttl,
@@ -243,6 +288,38 @@ impl<S: ConnectionStore> Connect<S> {
             }
         }
         Ok(WsResponse::ok().with_subprotocol(apigw::choose_subprotocol(&event)))
+    }
+
+    /// Refuses a connect of `user` who already holds `limit` `CONNECTED` connections other than
+    /// `connection_id` (a replayed connect is not counted against itself). Reads GSI2 (eventually
+    /// consistent) with at most a third of the time left, so the put keeps most of it.
+    async fn check_user_limit(
+        &self,
+        user: &UserId,
+        connection_id: &ws_shared::id::ConnectionId,
+        limit: NonZeroU32,
+        deadline: &Deadline,
+    ) -> Result<(), ConnectError> {
+        let count_deadline = Deadline::after(deadline.budget() / 3);
+        let audience = Audience::User(user.clone());
+        let mut after = None;
+        let mut held = 0u32;
+        loop {
+            let page = self
+                .store
+                .connected_page(&audience, after.as_ref(), COUNT_PAGE, &count_deadline)
+                .await
+                .map_err(ConnectError::Count)?;
+            let others = page.ids.iter().filter(|id| *id != connection_id).count();
+            held = held.saturating_add(u32::try_from(others).unwrap_or(u32::MAX));
+            if held >= limit.get() {
+                return Err(ConnectError::TooManyConnections(limit.get()));
+            }
+            match page.resume_after {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// After a put whose outcome is unknown: `true` when the connection's record is there, `false`

@@ -9,10 +9,12 @@ use serde_json::{Value, json};
 use ws_connect::{Config, Connect};
 use ws_shared::dynamo::{DynamoStore, key};
 use ws_shared::id::ConnectionId;
-use ws_shared::record::keys;
+use ws_shared::record::{Disconnection, keys};
+use ws_shared::store::ConnectionStore as _;
+use ws_shared::testing::faults::{Fault, FaultProxy};
 use ws_shared::testing::{
     Captured, FixedClock, SequentialIds, capture_logs, capture_logs_at, create_connections_table, deadline_from_now,
-    deadline_in, dynamodb_client, dynamodb_endpoint, item_json, scan_all, unique_table_name,
+    deadline_in, dynamodb_client, dynamodb_endpoint, item_json, no_hurry, scan_all, unique_table_name,
 };
 
 const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";
@@ -30,8 +32,12 @@ fn config_behind_the_edge(table: &str) -> Config {
 }
 
 fn config(table: &str, ttl_minutes: &str) -> Config {
-    let vars =
-        HashMap::from([("TABLE_CONNECTIONS", table.to_owned()), ("CONNECTION_TTL_MINUTES", ttl_minutes.to_owned())]);
+    config_with(table, &[("CONNECTION_TTL_MINUTES", ttl_minutes)])
+}
+
+fn config_with(table: &str, vars: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    vars.insert("TABLE_CONNECTIONS".to_owned(), table.to_owned());
     Config::from_env(&|name: &str| vars.get(name).cloned()).expect("valid config")
 }
 
@@ -50,13 +56,26 @@ impl Harness {
         Self::on_table(client, table, "180")
     }
 
+    /// A handler on a new table, configured with `vars` besides the table.
+    async fn with_env(vars: &[(&str, &str)]) -> Self {
+        let client = dynamodb_client(&dynamodb_endpoint());
+        let table = unique_table_name("connect");
+        create_connections_table(&client, &table).await;
+        let config = config_with(&table, vars);
+        Self::on_config(client, table, &config)
+    }
+
     /// A handler on `table` without creating it.
     fn on_table(client: Client, table: String, ttl_minutes: &str) -> Self {
+        let config = config(&table, ttl_minutes);
+        Self::on_config(client, table, &config)
+    }
+
+    fn on_config(client: Client, table: String, config: &Config) -> Self {
         let metrics = Captured::default();
-        let handler =
-            Connect::new(DynamoStore::new(&client, &table), &config(&table, ttl_minutes), Arc::new(metrics.clone()))
-                .with_clock(Arc::new(FixedClock::default()))
-                .with_ids(Arc::new(SequentialIds::default()));
+        let handler = Connect::new(DynamoStore::new(&client, &table), config, Arc::new(metrics.clone()))
+            .with_clock(Arc::new(FixedClock::default()))
+            .with_ids(Arc::new(SequentialIds::default()));
         Self { handler, client, table, metrics }
     }
 
@@ -389,4 +408,95 @@ async fn logs_never_carry_the_ip_the_user_agent_or_the_token() {
     for secret in ["198.51.100.23", "Mozilla", "Firefox", "eyJ", "secret.token"] {
         assert!(!raw.contains(secret), "{secret:?} leaked into: {raw}");
     }
+}
+
+#[tokio::test]
+async fn client_info_decides_how_much_of_the_ip_and_user_agent_is_stored() {
+    for value in ["full", "anonymized", "none"] {
+        let h = Harness::with_env(&[("CLIENT_INFO", value)]).await;
+
+        let response = h.connect(sample_event()).await;
+
+        assert_eq!(response["statusCode"], 200, "{value}");
+        let item = item_json(&h.item(CONNECTION_ID).await.expect("item written"));
+        insta::assert_json_snapshot!(format!("item_client_info_{value}"), item);
+    }
+}
+
+fn connect_of(user: &str, connection_id: &str) -> Value {
+    let mut event = sample_event();
+    event["requestContext"]["connectionId"] = json!(connection_id);
+    event["requestContext"]["authorizer"]["principalId"] = json!(user);
+    event
+}
+
+#[tokio::test]
+async fn a_user_at_the_limit_is_refused_with_429_until_a_disconnect_frees_a_slot() {
+    // GIVEN MAX_CONNECTIONS_PER_USER=2 and a user with two connections
+    let h = Harness::with_env(&[("MAX_CONNECTIONS_PER_USER", "2")]).await;
+    assert_eq!(h.connect(connect_of("u-limit", "first=")).await["statusCode"], 200);
+    assert_eq!(h.connect(connect_of("u-limit", "second=")).await["statusCode"], 200);
+    let (logs, _guard) = capture_logs(ws_connect::SVC);
+
+    // WHEN the user connects a third time, another user connects, and a replay of the second arrives
+    let third = h.connect(connect_of("u-limit", "third=")).await;
+    let other = h.connect(connect_of("u-other", "other=")).await;
+    let replay = h.connect(connect_of("u-limit", "second=")).await;
+
+    // THEN the third is a 429 that writes nothing and counts Refused; the others are not limited
+    assert_eq!(third, json!({"statusCode": 429, "body": "Too Many Requests"}));
+    assert_eq!(h.item("third=").await, None, "a refused connect wrote a record");
+    assert_eq!((other["statusCode"].as_u64(), replay["statusCode"].as_u64()), (Some(200), Some(200)));
+    let metrics = h.metrics.json();
+    let refused: Vec<u64> = metrics.iter().map(|m| m["Refused"].as_u64().unwrap()).collect();
+    assert_eq!(refused, [0, 0, 1, 0, 0], "{metrics:?}");
+    assert_eq!(metrics[2]["Errors"], 0);
+    let line = logs.json().into_iter().find(|l| l["status"] == 429).expect("a refusal line");
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["reason"], "the user already has 2 connections (MAX_CONNECTIONS_PER_USER)");
+
+    // AND once one of the two disconnects, the user may connect again
+    let store = DynamoStore::new(&h.client, &h.table);
+    let disconnection = Disconnection {
+        connection_id: ConnectionId::parse("first=").unwrap(),
+        at: FixedClock::default().0,
+        close_code: Some(1000),
+        close_reason: None,
+        expires_at: FixedClock::default().0 + chrono::Duration::minutes(180),
+    };
+    store.mark_disconnected(&disconnection, &no_hurry()).await.expect("disconnected");
+    assert_eq!(h.connect(connect_of("u-limit", "third=")).await["statusCode"], 200);
+    assert_eq!(h.connect(connect_of("u-limit", "fourth=")).await["statusCode"], 429);
+}
+
+#[tokio::test]
+async fn the_index_is_read_only_with_a_limit_and_an_unreadable_count_writes_nothing() {
+    // GIVEN a store whose every index read fails (as without dynamodb:Query on GSI2)
+    let proxy =
+        FaultProxy::start(
+            &dynamodb_endpoint(),
+            |_, operation| {
+                if operation == "Query" { Fault::InternalError } else { Fault::Pass }
+            },
+        )
+        .await;
+    let client = dynamodb_client(&proxy.endpoint());
+    let table = unique_table_name("connect-limit");
+    create_connections_table(&dynamodb_client(&dynamodb_endpoint()), &table).await;
+    let unlimited = Harness::on_config(client.clone(), table.clone(), &config_with(&table, &[]));
+    let limited = Harness::on_config(client, table.clone(), &config_with(&table, &[("MAX_CONNECTIONS_PER_USER", "3")]));
+
+    // WHEN a user connects five times without a limit, then once with one
+    for i in 0..5 {
+        assert_eq!(unlimited.connect(connect_of("u-many", &format!("many{i}="))).await["statusCode"], 200);
+    }
+    let answer = limited.connect(connect_of("u-x", "x=")).await;
+
+    // THEN no limit never reads the index; with a limit, a count that cannot be read is a 500
+    // and nothing is written unchecked
+    assert_eq!(answer, json!({"statusCode": 500, "body": "Internal Server Error"}));
+    assert_eq!(limited.item("x=").await, None);
+    let queries = proxy.seen().iter().filter(|s| s.operation == "Query").count();
+    assert!(queries > 0, "the limited connect never read the index");
+    assert_eq!(proxy.seen().iter().take(5).filter(|s| s.operation == "Query").count(), 0);
 }

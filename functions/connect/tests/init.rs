@@ -21,3 +21,22 @@ fn an_unknown_log_level_fails_at_start_naming_the_variable() {
     let env = [("TABLE_CONNECTIONS", "connections"), ("LOG_LEVEL", "verbose")];
     assert_refuses_to_start(BINARY, SVC, &env, "LOG_LEVEL=\"verbose\" is invalid");
 }
+
+#[test]
+fn an_unknown_client_info_fails_at_start_naming_the_variable() {
+    let env = [("TABLE_CONNECTIONS", "connections"), ("CLIENT_INFO", "partial")];
+    assert_refuses_to_start(BINARY, SVC, &env, "CLIENT_INFO=\"partial\" is invalid: use full");
+}
+
+#[test]
+fn a_zero_or_non_numeric_connection_limit_fails_at_start_naming_the_variable() {
+    for bad in ["0", "two", "-1", "10001"] {
+        let env = [("TABLE_CONNECTIONS", "connections"), ("MAX_CONNECTIONS_PER_USER", bad)];
+        assert_refuses_to_start(
+            BINARY,
+            SVC,
+            &env,
+            &format!("MAX_CONNECTIONS_PER_USER=\"{bad}\" is invalid: use a whole"),
+        );
+    }
+}
