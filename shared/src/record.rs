@@ -41,6 +41,10 @@ pub mod keys {
     }
 }
 
+/// The non-key attributes both indexes project (`terraform/modules/table` projects the same):
+/// what a fan-out and the per-user count read. Keys are always projected.
+pub const INDEX_ATTRIBUTES: [&str; 2] = [attr::CONNECTION_ID, attr::STATUS];
+
 /// Non-key attribute names.
 pub mod attr {
     pub const CONNECTION_ID: &str = "connectionId";

@@ -193,7 +193,8 @@ pub fn unique_table_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
 }
 
-/// Creates a connections table as DESIGN §2 describes it (both GSIs, TTL on `ttl`).
+/// Creates a connections table as DESIGN §2 describes it (both GSIs projecting
+/// [`crate::record::INDEX_ATTRIBUTES`], TTL on `ttl`), as `terraform/modules/table` does.
 pub async fn create_connections_table(client: &Client, name: &str) {
     let string_attr = |name: &str| {
         AttributeDefinition::builder()
@@ -210,7 +211,14 @@ pub async fn create_connections_table(client: &Client, name: &str) {
             .index_name(index)
             .key_schema(key(pk, KeyType::Hash))
             .key_schema(key(sk, KeyType::Range))
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(
+                        crate::record::INDEX_ATTRIBUTES.iter().map(|a| (*a).to_owned()).collect(),
+                    ))
+                    .build(),
+            )
             .build()
             .expect("complete")
     };

@@ -23,6 +23,9 @@ locals {
     ConnectFunction = merge(local.defaults["ConnectFunction"], {
       TABLE_CONNECTIONS = module.table.name
       LOG_LEVEL         = var.log_level
+      CLIENT_INFO       = var.client_info
+      }, var.max_connections_per_user == null ? {} : {
+      MAX_CONNECTIONS_PER_USER = tostring(var.max_connections_per_user)
       }, var.edge == null ? {} : {
       ORIGIN_VERIFY_SECRET = var.origin_verify_secret
     })
@@ -43,7 +46,11 @@ locals {
 
   # Exactly DESIGN §1, on exact ARNs.
   route_permissions = {
-    ConnectFunction   = [{ actions = ["dynamodb:PutItem"], resources = [module.table.arn] }]
+    # Query on GSI2 only to count a user's connections, and only when there is a limit.
+    ConnectFunction = concat(
+      [{ actions = ["dynamodb:PutItem"], resources = [module.table.arn] }],
+      var.max_connections_per_user == null ? [] : [{ actions = ["dynamodb:Query"], resources = [module.table.index_arns["GSI2"]] }],
+    )
     disconnectWS      = [{ actions = ["dynamodb:UpdateItem"], resources = [module.table.arn] }]
     ConnectAuthorizer = []
   }
@@ -62,6 +69,8 @@ module "table" {
 
   name                = "${var.name_prefix}-connections"
   deletion_protection = var.deletion_protection
+  billing_mode        = var.table_billing_mode
+  capacity            = var.table_capacity
   tags                = local.tags
 }
 

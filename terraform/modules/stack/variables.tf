@@ -69,6 +69,44 @@ variable "mark_gone" {
   }
 }
 
+variable "table_billing_mode" {
+  description = "The table's billing: PAY_PER_REQUEST (while developing, or spiky traffic) or PROVISIONED (once traffic settles; needs table_capacity)."
+  type        = string
+  default     = "PAY_PER_REQUEST"
+}
+
+variable "table_capacity" {
+  description = "With PROVISIONED: auto scaling bounds for the table and both indexes (see modules/table)."
+  type = object({
+    read_min                   = number
+    read_max                   = number
+    write_min                  = number
+    write_max                  = number
+    target_utilization_percent = optional(number, 70)
+  })
+  default = null
+}
+
+variable "client_info" {
+  description = "How much of the client's IP and user agent ConnectFunction stores: full, anonymized (IPv4 /24, IPv6 /48, user agent as product names) or none."
+  type        = string
+  default     = "full"
+  validation {
+    condition     = contains(["full", "anonymized", "none"], var.client_info)
+    error_message = "client_info must be full, anonymized or none."
+  }
+}
+
+variable "max_connections_per_user" {
+  description = "CONNECTED connections one user may hold; past it $connect is a 429. null: no limit (and no dynamodb:Query for ConnectFunction)."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.max_connections_per_user == null || try(var.max_connections_per_user >= 1 && var.max_connections_per_user <= 10000 && floor(var.max_connections_per_user) == var.max_connections_per_user, false)
+    error_message = "max_connections_per_user must be null (no limit) or a whole number from 1 to 10000."
+  }
+}
+
 variable "edge" {
   description = "CloudFront + WAF in front of the API (needs origin_verify_secret); null: clients connect to the API directly."
   type = object({

@@ -1,8 +1,32 @@
 # The connections table (DESIGN §2). Key and index names must match shared/src/record.rs;
 # the stack's tests check the schema.
+
+locals {
+  provisioned = var.billing_mode == "PROVISIONED"
+  # What the fan-out (and the per-user count) read from an index: the id it posts to and the
+  # status it filters on. Keys are always projected. Projecting ALL wrote the whole item
+  # (IP, user agent, close reason, …) three times on every connect and disconnect.
+  index_attributes = ["connectionId", "status"]
+  indexes          = ["GSI1", "GSI2"]
+  # Auto scaling targets: the table and each index, for reads and for writes.
+  scaled = local.provisioned ? merge([
+    for resource in concat(["table/${var.name}"], [for i in local.indexes : "table/${var.name}/index/${i}"]) : {
+      for unit in ["Read", "Write"] : "${resource}:${unit}" => {
+        resource_id = resource
+        dimension   = "dynamodb:${strcontains(resource, "/index/") ? "index" : "table"}:${unit}CapacityUnits"
+        metric      = "DynamoDB${unit}CapacityUtilization"
+        min         = unit == "Read" ? var.capacity.read_min : var.capacity.write_min
+        max         = unit == "Read" ? var.capacity.read_max : var.capacity.write_max
+      }
+    }
+  ]...) : {}
+}
+
 resource "aws_dynamodb_table" "this" {
   name                        = var.name
-  billing_mode                = "PAY_PER_REQUEST"
+  billing_mode                = var.billing_mode
+  read_capacity               = local.provisioned ? var.capacity.read_min : null
+  write_capacity              = local.provisioned ? var.capacity.write_min : null
   hash_key                    = "pk"
   range_key                   = "sk"
   deletion_protection_enabled = var.deletion_protection
@@ -17,18 +41,24 @@ resource "aws_dynamodb_table" "this" {
 
   # A conversation's connections.
   global_secondary_index {
-    name            = "GSI1"
-    hash_key        = "gsi1pk"
-    range_key       = "gsi1sk"
-    projection_type = "ALL"
+    name               = "GSI1"
+    hash_key           = "gsi1pk"
+    range_key          = "gsi1sk"
+    projection_type    = "INCLUDE"
+    non_key_attributes = local.index_attributes
+    read_capacity      = local.provisioned ? var.capacity.read_min : null
+    write_capacity     = local.provisioned ? var.capacity.write_min : null
   }
 
   # A user's connections (sparse: records without a user have no gsi2pk).
   global_secondary_index {
-    name            = "GSI2"
-    hash_key        = "gsi2pk"
-    range_key       = "gsi2sk"
-    projection_type = "ALL"
+    name               = "GSI2"
+    hash_key           = "gsi2pk"
+    range_key          = "gsi2sk"
+    projection_type    = "INCLUDE"
+    non_key_attributes = local.index_attributes
+    read_capacity      = local.provisioned ? var.capacity.read_min : null
+    write_capacity     = local.provisioned ? var.capacity.write_min : null
   }
 
   ttl {
@@ -45,4 +75,42 @@ resource "aws_dynamodb_table" "this" {
   }
 
   tags = var.tags
+
+  # Auto scaling moves the table's capacity; a plan must not pull it back to the minimum. (An
+  # index's capacity sits inside global_secondary_index, which cannot be ignored without also
+  # hiding key or projection changes: an apply resets it to the minimum and auto scaling raises
+  # it again within minutes.)
+  lifecycle {
+    ignore_changes = [read_capacity, write_capacity]
+  }
+}
+
+resource "aws_appautoscaling_target" "this" {
+  for_each = local.scaled
+
+  service_namespace  = "dynamodb"
+  resource_id        = each.value.resource_id
+  scalable_dimension = each.value.dimension
+  min_capacity       = each.value.min
+  max_capacity       = each.value.max
+  tags               = var.tags
+
+  depends_on = [aws_dynamodb_table.this]
+}
+
+resource "aws_appautoscaling_policy" "this" {
+  for_each = local.scaled
+
+  name               = "${var.name}-${replace(each.key, "/[^A-Za-z0-9-]/", "-")}"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.this[each.key].service_namespace
+  resource_id        = aws_appautoscaling_target.this[each.key].resource_id
+  scalable_dimension = aws_appautoscaling_target.this[each.key].scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value = var.capacity.target_utilization_percent
+    predefined_metric_specification {
+      predefined_metric_type = each.value.metric
+    }
+  }
 }

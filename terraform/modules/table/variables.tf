@@ -19,6 +19,41 @@ variable "point_in_time_recovery" {
   default     = true
 }
 
+variable "billing_mode" {
+  description = "PAY_PER_REQUEST (on demand: while developing, or for spiky traffic) or PROVISIONED (once traffic settles; needs capacity)."
+  type        = string
+  default     = "PAY_PER_REQUEST"
+  validation {
+    condition     = contains(["PAY_PER_REQUEST", "PROVISIONED"], var.billing_mode)
+    error_message = "billing_mode must be PAY_PER_REQUEST or PROVISIONED."
+  }
+}
+
+variable "capacity" {
+  description = "With PROVISIONED: auto scaling bounds for the table and each index (reads and writes), and the utilization it keeps."
+  type = object({
+    read_min                   = number
+    read_max                   = number
+    write_min                  = number
+    write_max                  = number
+    target_utilization_percent = optional(number, 70)
+  })
+  default = null
+  validation {
+    condition = var.capacity == null || try(
+      var.capacity.read_min >= 1 && var.capacity.write_min >= 1 &&
+      var.capacity.read_min <= var.capacity.read_max && var.capacity.write_min <= var.capacity.write_max &&
+      var.capacity.target_utilization_percent >= 20 && var.capacity.target_utilization_percent <= 90,
+      false
+    )
+    error_message = "capacity needs 1 <= read_min <= read_max, 1 <= write_min <= write_max, and target_utilization_percent from 20 to 90."
+  }
+  validation {
+    condition     = (var.billing_mode == "PROVISIONED") == (var.capacity != null)
+    error_message = "PROVISIONED needs capacity (the auto scaling bounds); PAY_PER_REQUEST takes none."
+  }
+}
+
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)

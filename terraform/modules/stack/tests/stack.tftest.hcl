@@ -135,6 +135,49 @@ run "without_an_authorizer_connect_is_open_and_no_authorizer_is_deployed" {
   }
 }
 
+run "a_per_user_limit_gives_connect_query_on_gsi2_only" {
+  command = apply
+  variables {
+    max_connections_per_user = 3
+    client_info              = "anonymized"
+  }
+
+  assert {
+    condition = jsonencode([for s in jsondecode(output.functions.ConnectFunction.policy_json).Statement : s.Resource if contains(s.Action, "dynamodb:Query")]) == jsonencode([[
+      "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI2"
+    ]])
+    error_message = "With a limit, ConnectFunction may Query GSI2 and nothing else."
+  }
+
+  assert {
+    condition     = output.environment.ConnectFunction.MAX_CONNECTIONS_PER_USER == "3" && output.environment.ConnectFunction.CLIENT_INFO == "anonymized"
+    error_message = "ConnectFunction gets MAX_CONNECTIONS_PER_USER and CLIENT_INFO."
+  }
+}
+
+run "without_a_limit_connect_never_queries_and_stores_full_client_info" {
+  command = apply
+
+  assert {
+    condition     = length([for s in jsondecode(output.functions.ConnectFunction.policy_json).Statement : s if contains(s.Action, "dynamodb:Query")]) == 0
+    error_message = "Without a limit, ConnectFunction has no Query."
+  }
+
+  assert {
+    condition     = !contains(keys(output.environment.ConnectFunction), "MAX_CONNECTIONS_PER_USER") && output.environment.ConnectFunction.CLIENT_INFO == "full"
+    error_message = "No limit by default; CLIENT_INFO defaults to full."
+  }
+}
+
+run "a_bad_client_info_or_connection_limit_is_refused" {
+  command = plan
+  variables {
+    client_info              = "partial"
+    max_connections_per_user = 0
+  }
+  expect_failures = [var.client_info, var.max_connections_per_user]
+}
+
 run "the_edge_puts_cloudfront_in_front_and_gives_connect_the_secret" {
   command = apply
 

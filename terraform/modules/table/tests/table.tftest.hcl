@@ -16,10 +16,20 @@ run "the_schema_is_design_section_2" {
 
   assert {
     condition = jsonencode({ for g in aws_dynamodb_table.this.global_secondary_index : g.name => [g.hash_key, g.range_key, g.projection_type] }) == jsonencode({
-      GSI1 = ["gsi1pk", "gsi1sk", "ALL"]
-      GSI2 = ["gsi2pk", "gsi2sk", "ALL"]
+      GSI1 = ["gsi1pk", "gsi1sk", "INCLUDE"]
+      GSI2 = ["gsi2pk", "gsi2sk", "INCLUDE"]
     })
     error_message = "GSI1 (conversation) and GSI2 (user) must be keyed as in shared/src/record.rs."
+  }
+
+  assert {
+    condition     = alltrue([for g in aws_dynamodb_table.this.global_secondary_index : toset(g.non_key_attributes) == toset(["connectionId", "status"])])
+    error_message = "Each index projects only what the fan-out reads: connectionId and status."
+  }
+
+  assert {
+    condition     = length(aws_appautoscaling_target.this) == 0
+    error_message = "On demand has no auto scaling."
   }
 
   assert {
@@ -59,4 +69,70 @@ run "a_bad_table_name_is_refused" {
   }
 
   expect_failures = [var.name]
+}
+
+run "provisioned_scales_the_table_and_both_indexes" {
+  command = plan
+
+  variables {
+    billing_mode = "PROVISIONED"
+    capacity     = { read_min = 5, read_max = 100, write_min = 5, write_max = 50 }
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.this.billing_mode == "PROVISIONED" && aws_dynamodb_table.this.read_capacity == 5 && aws_dynamodb_table.this.write_capacity == 5
+    error_message = "The table starts at the minimum capacity."
+  }
+
+  assert {
+    condition     = alltrue([for g in aws_dynamodb_table.this.global_secondary_index : g.read_capacity == 5 && g.write_capacity == 5])
+    error_message = "Each index starts at the minimum capacity."
+  }
+
+  assert {
+    condition = toset([for t in aws_appautoscaling_target.this : "${t.resource_id} ${t.scalable_dimension} ${t.min_capacity}-${t.max_capacity}"]) == toset([
+      "table/ws-connection-test-connections dynamodb:table:ReadCapacityUnits 5-100",
+      "table/ws-connection-test-connections dynamodb:table:WriteCapacityUnits 5-50",
+      "table/ws-connection-test-connections/index/GSI1 dynamodb:index:ReadCapacityUnits 5-100",
+      "table/ws-connection-test-connections/index/GSI1 dynamodb:index:WriteCapacityUnits 5-50",
+      "table/ws-connection-test-connections/index/GSI2 dynamodb:index:ReadCapacityUnits 5-100",
+      "table/ws-connection-test-connections/index/GSI2 dynamodb:index:WriteCapacityUnits 5-50",
+    ])
+    error_message = "Reads and writes of the table and both indexes scale within the bounds."
+  }
+
+  assert {
+    condition     = alltrue([for p in aws_appautoscaling_policy.this : p.policy_type == "TargetTrackingScaling" && one(p.target_tracking_scaling_policy_configuration).target_value == 70])
+    error_message = "Target tracking at 70 % utilization by default."
+  }
+
+  assert {
+    condition     = toset([for k, p in aws_appautoscaling_policy.this : one(one(p.target_tracking_scaling_policy_configuration).predefined_metric_specification).predefined_metric_type]) == toset(["DynamoDBReadCapacityUtilization", "DynamoDBWriteCapacityUtilization"])
+    error_message = "Reads track read utilization, writes write utilization."
+  }
+}
+
+run "provisioned_without_capacity_is_refused" {
+  command = plan
+  variables {
+    billing_mode = "PROVISIONED"
+  }
+  expect_failures = [var.capacity]
+}
+
+run "inverted_or_zero_capacity_is_refused" {
+  command = plan
+  variables {
+    billing_mode = "PROVISIONED"
+    capacity     = { read_min = 10, read_max = 5, write_min = 0, write_max = 5 }
+  }
+  expect_failures = [var.capacity]
+}
+
+run "an_unknown_billing_mode_is_refused" {
+  command = plan
+  variables {
+    billing_mode = "ON_DEMAND"
+  }
+  expect_failures = [var.billing_mode]
 }
