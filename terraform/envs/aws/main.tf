@@ -32,12 +32,16 @@ module "stack" {
     rate_limit_per_5min       = var.waf_rate_limit_per_5min
     rate_limit_per_token_5min = var.waf_rate_limit_per_token_5min
   } : null
-  origin_verify_secret   = var.origin_verify_secret
-  deletion_protection    = var.deletion_protection
-  throttling_rate_limit  = var.throttling_rate_limit
-  throttling_burst_limit = var.throttling_burst_limit
-  log_retention_days     = var.log_retention_days
-  alarm_topic_arn        = var.alarm_topic_arn
-  tracing                = var.tracing
-  tags                   = { environment = var.environment }
+  origin_verify_secret     = var.origin_verify_secret
+  deletion_protection      = var.deletion_protection
+  table_billing_mode       = var.table_billing_mode
+  table_capacity           = var.table_capacity
+  client_info              = var.client_info
+  max_connections_per_user = var.max_connections_per_user
+  throttling_rate_limit    = var.throttling_rate_limit
+  throttling_burst_limit   = var.throttling_burst_limit
+  log_retention_days       = var.log_retention_days
+  alarm_topic_arn          = var.alarm_topic_arn
+  tracing                  = var.tracing
+  tags                     = { environment = var.environment }
 }

@@ -54,6 +54,36 @@ variable "waf_rate_limit_per_token_5min" {
   default     = 300
 }
 
+variable "table_billing_mode" {
+  description = "PAY_PER_REQUEST (default) or PROVISIONED with table_capacity."
+  type        = string
+  default     = "PAY_PER_REQUEST"
+}
+
+variable "table_capacity" {
+  description = "With PROVISIONED: auto scaling bounds for the table and both indexes."
+  type = object({
+    read_min                   = number
+    read_max                   = number
+    write_min                  = number
+    write_max                  = number
+    target_utilization_percent = optional(number, 70)
+  })
+  default = null
+}
+
+variable "client_info" {
+  description = "full, anonymized or none: how much of the client's IP and user agent is stored."
+  type        = string
+  default     = "full"
+}
+
+variable "max_connections_per_user" {
+  description = "CONNECTED connections one user may hold (429 past it); null: no limit."
+  type        = number
+  default     = null
+}
+
 variable "deletion_protection" {
   description = "Protect the table from deletion."
   type        = bool

@@ -8,7 +8,7 @@ terraform {
 }
 
 locals {
-  services = ["apigateway", "apigatewayv2", "cloudfront", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "sfn", "sns", "sts", "wafv2"]
+  services = ["apigateway", "apigatewayv2", "applicationautoscaling", "cloudfront", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "sfn", "sns", "sts", "wafv2"]
 }
 
 provider "aws" {
@@ -20,18 +20,19 @@ provider "aws" {
   skip_region_validation      = true
 
   endpoints {
-    apigateway   = var.aws_endpoint
-    apigatewayv2 = var.aws_endpoint
-    cloudfront   = var.aws_endpoint
-    cloudwatch   = var.aws_endpoint
-    dynamodb     = var.aws_endpoint
-    iam          = var.aws_endpoint
-    lambda       = var.aws_endpoint
-    logs         = var.aws_endpoint
-    sfn          = coalesce(var.sfn_endpoint, var.aws_endpoint)
-    sns          = var.aws_endpoint
-    sts          = var.aws_endpoint
-    wafv2        = var.aws_endpoint
+    apigateway     = var.aws_endpoint
+    apigatewayv2   = var.aws_endpoint
+    appautoscaling = var.aws_endpoint
+    cloudfront     = var.aws_endpoint
+    cloudwatch     = var.aws_endpoint
+    dynamodb       = var.aws_endpoint
+    iam            = var.aws_endpoint
+    lambda         = var.aws_endpoint
+    logs           = var.aws_endpoint
+    sfn            = coalesce(var.sfn_endpoint, var.aws_endpoint)
+    sns            = var.aws_endpoint
+    sts            = var.aws_endpoint
+    wafv2          = var.aws_endpoint
   }
 }
 
@@ -66,4 +67,9 @@ module "stack" {
   # The sample fan-out state machine (modules/fanout): on in the apply test, through
   # scripts/sfn_shim.py (see variables.tf for why).
   fanout_state_machine = var.fanout_state_machine
+
+  client_info              = var.client_info
+  max_connections_per_user = var.max_connections_per_user
+  table_billing_mode       = var.table_billing_mode
+  table_capacity           = var.table_capacity
 }

@@ -37,3 +37,8 @@ output "fanout_state_machine_policy_json" {
   description = "The state machine role's only policy."
   value       = module.stack.fanout_state_machine_policy_json
 }
+
+output "dashboard_name" {
+  description = "The stack's CloudWatch dashboard."
+  value       = try(module.stack.dashboard.name, null)
+}

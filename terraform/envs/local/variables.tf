@@ -46,3 +46,33 @@ variable "sfn_endpoint" {
     error_message = "sfn_endpoint must be an http:// URL on loopback: this root never talks to real AWS."
   }
 }
+
+variable "client_info" {
+  description = "full, anonymized or none (see modules/stack)."
+  type        = string
+  default     = "full"
+}
+
+variable "max_connections_per_user" {
+  description = "Per-user connection limit; null: none (see modules/stack)."
+  type        = number
+  default     = null
+}
+
+variable "table_billing_mode" {
+  description = "PAY_PER_REQUEST or PROVISIONED (see modules/table)."
+  type        = string
+  default     = "PAY_PER_REQUEST"
+}
+
+variable "table_capacity" {
+  description = "Auto scaling bounds with PROVISIONED (see modules/table)."
+  type = object({
+    read_min                   = number
+    read_max                   = number
+    write_min                  = number
+    write_max                  = number
+    target_utilization_percent = optional(number, 70)
+  })
+  default = null
+}

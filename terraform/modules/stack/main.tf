@@ -129,6 +129,28 @@ module "responder" {
   tags               = local.tags
 }
 
+data "aws_region" "current" {}
+
+locals {
+  deployed = merge({ for k, f in module.route_function : k => f }, { WebSocketResponder = module.responder })
+}
+
+module "dashboard" {
+  source = "../dashboard"
+  count  = var.dashboard ? 1 : 0
+
+  name              = var.name_prefix
+  region            = data.aws_region.current.name
+  metrics_namespace = local.environment["ConnectFunction"].METRICS_NAMESPACE
+  emf_metrics       = { for name in keys(local.deployed) : local.functions[name].svc => local.functions[name].metrics }
+  api_id            = module.api.api_id
+  stage_name        = module.api.stage_name
+  functions         = { for name, f in local.deployed : name => f.function_name }
+  log_groups        = [for name in sort(keys(local.deployed)) : local.deployed[name].log_group_name]
+  table_name        = module.table.name
+  tags              = local.tags
+}
+
 module "fanout_state_machine" {
   source = "../fanout"
   count  = var.fanout_state_machine ? 1 : 0

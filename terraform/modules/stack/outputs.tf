@@ -66,3 +66,8 @@ output "fanout_state_machine_policy_json" {
   description = "The state machine role's only policy (null unless fanout_state_machine)."
   value       = length(module.fanout_state_machine) == 0 ? null : module.fanout_state_machine[0].policy_json
 }
+
+output "dashboard" {
+  description = "The dashboard's name and body (null without one)."
+  value       = var.dashboard ? { name = module.dashboard[0].name, body = module.dashboard[0].body } : null
+}

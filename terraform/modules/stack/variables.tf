@@ -87,6 +87,12 @@ variable "table_capacity" {
   default = null
 }
 
+variable "dashboard" {
+  description = "A CloudWatch dashboard for the stack (EMF counters, API Gateway, Lambda, DynamoDB)."
+  type        = bool
+  default     = true
+}
+
 variable "client_info" {
   description = "How much of the client's IP and user agent ConnectFunction stores: full, anonymized (IPv4 /24, IPv6 /48, user agent as product names) or none."
   type        = string

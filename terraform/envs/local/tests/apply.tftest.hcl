@@ -4,8 +4,24 @@
 run "apply_the_whole_stack" {
   command = apply
 
+  # Everything optional on: the state machine, a per-user limit, anonymized client data,
+  # provisioned capacity with auto scaling, and (by default) the dashboard.
   variables {
-    fanout_state_machine = true
+    fanout_state_machine     = true
+    client_info              = "anonymized"
+    max_connections_per_user = 5
+    table_billing_mode       = "PROVISIONED"
+    table_capacity           = { read_min = 5, read_max = 50, write_min = 5, write_max = 20 }
+  }
+
+  assert {
+    condition     = output.dashboard_name == "ws-connection-local"
+    error_message = "The dashboard is applied with the stack."
+  }
+
+  assert {
+    condition     = length([for s in jsondecode(output.functions.ConnectFunction.policy_json).Statement : s if contains(s.Action, "dynamodb:Query")]) == 1
+    error_message = "With a limit, ConnectFunction may Query (GSI2)."
   }
 
   assert {

@@ -178,6 +178,56 @@ run "a_bad_client_info_or_connection_limit_is_refused" {
   expect_failures = [var.client_info, var.max_connections_per_user]
 }
 
+run "the_dashboard_shows_every_counter_the_functions_emit" {
+  command = apply
+
+  # Each EMF line on the dashboard: [namespace, metric, "Service", svc].
+  assert {
+    condition = jsonencode({
+      for svc, lines in {
+        for line in flatten([for w in output.dashboard.body.widgets : [for m in try(w.properties.metrics, []) : { m = m }]]) : line.m[3] => line.m[1]... if line.m[0] == "ws-connection"
+      } : svc => sort(lines)
+      }) == jsonencode({
+      for f in jsondecode(file("../../../lambda.manifest.json")).functions : f.svc => sort(f.metrics)
+    })
+    error_message = "The dashboard's EMF widgets must name exactly the counters each function emits (the manifest's metrics, in the functions' namespace)."
+  }
+
+  assert {
+    condition = toset([for line in flatten([for w in output.dashboard.body.widgets : [for m in try(w.properties.metrics, []) : { m = m }]]) : line.m[1] if line.m[0] == "AWS/ApiGateway"]) == toset([
+      "ConnectCount", "MessageCount", "IntegrationError", "ClientError", "ExecutionError"
+    ])
+    error_message = "API Gateway's connects, messages and errors."
+  }
+
+  assert {
+    condition     = alltrue([for line in flatten([for w in output.dashboard.body.widgets : [for m in try(w.properties.metrics, []) : { m = m }]]) : line.m[3] == "abc123" && line.m[5] == "prod" if line.m[0] == "AWS/ApiGateway"])
+    error_message = "API Gateway metrics are this API's stage."
+  }
+
+  assert {
+    condition = toset([for line in flatten([for w in output.dashboard.body.widgets : [for m in try(w.properties.metrics, []) : { m = m }]]) : "${line.m[3]} ${line.m[4].stat}" if line.m[0] == "AWS/Lambda" && line.m[1] == "Duration"]) == toset(flatten([
+      for f in values(output.functions) : ["${f.function_name} p50", "${f.function_name} p99"]
+    ]))
+    error_message = "Duration p50 and p99 of every function."
+  }
+
+  assert {
+    condition     = toset([for line in flatten([for w in output.dashboard.body.widgets : [for m in try(w.properties.metrics, []) : { m = m }]]) : line.m[3] if line.m[0] == "AWS/Lambda" && line.m[1] == "Throttles"]) == toset([for f in values(output.functions) : f.function_name])
+    error_message = "Throttles of every function."
+  }
+
+  assert {
+    condition     = length([for w in output.dashboard.body.widgets : w if try(strcontains(w.properties.query, "@initDuration"), false)]) == 1
+    error_message = "Init durations from the REPORT lines."
+  }
+
+  assert {
+    condition     = length([for line in flatten([for w in output.dashboard.body.widgets : [for m in try(w.properties.metrics, []) : { m = m }]]) : line if line.m[0] == "AWS/DynamoDB" && contains(["ThrottledRequests", "ReadThrottleEvents", "WriteThrottleEvents"], line.m[1]) && line.m[3] == "ws-connection-test-connections"]) == 5
+    error_message = "DynamoDB throttling of the table."
+  }
+}
+
 run "the_edge_puts_cloudfront_in_front_and_gives_connect_the_secret" {
   command = apply
 
