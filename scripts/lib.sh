@@ -57,16 +57,16 @@ port_is_free() {
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
 }
 
-# start_sfn_shim: starts scripts/sfn_shim.py on a free loopback port in front of $MOTO_ENDPOINT
-# and sets SFN_ENDPOINT (moto lacks ValidateStateMachineDefinition, which the AWS provider calls
-# before creating a state machine; see the script).
-start_sfn_shim() {
+# start_moto_shim: starts scripts/moto_shim.py on a free loopback port in front of $MOTO_ENDPOINT
+# and sets SHIM_ENDPOINT (the Step Functions and Application Auto Scaling actions the AWS provider
+# calls and moto lacks; see the script).
+start_moto_shim() {
   local port
   port="$(free_port)"
-  python3 "$ROOT/scripts/sfn_shim.py" --port "$port" --upstream "$MOTO_ENDPOINT" >"$ROOT/target/sfn-shim-$port.log" 2>&1 &
+  python3 "$ROOT/scripts/moto_shim.py" --port "$port" --upstream "$MOTO_ENDPOINT" >"$ROOT/target/moto-shim-$port.log" 2>&1 &
   SERVER_PIDS+=("$!")
-  SFN_ENDPOINT="http://127.0.0.1:$port"
-  wait_http "$SFN_ENDPOINT/" 30 || die "the Step Functions shim did not start (see $ROOT/target/sfn-shim-$port.log)"
+  SHIM_ENDPOINT="http://127.0.0.1:$port"
+  wait_http "$SHIM_ENDPOINT/" 30 || die "the moto shim did not start (see $ROOT/target/moto-shim-$port.log)"
 }
 
 # start_moto [PORT]: starts moto's server on PORT (default: a free one) on loopback and sets

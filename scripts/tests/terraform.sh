@@ -34,14 +34,14 @@ done
 export MOTO_IAM_LOAD_MANAGED_POLICIES=true # the stack attaches AWS managed policies
 start_moto
 # The shim answers what moto lacks for Step Functions; its check of a definition must be real.
-step "sfn shim: broken definitions fail, a sound one passes" python3 -c '
-import sys; sys.path.insert(0, "../scripts"); import sfn_shim as s
+step "moto shim: broken state machine definitions fail, a sound one passes" python3 -c '
+import sys; sys.path.insert(0, "../scripts"); import moto_shim as s
 assert s.diagnostics("{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Pass\", \"Next\": \"B\"}}}")
 assert s.diagnostics("{\"StartAt\": \"B\", \"States\": {\"A\": {\"Type\": \"Succeed\"}}}")
 assert s.diagnostics("not json")
 assert not s.diagnostics("{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Succeed\"}}}")'
-start_sfn_shim
-step "test envs/local (apply to moto)" env TF_VAR_aws_endpoint="$MOTO_ENDPOINT" TF_VAR_sfn_endpoint="$SFN_ENDPOINT" \
+start_moto_shim
+step "test envs/local (apply to moto)" env TF_VAR_aws_endpoint="$MOTO_ENDPOINT" TF_VAR_shim_endpoint="$SHIM_ENDPOINT" \
   bash -c 'cd envs/local && terraform test -no-color'
 
 step checkov checkov --quiet --compact --framework terraform --config-file "$ROOT/terraform/.checkov.yaml" --directory .

@@ -22,14 +22,14 @@ provider "aws" {
   endpoints {
     apigateway     = var.aws_endpoint
     apigatewayv2   = var.aws_endpoint
-    appautoscaling = var.aws_endpoint
+    appautoscaling = coalesce(var.shim_endpoint, var.aws_endpoint)
     cloudfront     = var.aws_endpoint
     cloudwatch     = var.aws_endpoint
     dynamodb       = var.aws_endpoint
     iam            = var.aws_endpoint
     lambda         = var.aws_endpoint
     logs           = var.aws_endpoint
-    sfn            = coalesce(var.sfn_endpoint, var.aws_endpoint)
+    sfn            = coalesce(var.shim_endpoint, var.aws_endpoint)
     sns            = var.aws_endpoint
     sts            = var.aws_endpoint
     wafv2          = var.aws_endpoint
@@ -65,7 +65,7 @@ module "stack" {
   log_retention_days = 1
   log_level          = "DEBUG"
   # The sample fan-out state machine (modules/fanout): on in the apply test, through
-  # scripts/sfn_shim.py (see variables.tf for why).
+  # scripts/moto_shim.py (see variables.tf for why).
   fanout_state_machine = var.fanout_state_machine
 
   client_info              = var.client_info

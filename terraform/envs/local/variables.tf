@@ -32,18 +32,18 @@ variable "authorizer" {
 }
 
 variable "fanout_state_machine" {
-  description = "Apply the sample fan-out state machine too. The AWS provider validates its definition with Step Functions' ValidateStateMachineDefinition, which moto 5.2.5 lacks: set sfn_endpoint to scripts/sfn_shim.py in front of moto (the apply test does)."
+  description = "Apply the sample fan-out state machine too. The AWS provider validates its definition with Step Functions' ValidateStateMachineDefinition, which moto 5.2.5 lacks: set shim_endpoint to scripts/moto_shim.py in front of moto (the apply test does)."
   type        = bool
   default     = false
 }
 
-variable "sfn_endpoint" {
-  description = "Step Functions endpoint; null: aws_endpoint. The apply test points it at scripts/sfn_shim.py."
+variable "shim_endpoint" {
+  description = "Endpoint for Step Functions and Application Auto Scaling; null: aws_endpoint. The apply test points it at scripts/moto_shim.py, which answers the actions moto lacks."
   type        = string
   default     = null
   validation {
-    condition     = var.sfn_endpoint == null || can(regex("^http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?$", var.sfn_endpoint))
-    error_message = "sfn_endpoint must be an http:// URL on loopback: this root never talks to real AWS."
+    condition     = var.shim_endpoint == null || can(regex("^http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?$", var.shim_endpoint))
+    error_message = "shim_endpoint must be an http:// URL on loopback: this root never talks to real AWS."
   }
 }
 

@@ -93,7 +93,6 @@ resource "aws_appautoscaling_target" "this" {
   scalable_dimension = each.value.dimension
   min_capacity       = each.value.min
   max_capacity       = each.value.max
-  tags               = var.tags
 
   depends_on = [aws_dynamodb_table.this]
 }

@@ -1,4 +1,6 @@
-"""Step Functions in front of moto, for Terraform's apply test of terraform/envs/local.
+"""What moto lacks, in front of moto, for Terraform's apply test of terraform/envs/local.
+
+Step Functions:
 
 The AWS provider (>= 5.67) validates a state machine's definition with
 ValidateStateMachineDefinition before creating it, and lists its versions with
@@ -8,7 +10,10 @@ check that the definition is an Amazon States Language document whose StartAt an
 a state, the second with no versions (the module publishes none) — and forwards every other
 request to moto unchanged, so the state machine itself is created, read and deleted by moto.
 
-    python3 scripts/sfn_shim.py --port 5056 --upstream http://127.0.0.1:5055
+Application Auto Scaling: the provider reads a scalable target's tags with ListTagsForResource,
+which moto 5.2.5 lacks (the table module tags no target): answered with no tags.
+
+    python3 scripts/moto_shim.py --port 5056 --upstream http://127.0.0.1:5055
 """
 
 import argparse
@@ -21,6 +26,7 @@ VALIDATE = "AWSStepFunctions.ValidateStateMachineDefinition"
 # The provider also lists a state machine's published versions when it reads one; ours publishes
 # none, and moto 5.2.5 lacks this action too.
 LIST_VERSIONS = "AWSStepFunctions.ListStateMachineVersions"
+SCALING_TAGS = "AnyScaleFrontendService.ListTagsForResource"
 
 
 def diagnostics(definition: str) -> list:
@@ -56,6 +62,9 @@ class Shim(BaseHTTPRequestHandler):
         if self.headers.get("X-Amz-Target") == LIST_VERSIONS:
             self.answer(200, {"stateMachineVersions": []})
             return
+        if self.headers.get("X-Amz-Target") == SCALING_TAGS:
+            self.answer(200, {"Tags": {}})
+            return
         connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
         connection.request("POST", self.path, body, headers)
@@ -70,7 +79,7 @@ class Shim(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:  # noqa: N802 — readiness probe
-        self.answer(200, {"shim": "sfn", "upstream": self.upstream.geturl()})
+        self.answer(200, {"shim": "moto", "upstream": self.upstream.geturl()})
 
     def answer(self, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()
