@@ -4,6 +4,7 @@
 //! manifest declares for the variables the code reads.
 
 use serde_json::Value;
+use ws_shared::metrics::Metric as _;
 
 fn manifest() -> Value {
     serde_json::from_str(include_str!("../../lambda.manifest.json")).expect("lambda.manifest.json is JSON")
@@ -25,11 +26,11 @@ fn strings(value: &Value) -> Vec<&str> {
 
 #[test]
 fn each_function_has_the_svc_and_metrics_its_crate_emits() {
-    let crates: [(&str, &str, &[&str]); 4] = [
-        ("ConnectFunction", ws_connect::SVC, ws_connect::METRICS),
-        ("disconnectWS", ws_disconnect::SVC, ws_disconnect::METRICS),
-        ("WebSocketResponder", ws_responder::SVC, ws_responder::METRICS),
-        ("ConnectAuthorizer", ws_authorizer::SVC, ws_authorizer::METRICS),
+    let crates = [
+        ("ConnectFunction", ws_connect::SVC, ws_connect::Metric::names()),
+        ("disconnectWS", ws_disconnect::SVC, ws_disconnect::Metric::names()),
+        ("WebSocketResponder", ws_responder::SVC, ws_responder::Metric::names()),
+        ("ConnectAuthorizer", ws_authorizer::SVC, ws_authorizer::Metric::names()),
     ];
     assert_eq!(manifest()["functions"].as_array().unwrap().len(), crates.len(), "a function without a crate here");
     for (name, svc, metrics) in crates {

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::id::{ConnectionId, IdError};
 use crate::log::error_chain;
-use crate::metrics::Counters;
+use crate::metrics::{Counters, Metric};
 
 /// Prefix of a `Sec-WebSocket-Protocol` entry that carries a bearer token
 /// (`bearer.<jwt>`) rather than naming a protocol. Browsers cannot set `Authorization` on a
@@ -114,14 +114,14 @@ impl WsResponse {
 /// The response to a route invocation that failed with `status`: a 5xx counts `Errors` and logs
 /// the whole error chain at ERROR, a 4xx logs the reason at WARN; the client sees only the
 /// status's reason phrase. `route` names the route in the log message (`connect failed`).
-pub fn failure(
+pub fn failure<M: Metric>(
     route: &str,
     status: u16,
     error: &(dyn std::error::Error + 'static),
-    counters: &mut Counters<'_>,
+    counters: &mut Counters<'_, M>,
 ) -> WsResponse {
     if status >= 500 {
-        counters.incr("Errors");
+        counters.incr(M::ERRORS);
         tracing::error!(status, error = error_chain(error), "{route} failed");
     } else {
         tracing::warn!(status, reason = error_chain(error), "{route} refused");

@@ -1,4 +1,5 @@
-//! Per-process invocation facts.
+//! How every handler runs one invocation: its span (`requestId`, `coldStart`), its counters and
+//! EMF line, and a panic turned into a generic failure ([`Invocations::run`]).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -6,7 +7,56 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::FutureExt as _;
 
+use tracing::Instrument as _;
 use tracing::field::Empty;
+
+use crate::clock::Clock;
+use crate::metrics::{Counters, Metric, Metrics};
+
+/// The per-process state of a handler's invocations: where its counters go and whether the
+/// next invocation is the process's first.
+#[derive(Debug)]
+pub struct Invocations<M: Metric> {
+    metrics: Metrics<M>,
+    cold_start: ColdStart,
+}
+
+impl<M: Metric> Invocations<M> {
+    pub fn new(metrics: Metrics<M>) -> Self {
+        Self { metrics, cold_start: ColdStart::new() }
+    }
+
+    /// Where the counters go: for counters of concurrent tasks, merged into the invocation's.
+    pub fn metrics(&self) -> &Metrics<M> {
+        &self.metrics
+    }
+
+    /// Runs `work` as one invocation: in its span, with fresh counters that are written as one
+    /// EMF line at the end whatever happened. A panic in `work` is logged with the invocation's
+    /// fields, counted as [`Metric::ERRORS`], and answered with `on_panic()`.
+    pub async fn run<T>(
+        &self,
+        request_id: &str,
+        clock: &dyn Clock,
+        work: impl AsyncFnOnce(&mut Counters<'_, M>) -> T,
+        on_panic: impl FnOnce() -> T,
+    ) -> T {
+        let span = span(request_id, &self.cold_start);
+        async {
+            let mut counters = self.metrics.start();
+            let outcome = if let Some(outcome) = guarded(work(&mut counters)).await {
+                outcome
+            } else {
+                counters.incr(M::ERRORS);
+                on_panic()
+            };
+            counters.emit(clock.now(), request_id);
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+}
 
 /// True for the first invocation a process serves (the `coldStart` log field).
 #[derive(Debug)]

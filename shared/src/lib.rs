@@ -14,7 +14,8 @@
 //! - [`apigw`]: API Gateway WebSocket events in, proxy responses out.
 //! - [`aws`]: the SDK's HTTP client and config, loaded once per process.
 //! - [`url`]: the one rule for URLs we call (https, or http on loopback only).
-//! - [`invocation`]: per-invocation context (cold start).
+//! - [`invocation`]: how every handler runs one invocation (span, counters, panic guard).
+//! - [`serve`]: the one entry point that runs a handler under the Lambda runtime.
 //! - `testing` (feature `testing`): fixed clock and ids, captured output, moto helpers.
 
 pub mod apigw;
@@ -31,6 +32,7 @@ pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod record;
+pub mod serve;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

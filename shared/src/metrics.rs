@@ -11,65 +11,99 @@ use serde_json::{Map, Value, json};
 
 use crate::output::LineSink;
 
-/// A service's metric definitions and where its lines go.
-#[derive(Clone)]
-pub struct Metrics {
-    namespace: String,
-    service: &'static str,
-    names: &'static [&'static str],
-    sink: Arc<dyn LineSink>,
+/// One service's counters, as an enum: a name that is not a variant does not compile.
+///
+/// ```
+/// ws_shared::metrics! {
+///     /// What the example emits.
+///     pub enum Metric { Sent = "Sent", Errors = "Errors" }
+/// }
+/// assert_eq!(<Metric as ws_shared::metrics::Metric>::names(), ["Sent", "Errors"]);
+/// ```
+pub trait Metric: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// Every counter, in the order the EMF line lists them.
+    const ALL: &'static [Self];
+    /// The counter the shared invocation code raises on a failure (a 5xx, a panic).
+    const ERRORS: Self;
+    /// The name CloudWatch shows.
+    fn name(self) -> &'static str;
+
+    /// Every counter's name, in [`Metric::ALL`]'s order (the manifest lists the same).
+    fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|m| m.name()).collect()
+    }
 }
 
-impl std::fmt::Debug for Metrics {
+/// Declares a service's [`Metric`] enum: each variant with the name CloudWatch shows. One
+/// variant must be `Errors`.
+#[macro_export]
+macro_rules! metrics {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name { $($variant),+ }
+
+        impl $crate::metrics::Metric for $name {
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+            const ERRORS: Self = Self::Errors;
+            fn name(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+    };
+}
+
+/// A service's metric definitions and where its lines go.
+#[derive(Clone)]
+pub struct Metrics<M> {
+    namespace: String,
+    service: &'static str,
+    sink: Arc<dyn LineSink>,
+    _metric: std::marker::PhantomData<M>,
+}
+
+impl<M: Metric> std::fmt::Debug for Metrics<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics")
             .field("namespace", &self.namespace)
             .field("service", &self.service)
-            .field("names", &self.names)
+            .field("names", &M::names())
             .finish_non_exhaustive()
     }
 }
 
-impl Metrics {
-    /// `service` is the `Service` dimension (`ws-connect`…); `names` the counters it emits.
-    pub fn new(
-        namespace: impl Into<String>,
-        service: &'static str,
-        names: &'static [&'static str],
-        sink: Arc<dyn LineSink>,
-    ) -> Self {
-        Self { namespace: namespace.into(), service, names, sink }
+impl<M: Metric> Metrics<M> {
+    /// `service` is the `Service` dimension (`ws-connect`…); `M` the counters it emits.
+    pub fn new(namespace: impl Into<String>, service: &'static str, sink: Arc<dyn LineSink>) -> Self {
+        Self { namespace: namespace.into(), service, sink, _metric: std::marker::PhantomData }
     }
 
     /// Fresh counters for one invocation, all at zero.
-    pub fn start(&self) -> Counters<'_> {
-        Counters { metrics: self, counts: vec![0; self.names.len()] }
+    pub fn start(&self) -> Counters<'_, M> {
+        Counters { metrics: self, counts: vec![0; M::ALL.len()] }
     }
 }
 
 /// One invocation's counters; [`Counters::emit`] writes them as one EMF line.
 #[derive(Debug)]
-pub struct Counters<'a> {
-    metrics: &'a Metrics,
+pub struct Counters<'a, M: Metric> {
+    metrics: &'a Metrics<M>,
     counts: Vec<u64>,
 }
 
-impl Counters<'_> {
-    /// Adds `n` to the counter `name`. A name the service did not declare is a bug, caught in
-    /// debug builds; release builds ignore it rather than fail a request over a metric.
-    pub fn add(&mut self, name: &str, n: u64) {
-        match self.metrics.names.iter().position(|&declared| declared == name) {
-            Some(index) => self.counts[index] += n,
-            None => debug_assert!(false, "metric {name} is not declared by {}", self.metrics.service),
-        }
+impl<M: Metric> Counters<'_, M> {
+    /// Adds `n` to `metric`.
+    pub fn add(&mut self, metric: M, n: u64) {
+        let index = M::ALL.iter().position(|&m| m == metric).expect("ALL lists every variant");
+        self.counts[index] += n;
     }
 
-    pub fn incr(&mut self, name: &str) {
-        self.add(name, 1);
+    pub fn incr(&mut self, metric: M) {
+        self.add(metric, 1);
     }
 
     /// Adds `other`'s counts (counters of the same service, e.g. one per concurrent task).
-    pub fn merge(&mut self, other: &Counters<'_>) {
+    pub fn merge(&mut self, other: &Counters<'_, M>) {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;
         }
@@ -78,8 +112,7 @@ impl Counters<'_> {
     /// The EMF document for these counters at `at`, with `request_id` as a (non-dimension)
     /// property so a metric can be traced to its log lines.
     pub fn to_emf(&self, at: DateTime<Utc>, request_id: &str) -> Value {
-        let definitions: Vec<Value> =
-            self.metrics.names.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
+        let definitions: Vec<Value> = M::ALL.iter().map(|m| json!({"Name": m.name(), "Unit": "Count"})).collect();
         let mut doc = Map::new();
         doc.insert(
             "_aws".into(),
@@ -93,8 +126,8 @@ impl Counters<'_> {
             }),
         );
         doc.insert("Service".into(), self.metrics.service.into());
-        for (name, count) in self.metrics.names.iter().zip(&self.counts) {
-            doc.insert((*name).into(), (*count).into());
+        for (metric, count) in M::ALL.iter().zip(&self.counts) {
+            doc.insert(metric.name().into(), (*count).into());
         }
         doc.insert("requestId".into(), request_id.into());
         Value::Object(doc)
@@ -123,10 +156,12 @@ mod tests {
     #[test]
     fn an_invocation_emits_every_declared_metric_zeros_included() {
         let lines = Arc::new(Lines::default());
-        let metrics =
-            Metrics::new("ws-connection", "ws-disconnect", &["Disconnected", "NotFound", "Errors"], lines.clone());
+        crate::metrics! {
+            enum Disconnect { Disconnected = "Disconnected", NotFound = "NotFound", Errors = "Errors" }
+        }
+        let metrics = Metrics::<Disconnect>::new("ws-connection", "ws-disconnect", lines.clone());
         let mut counters = metrics.start();
-        counters.incr("NotFound");
+        counters.incr(Disconnect::NotFound);
         counters.emit(crate::clock::from_epoch_millis(1_707_503_007_396).unwrap(), "req-1");
 
         let lines = lines.0.lock().unwrap();

@@ -24,22 +24,24 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::{Instrument, info, warn};
+use tracing::{info, warn};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{Common, ConfigError, Env};
 use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::id::UserId;
-use ws_shared::invocation::ColdStart;
+use ws_shared::invocation::Invocations;
 use ws_shared::log::error_chain;
-use ws_shared::metrics::Metrics;
+use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 
 use crate::jwks::{JwksSource, KeyCache, KeyError};
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-authorizer";
-/// The EMF counters this function emits.
-pub const METRICS: &[&str] = &["Allowed", "Denied", "Errors"];
+ws_shared::metrics! {
+    /// The EMF counters this function emits.
+    pub enum Metric { Allowed = "Allowed", Denied = "Denied", Errors = "Errors" }
+}
 
 pub const JWT_ISSUER: &str = "JWT_ISSUER";
 pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
@@ -298,8 +300,7 @@ pub struct Authorizer<S> {
     config: Config,
     keys: KeyCache<S>,
     clock: Arc<dyn Clock>,
-    metrics: Metrics,
-    cold_start: ColdStart,
+    invocations: Invocations<Metric>,
 }
 
 impl<S> std::fmt::Debug for Authorizer<S> {
@@ -315,47 +316,44 @@ impl<S: JwksSource> Authorizer<S> {
 
     /// A handler whose token times and JWKS rate limit read `clock` (tests).
     pub fn with_clock(config: Config, jwks: S, metrics_sink: Arc<dyn LineSink>, clock: Arc<dyn Clock>) -> Self {
-        let metrics = Metrics::new(config.common.metrics_namespace.clone(), SVC, METRICS, metrics_sink);
-        Self { config, keys: KeyCache::new(jwks, Arc::clone(&clock)), clock, metrics, cold_start: ColdStart::new() }
+        let invocations = Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink));
+        Self { config, keys: KeyCache::new(jwks, Arc::clone(&clock)), clock, invocations }
     }
 
     /// Decides one `$connect`. Always a policy: Allow with the user, or Deny.
     pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Policy {
         let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEFAULT_MARGIN);
-        let span = ws_shared::invocation::span(request_id, &self.cold_start);
-        async {
-            let mut counters = self.metrics.start();
-            let event: AuthorizerEvent = serde_json::from_value(event).unwrap_or_default();
+        let event: AuthorizerEvent = serde_json::from_value(event).unwrap_or_default();
+        let resource = event.method_arn.clone().unwrap_or_else(|| "*".to_owned());
+        let deny = || Policy::new(ANONYMOUS.to_owned(), "Deny", resource.clone(), BTreeMap::new());
+        let authorize = async |counters: &mut Counters<'_, Metric>| {
             if let Some(id) = event.request_context.as_ref().and_then(|c| c.connection_id.as_deref()) {
                 tracing::Span::current().record("connectionId", id);
             }
-            let policy = match &event.method_arn {
+            // A panic while deciding is a Deny like any other failure (counted Denied and Errors).
+            let decision = match &event.method_arn {
                 None => Err(Reason::MalformedEvent),
                 Some(_) => ws_shared::invocation::guarded(self.decide(&event, &deadline))
                     .await
                     .unwrap_or(Err(Reason::Internal)),
             };
-            let resource = event.method_arn.clone().unwrap_or_else(|| "*".to_owned());
-            let policy = match policy {
+            match decision {
                 Ok((user, context)) => {
-                    counters.incr("Allowed");
+                    counters.incr(Metric::Allowed);
                     info!(decision = "allow", userId = user.as_str(), "connect allowed");
-                    Policy::new(user.as_str().to_owned(), "Allow", resource, context)
+                    Policy::new(user.as_str().to_owned(), "Allow", resource.clone(), context)
                 }
                 Err(reason) => {
-                    counters.incr("Denied");
+                    counters.incr(Metric::Denied);
                     if matches!(reason, Reason::JwksUnavailable | Reason::MalformedEvent | Reason::Internal) {
-                        counters.incr("Errors");
+                        counters.incr(Metric::Errors);
                     }
                     warn!(decision = "deny", reason = reason.code(), "connect denied");
-                    Policy::new(ANONYMOUS.to_owned(), "Deny", resource, BTreeMap::new())
+                    deny()
                 }
-            };
-            counters.emit(self.clock.now(), request_id);
-            policy
-        }
-        .instrument(span)
-        .await
+            }
+        };
+        self.invocations.run(request_id, self.clock.as_ref(), authorize, deny).await
     }
 
     async fn decide(
@@ -447,5 +445,13 @@ impl<S: JwksSource> Authorizer<S> {
             return Err(Reason::NotYetValid);
         }
         serde_json::from_value(claims.claims).map_err(|_| Reason::MalformedToken)
+    }
+}
+
+impl<S: JwksSource> ws_shared::serve::Handler for Authorizer<S> {
+    type Answer = Policy;
+
+    async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Policy {
+        Self::handle(self, event, request_id, deadline_ms).await
     }
 }

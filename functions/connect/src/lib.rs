@@ -33,25 +33,28 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chrono::Duration;
 use serde_json::Value;
-use tracing::{Instrument, error, info, warn};
+use tracing::{error, info, warn};
 use ws_shared::apigw::{self, EventError, WsResponse};
 use ws_shared::clock::{Clock, IdSource, RandomIds, SystemClock, from_epoch_millis};
 use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::id::{ConversationId, IdError, UserId};
-use ws_shared::invocation::ColdStart;
+use ws_shared::invocation::Invocations;
 use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::{ConnectionRecord, Tombstone};
+use ws_shared::serve::Handler;
 use ws_shared::store::{Audience, ConnectionStore, Existing, PutOutcome, StoreError, keep_trying};
 
 pub use crate::client_info::{CLIENT_INFO, ClientInfo};
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-connect";
-/// The EMF counters this function emits.
-pub const METRICS: &[&str] = &["Connected", "Refused", "Errors"];
+ws_shared::metrics! {
+    /// The EMF counters this function emits.
+    pub enum Metric { Connected = "Connected", Refused = "Refused", Errors = "Errors" }
+}
 
 /// Query parameters that name the conversation, in order of preference.
 const CONVERSATION_PARAMS: [&str; 2] = ["correlationId", "conversationId"];
@@ -155,13 +158,15 @@ pub struct Connect<S> {
     max_per_user: Option<NonZeroU32>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
-    metrics: Metrics,
-    cold_start: ColdStart,
+    invocations: Invocations<Metric>,
 }
 
 impl<S> std::fmt::Debug for Connect<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connect").field("ttl", &self.ttl).field("metrics", &self.metrics).finish_non_exhaustive()
+        f.debug_struct("Connect")
+            .field("ttl", &self.ttl)
+            .field("invocations", &self.invocations)
+            .finish_non_exhaustive()
     }
 }
 
@@ -176,8 +181,7 @@ impl<S: ConnectionStore> Connect<S> {
             max_per_user: config.max_connections_per_user,
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
-            metrics: Metrics::new(config.common.metrics_namespace.clone(), SVC, METRICS, metrics_sink),
-            cold_start: ColdStart::new(),
+            invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),
         }
     }
 
@@ -198,34 +202,23 @@ impl<S: ConnectionStore> Connect<S> {
     /// one log line about it and one EMF line.
     pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> WsResponse {
         let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEFAULT_MARGIN);
-        let span = ws_shared::invocation::span(request_id, &self.cold_start);
-        async {
-            let mut counters = self.metrics.start();
-            let response = match ws_shared::invocation::guarded(self.connect(event, &deadline, &mut counters)).await {
-                Some(Ok(response)) => response,
-                Some(Err(err)) => {
-                    if let ConnectError::TooManyConnections(_) = err {
-                        counters.incr("Refused");
-                    }
-                    apigw::failure("connect", err.status(), &err, &mut counters)
+        let connect = async |counters: &mut Counters<'_, Metric>| match self.connect(event, &deadline, counters).await {
+            Ok(response) => response,
+            Err(err) => {
+                if let ConnectError::TooManyConnections(_) = err {
+                    counters.incr(Metric::Refused);
                 }
-                None => {
-                    counters.incr("Errors");
-                    WsResponse::status(500)
-                }
-            };
-            counters.emit(self.clock.now(), request_id);
-            response
-        }
-        .instrument(span)
-        .await
+                apigw::failure("connect", err.status(), &err, counters)
+            }
+        };
+        self.invocations.run(request_id, self.clock.as_ref(), connect, || WsResponse::status(500)).await
     }
 
     async fn connect(
         &self,
         event: Value,
         deadline: &Deadline,
-        counters: &mut Counters<'_>,
+        counters: &mut Counters<'_, Metric>,
     ) -> Result<WsResponse, ConnectError> {
         let event = apigw::parse_event(event)?;
         let connection_id = apigw::connection_id(&event)?;
@@ -266,7 +259,7 @@ impl<S: ConnectionStore> Connect<S> {
         let put_deadline = Deadline::after(deadline.budget() / 2);
         match self.store.put_connection(&record, &put_deadline).await {
             Ok(PutOutcome::Created) => {
-                counters.incr("Connected");
+                counters.incr(Metric::Connected);
                 info!(authenticated, "connection recorded");
             }
             Ok(PutOutcome::AlreadyExists(Existing::Connection)) => {
@@ -283,7 +276,7 @@ impl<S: ConnectionStore> Connect<S> {
                 if !self.resolve(&record, deadline).await {
                     return Err(err.into());
                 }
-                counters.incr("Connected");
+                counters.incr(Metric::Connected);
                 info!(authenticated, "connection recorded (the put had landed)");
             }
         }
@@ -392,5 +385,13 @@ fn scalar_string(value: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+impl<S: ConnectionStore> Handler for Connect<S> {
+    type Answer = WsResponse;
+
+    async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> WsResponse {
+        Self::handle(self, event, request_id, deadline_ms).await
     }
 }

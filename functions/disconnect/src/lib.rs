@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use serde_json::Value;
-use tracing::{Instrument, info};
+use tracing::info;
 use ws_shared::apigw::{self, EventError, WsResponse};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
-use ws_shared::invocation::ColdStart;
+use ws_shared::invocation::Invocations;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::Disconnection;
@@ -28,8 +28,10 @@ use ws_shared::store::{ConnectionStore, DisconnectOutcome, StoreError, keep_tryi
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-disconnect";
-/// The EMF counters this function emits.
-pub const METRICS: &[&str] = &["Disconnected", "NotFound", "Errors"];
+ws_shared::metrics! {
+    /// The EMF counters this function emits.
+    pub enum Metric { Disconnected = "Disconnected", NotFound = "NotFound", Errors = "Errors" }
+}
 
 /// What `disconnectWS` reads from its environment. `CONNECTION_TTL_MINUTES` (optional, as for
 /// `ConnectFunction`) sets how long a tombstone for an unknown connection is kept.
@@ -74,13 +76,15 @@ pub struct Disconnect<S> {
     store: S,
     ttl: Duration,
     clock: Arc<dyn Clock>,
-    metrics: Metrics,
-    cold_start: ColdStart,
+    invocations: Invocations<Metric>,
 }
 
 impl<S> std::fmt::Debug for Disconnect<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Disconnect").field("ttl", &self.ttl).field("metrics", &self.metrics).finish_non_exhaustive()
+        f.debug_struct("Disconnect")
+            .field("ttl", &self.ttl)
+            .field("invocations", &self.invocations)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,8 +95,7 @@ impl<S: ConnectionStore> Disconnect<S> {
             store,
             ttl: Duration::minutes(i64::from(config.ttl_minutes.get())),
             clock: Arc::new(SystemClock),
-            metrics: Metrics::new(config.common.metrics_namespace.clone(), SVC, METRICS, metrics_sink),
-            cold_start: ColdStart::new(),
+            invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),
         }
     }
 
@@ -107,30 +110,19 @@ impl<S: ConnectionStore> Disconnect<S> {
     /// line.
     pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> WsResponse {
         let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEFAULT_MARGIN);
-        let span = ws_shared::invocation::span(request_id, &self.cold_start);
-        async {
-            let mut counters = self.metrics.start();
-            let response = match ws_shared::invocation::guarded(self.disconnect(event, &deadline, &mut counters)).await
-            {
-                Some(Ok(())) => WsResponse::ok(),
-                Some(Err(err)) => apigw::failure("disconnect", err.status(), &err, &mut counters),
-                None => {
-                    counters.incr("Errors");
-                    WsResponse::status(500)
-                }
+        let disconnect =
+            async |counters: &mut Counters<'_, Metric>| match self.disconnect(event, &deadline, counters).await {
+                Ok(()) => WsResponse::ok(),
+                Err(err) => apigw::failure("disconnect", err.status(), &err, counters),
             };
-            counters.emit(self.clock.now(), request_id);
-            response
-        }
-        .instrument(span)
-        .await
+        self.invocations.run(request_id, self.clock.as_ref(), disconnect, || WsResponse::status(500)).await
     }
 
     async fn disconnect(
         &self,
         event: Value,
         deadline: &Deadline,
-        counters: &mut Counters<'_>,
+        counters: &mut Counters<'_, Metric>,
     ) -> Result<(), DisconnectError> {
         let event = apigw::parse_event(event)?;
         let connection_id = apigw::connection_id(&event)?;
@@ -147,11 +139,11 @@ impl<S: ConnectionStore> Disconnect<S> {
         };
         match self.mark(&disconnection, deadline).await? {
             DisconnectOutcome::Disconnected => {
-                counters.incr("Disconnected");
+                counters.incr(Metric::Disconnected);
                 info!(closeCode = disconnection.close_code, "connection marked disconnected");
             }
             DisconnectOutcome::NotFound => {
-                counters.incr("NotFound");
+                counters.incr(Metric::NotFound);
                 info!(closeCode = disconnection.close_code, "disconnect for an unknown connection; tombstone kept");
             }
         }
@@ -164,5 +156,13 @@ impl<S: ConnectionStore> Disconnect<S> {
     async fn mark(&self, disconnection: &Disconnection, deadline: &Deadline) -> Result<DisconnectOutcome, StoreError> {
         keep_trying(deadline, "recording the disconnect", || self.store.mark_disconnected(disconnection, deadline))
             .await
+    }
+}
+
+impl<S: ConnectionStore> ws_shared::serve::Handler for Disconnect<S> {
+    type Answer = WsResponse;
+
+    async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> WsResponse {
+        Self::handle(self, event, request_id, deadline_ms).await
     }
 }

@@ -3,26 +3,15 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
 use ws_disconnect::{Config, Disconnect, SVC};
-use ws_shared::config::process_env;
 use ws_shared::dynamo::DynamoStore;
 use ws_shared::log::fail_init;
-use ws_shared::output::Stdout;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let config = Config::from_env(&process_env).unwrap_or_else(|e| fail_init(SVC, &e));
+    let config = Config::from_env(&ws_shared::config::process_env).unwrap_or_else(|e| fail_init(SVC, &e));
     ws_shared::log::init(SVC, config.common.log_level);
     let sdk = ws_shared::aws::load_config().await;
     let store = DynamoStore::new(&aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
-    let handler = Disconnect::new(store, &config, Arc::new(Stdout));
-    let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, lambda_runtime::Error>(
-            handler.handle(event.payload, &event.context.request_id, event.context.deadline).await,
-        )
-    }))
-    .await
+    ws_shared::serve::serve(Disconnect::new(store, &config, Arc::new(ws_shared::output::Stdout))).await
 }

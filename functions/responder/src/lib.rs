@@ -37,12 +37,12 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
-use tracing::{Instrument, debug, error, info, warn};
+use tracing::{debug, error, info, warn};
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::id::ConnectionId;
-use ws_shared::invocation::ColdStart;
+use ws_shared::invocation::Invocations;
 use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
@@ -54,8 +54,10 @@ use crate::management::{PostError, Poster};
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-responder";
-/// The EMF counters this function emits.
-pub const METRICS: &[&str] = &["Posted", "Gone", "Errors"];
+ws_shared::metrics! {
+    /// The EMF counters this function emits (a fan-out adds up its posts).
+    pub enum Metric { Posted = "Posted", Gone = "Gone", Errors = "Errors" }
+}
 
 pub const WS_ENDPOINT: &str = "WS_ENDPOINT";
 pub const MARK_GONE: &str = "MARK_GONE";
@@ -164,8 +166,7 @@ pub struct Responder<P, S> {
     concurrency: usize,
     page_size: u32,
     clock: Arc<dyn Clock>,
-    metrics: Metrics,
-    cold_start: ColdStart,
+    invocations: Invocations<Metric>,
 }
 
 impl<P, S> std::fmt::Debug for Responder<P, S> {
@@ -196,8 +197,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             concurrency: config.fanout_concurrency.get() as usize,
             page_size: config.fanout_page_size.get(),
             clock: Arc::new(SystemClock),
-            metrics: Metrics::new(config.common.metrics_namespace.clone(), SVC, METRICS, metrics_sink),
-            cold_start: ColdStart::new(),
+            invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),
         }
     }
 
@@ -215,26 +215,18 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
     /// Lambda's `Context::deadline`); every call stops in time to return a result.
     pub async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Outcome {
         let deadline = Deadline::from_epoch_millis(deadline_ms, self.clock.now(), DEFAULT_MARGIN);
-        let span = ws_shared::invocation::span(request_id, &self.cold_start);
-        async {
-            let mut counters = self.metrics.start();
-            let outcome = ws_shared::invocation::guarded(self.respond(event, &deadline, &mut counters))
-                .await
-                .unwrap_or_else(|| {
-                    counters.incr("Errors");
-                    Outcome::refused(500, "the responder failed; see the function's logs")
-                });
+        let respond = async |counters: &mut Counters<'_, Metric>| {
+            let outcome = self.respond(event, &deadline, counters).await;
             if outcome.status_code == 400 || outcome.status_code == 413 {
                 warn!(status = outcome.status_code, reason = outcome.error.as_deref(), "request refused");
             }
-            counters.emit(self.clock.now(), request_id);
             outcome
-        }
-        .instrument(span)
-        .await
+        };
+        let failed = || Outcome::refused(500, "the responder failed; see the function's logs");
+        self.invocations.run(request_id, self.clock.as_ref(), respond, failed).await
     }
 
-    async fn respond(&self, event: Value, deadline: &Deadline, counters: &mut Counters<'_>) -> Outcome {
+    async fn respond(&self, event: Value, deadline: &Deadline, counters: &mut Counters<'_, Metric>) -> Outcome {
         let request = match Request::parse(event) {
             Ok(request) => request,
             Err(err) => return Outcome::refused(400, err),
@@ -290,7 +282,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         endpoint: &Endpoint,
         body: &[u8],
         deadline: &Deadline,
-        counters: &mut Counters<'_>,
+        counters: &mut Counters<'_, Metric>,
     ) -> Outcome {
         let Some(store) = &self.store else {
             return Outcome::refused(
@@ -324,7 +316,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                     source.next().await.map(|id| (id, source))
                 })
                 .map(|id| async move {
-                    let mut own = self.metrics.start();
+                    let mut own = self.invocations.metrics().start();
                     let started = Instant::now();
                     let delivery = self.deliver(endpoint, &id, body.to_vec(), deadline, true, &mut own).await;
                     source.slowest.fetch_max(duration_micros(started.elapsed()), Ordering::Relaxed);
@@ -358,7 +350,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         );
         if state.cut && counts.targets == 0 {
             // Not one post fit: a retry (with the cursor) is the caller's move, not another loop.
-            counters.incr("Errors");
+            counters.incr(Metric::Errors);
             error!("fan-out could not read the connections before the deadline");
             return Outcome::index_failed(
                 "the fan-out could not read the connections in time; retry with the cursor",
@@ -367,7 +359,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             );
         }
         if let Next::Failed(err) = &state.next {
-            counters.incr("Errors");
+            counters.incr(Metric::Errors);
             error!(error = error_chain(err), "fan-out could not read the connections");
             return Outcome::index_failed(
                 "the fan-out could not read the connections; see the function's logs",
@@ -387,16 +379,16 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         body: Vec<u8>,
         deadline: &Deadline,
         mark_gone: bool,
-        counters: &mut Counters<'_>,
+        counters: &mut Counters<'_, Metric>,
     ) -> Delivery {
         match self.poster.post(endpoint, id, body, deadline.budget()).await {
             Ok(()) => {
-                counters.incr("Posted");
+                counters.incr(Metric::Posted);
                 debug!(connectionId = id.as_str(), "posted");
                 Delivery::Posted
             }
             Err(PostError::Gone) => {
-                counters.incr("Gone");
+                counters.incr(Metric::Gone);
                 if mark_gone && let Some(store) = &self.store {
                     match store.mark_gone(id, self.clock.now(), deadline).await {
                         Ok(GoneOutcome::Marked) => debug!(connectionId = id.as_str(), "record marked GONE"),
@@ -404,7 +396,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                             debug!(connectionId = id.as_str(), "record already not CONNECTED; left as it was");
                         }
                         Err(err) => {
-                            counters.incr("Errors");
+                            counters.incr(Metric::Errors);
                             error!(
                                 connectionId = id.as_str(),
                                 error = error_chain(&err),
@@ -416,7 +408,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 Delivery::Gone
             }
             Err(err @ PostError::Failed(_)) => {
-                counters.incr("Errors");
+                counters.incr(Metric::Errors);
                 error!(connectionId = id.as_str(), error = error_chain(&err), "post failed");
                 Delivery::Failed
             }
@@ -501,5 +493,13 @@ impl<S: ConnectionStore> Source<'_, S> {
                 Err(err) => state.next = Next::Failed(err),
             }
         }
+    }
+}
+
+impl<P: Poster, S: ConnectionStore> ws_shared::serve::Handler for Responder<P, S> {
+    type Answer = Outcome;
+
+    async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Outcome {
+        Self::handle(self, event, request_id, deadline_ms).await
     }
 }
