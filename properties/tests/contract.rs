@@ -60,4 +60,9 @@ fn the_manifest_declares_what_connect_reads_with_the_code_defaults() {
     );
     assert!(env[ws_connect::MAX_CONNECTIONS_PER_USER].get("default").is_none(), "no limit unless set");
     assert_eq!(env["CONNECTION_TTL_MINUTES"]["default"], ws_shared::config::DEFAULT_TTL_MINUTES.to_string());
+    assert_eq!(
+        env[ws_connect::ORIGIN_VERIFY_SECRET]["min_length"].as_u64(),
+        Some(ws_connect::ORIGIN_SECRET_MIN_LEN as u64),
+        "one minimum origin-secret length: the code's is the manifest's, which the edge module validates with"
+    );
 }

@@ -15,6 +15,7 @@
 //! - [`aws`]: the SDK's HTTP client and config, loaded once per process.
 //! - [`url`]: the one rule for URLs we call (https, or http on loopback only).
 //! - [`invocation`]: how every handler runs one invocation (span, counters, panic guard).
+//! - [`secret`]: a secret from the environment, compared in constant time, printed redacted.
 //! - [`serve`]: the one entry point that runs a handler under the Lambda runtime.
 //! - `testing` (feature `testing`): fixed clock and ids, captured output, moto helpers.
 
@@ -32,6 +33,7 @@ pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod record;
+pub mod secret;
 pub mod serve;
 pub mod store;
 #[cfg(feature = "testing")]

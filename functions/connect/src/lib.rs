@@ -44,6 +44,7 @@ use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::{ConnectionRecord, Tombstone};
+use ws_shared::secret::Secret;
 use ws_shared::serve::Handler;
 use ws_shared::store::{Audience, ConnectionStore, Existing, PutOutcome, StoreError, keep_trying};
 
@@ -67,6 +68,9 @@ pub const MAX_CONNECTIONS_PER_USER: &str = "MAX_CONNECTIONS_PER_USER";
 const MAX_PER_USER_LIMIT: u32 = 10_000;
 /// Index entries read per page while counting a user's connections.
 const COUNT_PAGE: u32 = 1_000;
+/// The shortest [`ORIGIN_VERIFY_SECRET`] accepted (the manifest declares the same `min_length`,
+/// which the edge module's validation reads).
+pub const ORIGIN_SECRET_MIN_LEN: usize = 32;
 /// The header carrying the origin secret.
 pub const ORIGIN_HEADER: &str = "x-origin-verify";
 
@@ -79,7 +83,7 @@ pub struct Config {
     pub table: String,
     pub ttl_minutes: NonZeroU32,
     /// `ORIGIN_VERIFY_SECRET`, when the API sits behind CloudFront.
-    pub origin_secret: Option<String>,
+    pub origin_secret: Option<Secret>,
     /// `CLIENT_INFO`: how much of the IP and user agent is stored.
     pub client_info: ClientInfo,
     /// `MAX_CONNECTIONS_PER_USER`, when set.
@@ -93,14 +97,14 @@ impl Config {
             table: config::table_name(env)?,
             ttl_minutes: config::ttl_minutes(env)?,
             origin_secret: match env.var(ORIGIN_VERIFY_SECRET) {
-                Some(secret) if secret.len() < 16 => {
+                Some(secret) if secret.len() < ORIGIN_SECRET_MIN_LEN => {
                     return Err(ConfigError::Invalid {
                         name: ORIGIN_VERIFY_SECRET,
                         value: "<redacted>".to_owned(),
-                        hint: "use at least 16 random characters (e.g. openssl rand -hex 32), or leave it unset",
+                        hint: "use at least 32 random characters (e.g. openssl rand -hex 32), or leave it unset",
                     });
                 }
-                other => other,
+                other => other.map(Secret::new),
             },
             client_info: ClientInfo::from_env(env)?,
             max_connections_per_user: match env.var(MAX_CONNECTIONS_PER_USER) {
@@ -153,7 +157,7 @@ impl ConnectError {
 pub struct Connect<S> {
     store: S,
     ttl: Duration,
-    origin_secret: Option<String>,
+    origin_secret: Option<Secret>,
     client_info: ClientInfo,
     max_per_user: Option<NonZeroU32>,
     clock: Arc<dyn Clock>,
@@ -226,7 +230,7 @@ impl<S: ConnectionStore> Connect<S> {
         span.record("connectionId", connection_id.as_str());
         if let Some(secret) = &self.origin_secret {
             let offered = event.headers.get(ORIGIN_HEADER).map(aws_lambda_events::http::HeaderValue::as_bytes);
-            if !offered.is_some_and(|offered| constant_time_eq(offered, secret.as_bytes())) {
+            if !offered.is_some_and(|offered| secret.matches(offered)) {
                 return Err(ConnectError::NotThroughEdge);
             }
         }
@@ -371,11 +375,6 @@ fn conversation_of(event: &ApiGatewayWebsocketProxyRequest) -> Result<Option<Con
         Some(raw) => Ok(Some(ConversationId::parse(raw)?)),
         None => Ok(None),
     }
-}
-
-/// Compares without an early exit, so timing does not tell how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Authorizer context values arrive as JSON strings, numbers or booleans.

@@ -23,7 +23,7 @@ fn sample_event() -> Value {
     serde_json::from_str(include_str!("../../../events/connect.json")).expect("events/connect.json is JSON")
 }
 
-const ORIGIN_SECRET: &str = "edge-secret-0123456789abcdef";
+const ORIGIN_SECRET: &str = "edge-secret-0123456789abcdef0123456789";
 
 fn config_behind_the_edge(table: &str) -> Config {
     let vars =
@@ -375,7 +375,7 @@ async fn behind_the_edge_only_requests_with_the_origin_secret_connect() {
     let mut through_edge = sample_event();
     through_edge["headers"]["X-Origin-Verify"] = json!(ORIGIN_SECRET);
     let mut wrong = sample_event();
-    wrong["headers"]["X-Origin-Verify"] = json!("edge-secret-0123456789abcdeX");
+    wrong["headers"]["X-Origin-Verify"] = json!("edge-secret-0123456789abcdef012345678X");
     wrong["requestContext"]["connectionId"] = json!("wrong=");
 
     let around = serde_json::to_value(handler.handle(sample_event(), "r1", deadline_from_now(10_000)).await).unwrap();
@@ -387,6 +387,8 @@ async fn behind_the_edge_only_requests_with_the_origin_secret_connect() {
     assert_eq!(through["statusCode"], 200);
     assert_eq!(scan_all(&h.client, &h.table).await.len(), 1);
     assert!(!logs.raw().contains(ORIGIN_SECRET), "the secret leaked into the logs");
+    let printed = format!("{:?} {handler:?}", config_behind_the_edge(&h.table));
+    assert!(!printed.contains(ORIGIN_SECRET) && printed.contains("Secret(<redacted>)"), "{printed}");
     assert_eq!(
         logs.json()[0]["reason"],
         "the request did not come through the edge: x-origin-verify is missing or wrong"

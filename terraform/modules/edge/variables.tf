@@ -18,9 +18,14 @@ variable "origin_verify_secret" {
   type        = string
   sensitive   = true
   validation {
-    condition     = length(coalesce(var.origin_verify_secret, "")) >= 32
-    error_message = "origin_verify_secret must be at least 32 characters (e.g. openssl rand -hex 32)."
+    condition     = length(coalesce(var.origin_verify_secret, "")) >= var.origin_verify_secret_min_length
+    error_message = "origin_verify_secret is too short for ConnectFunction (see origin_verify_secret_min_length): use e.g. openssl rand -hex 32."
   }
+}
+
+variable "origin_verify_secret_min_length" {
+  description = "The shortest secret ConnectFunction accepts: the manifest's min_length for ORIGIN_VERIFY_SECRET (the stack passes it)."
+  type        = number
 }
 
 variable "rate_limit_per_5min" {

@@ -32,3 +32,9 @@ output "alarm_names" {
   description = "Alarm names by kind (errors, lambda-errors, throttles)."
   value       = { for k, a in aws_cloudwatch_metric_alarm.this : k => a.alarm_name }
 }
+
+output "environment" {
+  description = "The environment the deployed function has (sensitive: it may hold a secret)."
+  value       = aws_lambda_function.this.environment[0].variables
+  sensitive   = true
+}

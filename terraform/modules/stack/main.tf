@@ -169,15 +169,17 @@ module "edge" {
     aws.us_east_1 = aws.us_east_1
   }
 
-  name                      = var.name_prefix
-  origin_domain             = module.api.origin_domain
-  stage_name                = var.stage_name
-  origin_verify_secret      = var.origin_verify_secret
-  rate_limit_per_5min       = var.edge.rate_limit_per_5min
-  rate_limit_per_token_5min = var.edge.rate_limit_per_token_5min
-  acm_certificate_arn       = var.edge.acm_certificate_arn
-  aliases                   = var.edge.aliases
-  tags                      = local.tags
+  name                 = var.name_prefix
+  origin_domain        = module.api.origin_domain
+  stage_name           = var.stage_name
+  origin_verify_secret = var.origin_verify_secret
+  # One minimum, the manifest's, which ConnectFunction's own check equals (properties/tests/contract.rs).
+  origin_verify_secret_min_length = local.functions["ConnectFunction"].environment.ORIGIN_VERIFY_SECRET.min_length
+  rate_limit_per_5min             = var.edge.rate_limit_per_5min
+  rate_limit_per_token_5min       = var.edge.rate_limit_per_token_5min
+  acm_certificate_arn             = var.edge.acm_certificate_arn
+  aliases                         = var.edge.aliases
+  tags                            = local.tags
 }
 
 # Every function the manifest lists gets every variable it marks required, and a zip.

@@ -71,3 +71,9 @@ output "dashboard" {
   description = "The dashboard's name and body (null without one)."
   value       = var.dashboard ? { name = module.dashboard[0].name, body = module.dashboard[0].body } : null
 }
+
+output "deployed_environment" {
+  description = "Each function's environment as deployed, secrets included (sensitive; for tests and audits)."
+  value       = { for name, f in local.deployed : name => f.environment }
+  sensitive   = true
+}

@@ -12,6 +12,8 @@ variables {
   origin_domain        = "abc123.execute-api.us-east-1.amazonaws.com"
   stage_name           = "prod"
   origin_verify_secret = "0123456789abcdef0123456789abcdef"
+  # ConnectFunction's minimum (the manifest's min_length; the stack passes it).
+  origin_verify_secret_min_length = 32
 }
 
 run "waf_in_front_with_managed_rules_rate_limit_and_logging" {
@@ -45,6 +47,11 @@ run "waf_in_front_with_managed_rules_rate_limit_and_logging" {
   assert {
     condition     = one([for o in aws_cloudfront_distribution.this.origin : [for h in o.custom_header : h.name]])[0] == "X-Origin-Verify"
     error_message = "CloudFront must add the origin secret header."
+  }
+
+  assert {
+    condition     = one([for o in aws_cloudfront_distribution.this.origin : [for h in o.custom_header : h.value]])[0] == var.origin_verify_secret
+    error_message = "The header CloudFront adds must carry the secret."
   }
 
   assert {

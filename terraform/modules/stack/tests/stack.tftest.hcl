@@ -245,6 +245,16 @@ run "the_edge_puts_cloudfront_in_front_and_gives_connect_the_secret" {
     condition     = !contains(keys(output.environment.ConnectFunction), "ORIGIN_VERIFY_SECRET")
     error_message = "The secret must not appear in outputs."
   }
+
+  assert {
+    condition     = output.deployed_environment.ConnectFunction.ORIGIN_VERIFY_SECRET == "0123456789abcdef0123456789abcdef"
+    error_message = "The deployed ConnectFunction must have the secret CloudFront sends."
+  }
+
+  assert {
+    condition     = alltrue([for name, env in output.deployed_environment : !contains(keys(env), "ORIGIN_VERIFY_SECRET") if name != "ConnectFunction"])
+    error_message = "Only ConnectFunction gets the secret."
+  }
 }
 
 run "the_edge_without_a_secret_is_refused" {
