@@ -184,19 +184,10 @@ pub fn fail_init(svc: &'static str, error: &(dyn std::error::Error + 'static)) -
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use tracing::{info, info_span, warn};
 
     use super::*;
-
-    #[derive(Default)]
-    struct Lines(Mutex<Vec<String>>);
-    impl LineSink for Lines {
-        fn write_line(&self, line: &str) {
-            self.0.lock().unwrap().push(line.to_owned());
-        }
-    }
+    use crate::output::Captured;
 
     struct Fixed;
     impl Clock for Fixed {
@@ -206,11 +197,10 @@ mod tests {
     }
 
     fn capture(level: Level, body: impl FnOnce()) -> Vec<Value> {
-        let lines = Arc::new(Lines::default());
-        let layer = JsonLayer::new("ws-test", Arc::clone(&lines)).with_clock(Fixed).with_filter(filter(level));
+        let lines = Captured::default();
+        let layer = JsonLayer::new("ws-test", lines.clone()).with_clock(Fixed).with_filter(filter(level));
         tracing::subscriber::with_default(Registry::default().with(layer), body);
-        let lines = lines.0.lock().unwrap();
-        lines.iter().map(|l| serde_json::from_str(l).expect("each line is one JSON object")).collect()
+        lines.json()
     }
 
     #[test]

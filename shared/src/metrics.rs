@@ -141,32 +141,23 @@ impl<M: Metric> Counters<'_, M> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
-
-    #[derive(Default)]
-    struct Lines(Mutex<Vec<String>>);
-    impl LineSink for Lines {
-        fn write_line(&self, line: &str) {
-            self.0.lock().unwrap().push(line.to_owned());
-        }
-    }
+    use crate::output::Captured;
 
     #[test]
     fn an_invocation_emits_every_declared_metric_zeros_included() {
-        let lines = Arc::new(Lines::default());
+        let lines = Captured::default();
         crate::metrics! {
             enum Disconnect { Disconnected = "Disconnected", NotFound = "NotFound", Errors = "Errors" }
         }
-        let metrics = Metrics::<Disconnect>::new("ws-connection", "ws-disconnect", lines.clone());
+        let metrics = Metrics::<Disconnect>::new("ws-connection", "ws-disconnect", Arc::new(lines.clone()));
         let mut counters = metrics.start();
         counters.incr(Disconnect::NotFound);
         counters.emit(crate::clock::from_epoch_millis(1_707_503_007_396).unwrap(), "req-1");
 
-        let lines = lines.0.lock().unwrap();
+        let lines = lines.json();
         assert_eq!(lines.len(), 1);
-        let doc: Value = serde_json::from_str(&lines[0]).unwrap();
+        let doc = &lines[0];
         insta::assert_json_snapshot!(doc, @r#"
         {
           "_aws": {

@@ -1,11 +1,12 @@
 //! Test helpers shared by this crate's and the functions' tests (feature `testing`).
 
 pub mod faults;
+pub mod loopback;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -116,31 +117,20 @@ impl IdSource for SequentialIds {
     }
 }
 
-/// Lines written to it, parsed as JSON.
-#[derive(Debug, Default, Clone)]
-pub struct Captured(Arc<Mutex<Vec<String>>>);
+pub use crate::output::Captured;
 
-impl crate::output::LineSink for Captured {
-    fn write_line(&self, line: &str) {
-        self.0.lock().expect("not poisoned").push(line.to_owned());
-    }
-}
-
-impl Captured {
-    /// Every line so far, each parsed as one JSON value (panics on a line that is not JSON: the
-    /// log format promises one object per line).
-    pub fn json(&self) -> Vec<Value> {
-        self.0
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON value ({e}): {line}")))
-            .collect()
-    }
-
-    pub fn raw(&self) -> String {
-        self.0.lock().expect("not poisoned").join("\n")
-    }
+/// A connection's item as stored (every attribute), read consistently; `None` when there is none.
+pub async fn raw_item(client: &Client, table: &str, connection_id: &str) -> Option<HashMap<String, AttributeValue>> {
+    let id = ConnectionId::parse(connection_id).expect("a valid connection id");
+    client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(crate::dynamo::key(&id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
 }
 
 /// The endpoint of the DynamoDB API the integration tests use (moto's server, started by
@@ -341,6 +331,36 @@ impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().expect("not poisoned")
     }
+}
+
+/// The start-up refusals every function on the table shares (`TABLE_CONNECTIONS`,
+/// `CONNECTION_TTL_MINUTES`, `LOG_LEVEL`), as tests of `binary` (its `svc` in the line).
+#[macro_export]
+macro_rules! table_function_refuses_bad_configuration {
+    ($binary:expr, $svc:expr) => {
+        #[test]
+        fn a_missing_table_name_fails_at_start_naming_the_variable() {
+            $crate::testing::assert_refuses_to_start(
+                $binary,
+                $svc,
+                &[],
+                "configuration error: TABLE_CONNECTIONS is not set",
+            );
+        }
+
+        #[test]
+        fn a_non_numeric_ttl_fails_at_start_naming_the_variable() {
+            let env = [("TABLE_CONNECTIONS", "connections"), ("CONNECTION_TTL_MINUTES", "3h")];
+            let message = "CONNECTION_TTL_MINUTES=\"3h\" is invalid: use a positive whole number";
+            $crate::testing::assert_refuses_to_start($binary, $svc, &env, message);
+        }
+
+        #[test]
+        fn an_unknown_log_level_fails_at_start_naming_the_variable() {
+            let env = [("TABLE_CONNECTIONS", "connections"), ("LOG_LEVEL", "verbose")];
+            $crate::testing::assert_refuses_to_start($binary, $svc, &env, "LOG_LEVEL=\"verbose\" is invalid");
+        }
+    };
 }
 
 /// Asserts `binary` refuses to start with `env`: exit status 1, `message` on stderr, and one JSON

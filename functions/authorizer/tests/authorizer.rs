@@ -17,6 +17,7 @@ use ws_authorizer::jwks::HttpJwks;
 use ws_authorizer::{Authorizer, Config, Policy};
 use ws_shared::clock::Clock as _;
 use ws_shared::testing::faults::{Fault, FaultProxy, Seeded};
+use ws_shared::testing::loopback::Loopback;
 use ws_shared::testing::{Captured, ManualClock, capture_logs};
 
 const ISSUER: &str = "https://issuer.example.com/pool";
@@ -63,47 +64,29 @@ struct JwksServer {
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Loopback,
 }
 
 impl JwksServer {
     async fn start(keys: Vec<Value>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (keys, fetches, down) =
             (Arc::new(Mutex::new(keys)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
         let (k, f, d) = (Arc::clone(&keys), Arc::clone(&fetches), Arc::clone(&down));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (k, f, d) = (Arc::clone(&k), Arc::clone(&f), Arc::clone(&d));
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |_req| {
-                        f.fetch_add(1, Ordering::SeqCst);
-                        let (status, body) = if d.load(Ordering::SeqCst) {
-                            (503, "unavailable".to_owned())
-                        } else {
-                            (200, json!({"keys": *k.lock().unwrap()}).to_string())
-                        };
-                        async move {
-                            Ok::<_, hyper::Error>(
-                                hyper::Response::builder().status(status).body(Full::new(Bytes::from(body))).unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
+        let server = Loopback::start(move |_req| {
+            f.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = if d.load(Ordering::SeqCst) {
+                (503, "unavailable".to_owned())
+            } else {
+                (200, json!({"keys": *k.lock().unwrap()}).to_string())
+            };
+            async move {
+                Ok::<_, hyper::Error>(
+                    hyper::Response::builder().status(status).body(Full::new(Bytes::from(body))).unwrap(),
+                )
             }
-        });
-        Self { addr, keys, fetches, down, task }
+        })
+        .await;
+        Self { addr: server.addr, keys, fetches, down, _server: server }
     }
 
     fn url(&self) -> String {

@@ -7,14 +7,14 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use ws_connect::{Config, Connect};
-use ws_shared::dynamo::{DynamoStore, key};
+use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::ConnectionId;
 use ws_shared::record::{Disconnection, keys};
 use ws_shared::store::ConnectionStore as _;
 use ws_shared::testing::faults::{Fault, FaultProxy};
 use ws_shared::testing::{
     Captured, FixedClock, SequentialIds, capture_logs, capture_logs_at, create_connections_table, deadline_from_now,
-    deadline_in, dynamodb_client, dynamodb_endpoint, item_json, no_hurry, scan_all, unique_table_name,
+    deadline_in, dynamodb_client, dynamodb_endpoint, item_json, no_hurry, raw_item, scan_all, unique_table_name,
 };
 
 const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";
@@ -84,15 +84,7 @@ impl Harness {
     }
 
     async fn item(&self, connection_id: &str) -> Option<HashMap<String, AttributeValue>> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&ConnectionId::parse(connection_id).unwrap())))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get item")
-            .item
+        raw_item(&self.client, &self.table, connection_id).await
     }
 
     async fn attr(&self, connection_id: &str, name: &str) -> Option<String> {

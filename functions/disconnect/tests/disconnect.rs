@@ -9,12 +9,11 @@ use chrono::Duration;
 use serde_json::{Value, json};
 use ws_connect::Connect;
 use ws_disconnect::{Config, Disconnect};
-use ws_shared::dynamo::{DynamoStore, key};
-use ws_shared::id::ConnectionId;
+use ws_shared::dynamo::DynamoStore;
 use ws_shared::record::keys;
 use ws_shared::testing::{
     Captured, FixedClock, capture_logs, create_connections_table, deadline_in, dynamodb_client, dynamodb_endpoint,
-    item_json, scan_all, unique_table_name,
+    item_json, raw_item, scan_all, unique_table_name,
 };
 
 const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";
@@ -66,16 +65,7 @@ impl Harness {
     }
 
     async fn item(&self) -> HashMap<String, AttributeValue> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&ConnectionId::parse(CONNECTION_ID).unwrap())))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get item")
-            .item
-            .expect("the record exists")
+        raw_item(&self.client, &self.table, CONNECTION_ID).await.expect("the record exists")
     }
 
     fn counts(&self, metric: &str) -> Vec<u64> {

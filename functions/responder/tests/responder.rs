@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 use support::{StandIn, is_sigv4};
 use ws_responder::management::ManagementApi;
 use ws_responder::{Config, Responder};
-use ws_shared::dynamo::{DynamoStore, key};
+use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::record::{ConnectionRecord, Disconnection};
 use ws_shared::store::ConnectionStore;
 use ws_shared::testing::faults::{Fault, FaultProxy};
 use ws_shared::testing::{
     Captured, FixedClock, capture_logs, create_connections_table, deadline_in, dynamodb_client, dynamodb_endpoint,
-    no_hurry, sdk_config, unique_table_name,
+    no_hurry, raw_item, sdk_config, unique_table_name,
 };
 
 fn sample_event() -> Value {
@@ -104,17 +104,7 @@ impl Harness {
     }
 
     async fn status(&self, id: &str) -> String {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&ConnectionId::parse(id).unwrap())))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .expect("record exists");
+        let item = raw_item(&self.client, &self.table, id).await.expect("record exists");
         item["status"].as_s().unwrap().clone()
     }
 }

@@ -13,7 +13,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
+
+use super::loopback::Loopback;
 
 /// What the proxy does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +67,7 @@ struct Shared {
 pub struct FaultProxy {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
+    _server: Loopback,
 }
 
 impl std::fmt::Debug for FaultProxy {
@@ -74,18 +76,10 @@ impl std::fmt::Debug for FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 impl FaultProxy {
     /// Starts on a free loopback port in front of `upstream` (`http://host:port`). `plan` gets
     /// each request's sequence number (from 0) and operation, and says what to do with it.
     pub async fn start(upstream: &str, plan: impl Fn(u64, &str) -> Fault + Send + Sync + 'static) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let addr = listener.local_addr().expect("bound");
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             plan: Box::new(plan),
@@ -94,19 +88,8 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
         let state = Arc::clone(&shared);
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let state = Arc::clone(&state);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, shared, server }
+        let server = Loopback::start(move |req| handle(Arc::clone(&state), req)).await;
+        Self { addr: server.addr, shared, _server: server }
     }
 
     /// `http://127.0.0.1:{port}`: the endpoint to give the client under test.

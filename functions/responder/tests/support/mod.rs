@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use ws_shared::testing::loopback::Loopback;
 
 /// One POST the stand-in received.
 #[derive(Debug, Clone)]
@@ -37,13 +37,7 @@ struct State {
 pub struct StandIn {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Loopback,
 }
 
 impl StandIn {
@@ -54,27 +48,14 @@ impl StandIn {
 
     /// Like [`StandIn::start`], but every answer comes `delay` late.
     pub async fn start_slow(known: impl IntoIterator<Item = impl Into<String>>, delay: std::time::Duration) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let addr = listener.local_addr().expect("bound");
         let state = Arc::new(Mutex::new(State {
             known: known.into_iter().map(Into::into).collect(),
             posts: Vec::new(),
             delay,
         }));
         let shared = Arc::clone(&state);
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let state = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| answer(Arc::clone(&state), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, state, server }
+        let server = Loopback::start(move |req| answer(Arc::clone(&shared), req)).await;
+        Self { addr: server.addr, state, _server: server }
     }
 
     /// `http://127.0.0.1:{port}/{stage}`: what the responder is given as its endpoint.
