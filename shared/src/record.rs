@@ -41,10 +41,6 @@ pub mod keys {
     }
 }
 
-/// The non-key attributes both indexes project (`terraform/modules/table` projects the same):
-/// what a fan-out and the per-user count read. Keys are always projected.
-pub const INDEX_ATTRIBUTES: [&str; 2] = [attr::CONNECTION_ID, attr::STATUS];
-
 /// Non-key attribute names.
 pub mod attr {
     pub const CONNECTION_ID: &str = "connectionId";
@@ -131,5 +127,29 @@ impl ConnectionStatus {
     /// The status stored as `s`, if it is one.
     pub fn parse(s: &str) -> Option<Self> {
         [Self::Connected, Self::Disconnected, Self::Gone].into_iter().find(|status| status.as_str() == s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{attr, keys};
+
+    /// `terraform/modules/table/schema.json` is the schema Terraform deploys; the names the code
+    /// writes and queries must be its names.
+    #[test]
+    fn the_key_names_are_the_deployed_schema() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../terraform/modules/table/schema.json")).unwrap();
+        assert_eq!((schema["hash_key"].as_str(), schema["range_key"].as_str()), (Some(keys::PK), Some(keys::SK)));
+        let indexes = schema["indexes"].as_object().unwrap();
+        assert_eq!(indexes.len(), 2, "the code knows GSI1 and GSI2 only");
+        for (index, pk, sk) in [(keys::GSI1, keys::GSI1PK, keys::GSI1SK), (keys::GSI2, keys::GSI2PK, keys::GSI2SK)] {
+            assert_eq!(indexes[index]["hash_key"], pk, "{index}");
+            assert_eq!(indexes[index]["range_key"], sk, "{index}");
+        }
+        assert_eq!(schema["ttl_attribute"], attr::TTL);
+        // A fan-out reads the connection id and filters on the status (dynamo.rs's Query), so the
+        // indexes must project exactly those.
+        assert_eq!(schema["index_projection"], serde_json::json!([attr::CONNECTION_ID, attr::STATUS]));
     }
 }

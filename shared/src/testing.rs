@@ -183,9 +183,33 @@ pub fn unique_table_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
 }
 
-/// Creates a connections table as DESIGN §2 describes it (both GSIs projecting
-/// [`crate::record::INDEX_ATTRIBUTES`], TTL on `ttl`), as `terraform/modules/table` does.
+/// The connections table's schema as `terraform/modules/table` declares it (its `schema.json`):
+/// keys, indexes with their projection, TTL attribute.
+#[derive(Debug, serde::Deserialize)]
+pub struct TableSchema {
+    pub hash_key: String,
+    pub range_key: String,
+    pub indexes: BTreeMap<String, IndexSchema>,
+    pub index_projection: Vec<String>,
+    pub ttl_attribute: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct IndexSchema {
+    pub hash_key: String,
+    pub range_key: String,
+}
+
+/// The schema Terraform builds the table from.
+pub fn table_schema() -> TableSchema {
+    serde_json::from_str(include_str!("../../terraform/modules/table/schema.json"))
+        .expect("terraform/modules/table/schema.json is a table schema")
+}
+
+/// Creates a connections table from [`table_schema`], as `terraform/modules/table` does (on
+/// demand: the tests' tables are short-lived).
 pub async fn create_connections_table(client: &Client, name: &str) {
+    let schema = table_schema();
     let string_attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -196,36 +220,34 @@ pub async fn create_connections_table(client: &Client, name: &str) {
     let key = |name: &str, kind: KeyType| {
         KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete")
     };
-    let gsi = |index: &str, pk: &str, sk: &str| {
-        GlobalSecondaryIndex::builder()
-            .index_name(index)
-            .key_schema(key(pk, KeyType::Hash))
-            .key_schema(key(sk, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::Include)
-                    .set_non_key_attributes(Some(
-                        crate::record::INDEX_ATTRIBUTES.iter().map(|a| (*a).to_owned()).collect(),
-                    ))
-                    .build(),
-            )
-            .build()
-            .expect("complete")
-    };
+    let mut key_attributes = vec![schema.hash_key.as_str(), schema.range_key.as_str()];
+    let mut indexes = Vec::new();
+    for (index, keys) in &schema.indexes {
+        key_attributes.extend([keys.hash_key.as_str(), keys.range_key.as_str()]);
+        indexes.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(index)
+                .key_schema(key(&keys.hash_key, KeyType::Hash))
+                .key_schema(key(&keys.range_key, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(schema.index_projection.clone()))
+                        .build(),
+                )
+                .build()
+                .expect("complete"),
+        );
+    }
+    key_attributes.dedup();
     client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(
-            [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK, keys::GSI2PK, keys::GSI2SK]
-                .into_iter()
-                .map(string_attr)
-                .collect(),
-        ))
-        .key_schema(key(keys::PK, KeyType::Hash))
-        .key_schema(key(keys::SK, KeyType::Range))
-        .global_secondary_indexes(gsi(keys::GSI1, keys::GSI1PK, keys::GSI1SK))
-        .global_secondary_indexes(gsi(keys::GSI2, keys::GSI2PK, keys::GSI2SK))
+        .set_attribute_definitions(Some(key_attributes.into_iter().map(string_attr).collect()))
+        .key_schema(key(&schema.hash_key, KeyType::Hash))
+        .key_schema(key(&schema.range_key, KeyType::Range))
+        .set_global_secondary_indexes(Some(indexes))
         .send()
         .await
         .unwrap_or_else(|e| panic!("create table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
@@ -233,7 +255,11 @@ pub async fn create_connections_table(client: &Client, name: &str) {
         .update_time_to_live()
         .table_name(name)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder().enabled(true).attribute_name(attr::TTL).build().expect("complete"),
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(&schema.ttl_attribute)
+                .build()
+                .expect("complete"),
         )
         .send()
         .await

@@ -1,13 +1,17 @@
-# The connections table (DESIGN §2). Key and index names must match shared/src/record.rs;
-# the stack's tests check the schema.
+# The connections table (DESIGN §2), built from schema.json: the one statement of its keys,
+# indexes and TTL, which the Rust tests create their tables from and check record.rs against.
 
 locals {
+  schema      = jsondecode(file("${path.module}/schema.json"))
   provisioned = var.billing_mode == "PROVISIONED"
   # What the fan-out (and the per-user count) read from an index: the id it posts to and the
   # status it filters on. Keys are always projected. Projecting ALL wrote the whole item
   # (IP, user agent, close reason, …) three times on every connect and disconnect.
-  index_attributes = ["connectionId", "status"]
-  indexes          = ["GSI1", "GSI2"]
+  index_attributes = local.schema.index_projection
+  indexes          = sort(keys(local.schema.indexes))
+  key_attributes = distinct(concat([local.schema.hash_key, local.schema.range_key], flatten([
+    for i in local.indexes : [local.schema.indexes[i].hash_key, local.schema.indexes[i].range_key]
+  ])))
   # Auto scaling targets: the table and each index, for reads and for writes.
   scaled = local.provisioned ? merge([
     for resource in concat(["table/${var.name}"], [for i in local.indexes : "table/${var.name}/index/${i}"]) : {
@@ -27,42 +31,33 @@ resource "aws_dynamodb_table" "this" {
   billing_mode                = var.billing_mode
   read_capacity               = local.provisioned ? var.capacity.read_min : null
   write_capacity              = local.provisioned ? var.capacity.write_min : null
-  hash_key                    = "pk"
-  range_key                   = "sk"
+  hash_key                    = local.schema.hash_key
+  range_key                   = local.schema.range_key
   deletion_protection_enabled = var.deletion_protection
 
   dynamic "attribute" {
-    for_each = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"]
+    for_each = local.key_attributes
     content {
       name = attribute.value
       type = "S"
     }
   }
 
-  # A conversation's connections.
-  global_secondary_index {
-    name               = "GSI1"
-    hash_key           = "gsi1pk"
-    range_key          = "gsi1sk"
-    projection_type    = "INCLUDE"
-    non_key_attributes = local.index_attributes
-    read_capacity      = local.provisioned ? var.capacity.read_min : null
-    write_capacity     = local.provisioned ? var.capacity.write_min : null
-  }
-
-  # A user's connections (sparse: records without a user have no gsi2pk).
-  global_secondary_index {
-    name               = "GSI2"
-    hash_key           = "gsi2pk"
-    range_key          = "gsi2sk"
-    projection_type    = "INCLUDE"
-    non_key_attributes = local.index_attributes
-    read_capacity      = local.provisioned ? var.capacity.read_min : null
-    write_capacity     = local.provisioned ? var.capacity.write_min : null
+  dynamic "global_secondary_index" {
+    for_each = local.schema.indexes
+    content {
+      name               = global_secondary_index.key
+      hash_key           = global_secondary_index.value.hash_key
+      range_key          = global_secondary_index.value.range_key
+      projection_type    = "INCLUDE"
+      non_key_attributes = local.index_attributes
+      read_capacity      = local.provisioned ? var.capacity.read_min : null
+      write_capacity     = local.provisioned ? var.capacity.write_min : null
+    }
   }
 
   ttl {
-    attribute_name = "ttl"
+    attribute_name = local.schema.ttl_attribute
     enabled        = true
   }
 

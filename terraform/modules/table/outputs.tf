@@ -10,5 +10,5 @@ output "arn" {
 
 output "index_arns" {
   description = "ARNs of GSI1 (by conversation) and GSI2 (by user)."
-  value       = { for name in ["GSI1", "GSI2"] : name => "${aws_dynamodb_table.this.arn}/index/${name}" }
+  value       = { for name in local.indexes : name => "${aws_dynamodb_table.this.arn}/index/${name}" }
 }
