@@ -66,3 +66,17 @@ fn the_manifest_declares_what_connect_reads_with_the_code_defaults() {
         "one minimum origin-secret length: the code's is the manifest's, which the edge module validates with"
     );
 }
+
+#[test]
+fn the_stack_tests_manifest_copy_is_the_manifest_plus_one_route_function() {
+    let mut copy: Value = serde_json::from_str(include_str!(
+        "../../terraform/modules/stack/tests/fixtures/with-a-route/lambda.manifest.json"
+    ))
+    .expect("the fixture is JSON");
+    let functions = copy["functions"].as_array_mut().unwrap();
+    let added = functions.pop().expect("the added function is last");
+    assert_eq!(added["trigger"]["type"], "route");
+    // Its own namespace, so the stack test sees alarms follow each function's namespace.
+    assert_ne!(added["environment"]["METRICS_NAMESPACE"]["default"], "ws-connection");
+    assert_eq!(copy, manifest(), "regenerate the fixture from lambda.manifest.json (plus sendMessage)");
+}

@@ -16,10 +16,8 @@ resource "aws_apigatewayv2_authorizer" "this" {
 }
 
 locals {
-  routes = {
-    connect    = { key = "$connect", function = var.connect_function }
-    disconnect = { key = "$disconnect", function = var.disconnect_function }
-  }
+  # Keyed by the route key without its `$` (statement ids and outputs cannot start with one).
+  routes = { for key, function in var.routes : trimprefix(key, "$") => { key = key, function = function } }
   # arn:aws:execute-api:REGION:ACCOUNT:API_ID/STAGE/ROUTE: the only thing each permission allows.
   route_arns = { for k, r in local.routes : k => "${aws_apigatewayv2_api.this.execution_arn}/${var.stage_name}/${r.key}" }
 }
@@ -37,11 +35,12 @@ resource "aws_apigatewayv2_integration" "this" {
 resource "aws_apigatewayv2_route" "this" {
   for_each = local.routes
 
-  api_id             = aws_apigatewayv2_api.this.id
-  route_key          = each.value.key
-  target             = "integrations/${aws_apigatewayv2_integration.this[each.key].id}"
-  authorization_type = each.key == "connect" && var.authorizer_function != null ? "CUSTOM" : "NONE"
-  authorizer_id      = each.key == "connect" && var.authorizer_function != null ? aws_apigatewayv2_authorizer.this[0].id : null
+  api_id    = aws_apigatewayv2_api.this.id
+  route_key = each.value.key
+  target    = "integrations/${aws_apigatewayv2_integration.this[each.key].id}"
+  # API Gateway runs an authorizer on $connect only.
+  authorization_type = each.value.key == "$connect" && var.authorizer_function != null ? "CUSTOM" : "NONE"
+  authorizer_id      = each.value.key == "$connect" && var.authorizer_function != null ? aws_apigatewayv2_authorizer.this[0].id : null
 }
 
 resource "aws_lambda_permission" "route" {

@@ -34,7 +34,7 @@ output "manage_connections_arn" {
 }
 
 output "route_arns" {
-  description = "Route ARNs the Lambda permissions allow (connect, disconnect)."
+  description = "Route ARNs the Lambda permissions allow, by route key without its $ (connect, disconnect, …)."
   value       = local.route_arns
 }
 
@@ -52,4 +52,14 @@ output "throttling" {
     rate_limit  = aws_apigatewayv2_stage.this.default_route_settings[0].throttling_rate_limit
     burst_limit = aws_apigatewayv2_stage.this.default_route_settings[0].throttling_burst_limit
   }
+}
+
+output "routes" {
+  description = "Route keys on the API, by route key without its $."
+  value       = { for k, r in aws_apigatewayv2_route.this : k => r.route_key }
+}
+
+output "integrations" {
+  description = "The function each route invokes (integration URI), by route key without its $."
+  value       = { for k, i in aws_apigatewayv2_integration.this : k => i.integration_uri }
 }

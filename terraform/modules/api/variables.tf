@@ -13,14 +13,13 @@ variable "stage_name" {
   }
 }
 
-variable "connect_function" {
-  description = "The $connect function: name and invoke ARN."
-  type        = object({ name = string, invoke_arn = string })
-}
-
-variable "disconnect_function" {
-  description = "The $disconnect function: name and invoke ARN."
-  type        = object({ name = string, invoke_arn = string })
+variable "routes" {
+  description = "Each route key ($connect, $disconnect, $default or an action) and the function it invokes: name and invoke ARN (the stack builds it from the manifest's route triggers)."
+  type        = map(object({ name = string, invoke_arn = string }))
+  validation {
+    condition     = contains(keys(var.routes), "$connect") && alltrue([for k in keys(var.routes) : can(regex("^(\\$connect|\\$disconnect|\\$default|[A-Za-z0-9_.-]{1,128})$", k))])
+    error_message = "routes needs $connect, and every key must be $connect, $disconnect, $default or an action name of [A-Za-z0-9_.-]."
+  }
 }
 
 variable "authorizer_function" {

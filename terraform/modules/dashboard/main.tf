@@ -15,7 +15,7 @@ locals {
         stat    = "Sum"
         period  = 60
         view    = "timeSeries"
-        metrics = [for m in var.emf_metrics[svc] : [var.metrics_namespace, m, "Service", svc]]
+        metrics = [for m in var.emf_metrics[svc].metrics : [var.emf_metrics[svc].namespace, m, "Service", svc]]
       }
     }
   ]

@@ -12,14 +12,9 @@ variable "region" {
   type        = string
 }
 
-variable "metrics_namespace" {
-  description = "The functions' EMF namespace (METRICS_NAMESPACE)."
-  type        = string
-}
-
 variable "emf_metrics" {
-  description = "The EMF counters each service emits, by Service dimension (from the manifest): { ws-connect = [\"Connected\", …] }."
-  type        = map(list(string))
+  description = "Each service's EMF namespace (its METRICS_NAMESPACE) and counters, by Service dimension (from the manifest): { ws-connect = { namespace = \"ws-connection\", metrics = [\"Connected\", …] } }."
+  type        = map(object({ namespace = string, metrics = list(string) }))
 }
 
 variable "api_id" {

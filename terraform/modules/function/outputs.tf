@@ -28,6 +28,11 @@ output "log_group_name" {
   value       = aws_cloudwatch_log_group.this.name
 }
 
+output "alarms" {
+  description = "Each alarm's namespace and metric, by kind (errors, lambda-errors, throttles)."
+  value       = { for k, a in aws_cloudwatch_metric_alarm.this : k => { namespace = a.namespace, metric = a.metric_name, dimensions = a.dimensions } }
+}
+
 output "alarm_names" {
   description = "Alarm names by kind (errors, lambda-errors, throttles)."
   value       = { for k, a in aws_cloudwatch_metric_alarm.this : k => a.alarm_name }

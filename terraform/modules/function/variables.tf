@@ -97,9 +97,8 @@ variable "tracing" {
 }
 
 variable "metrics_namespace" {
-  description = "Namespace of the function's EMF metrics."
+  description = "Namespace of the function's EMF metrics: the METRICS_NAMESPACE it runs with (the stack passes it), so the Errors alarm watches where the function writes."
   type        = string
-  default     = "ws-connection"
 }
 
 variable "alarm_topic_arn" {

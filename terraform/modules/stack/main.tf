@@ -19,22 +19,22 @@ locals {
   )
   # Route functions and the responder are kept apart: the responder's settings need the API,
   # and the API needs the route functions.
-  route_environment = {
-    ConnectFunction = merge(local.defaults["ConnectFunction"], {
-      TABLE_CONNECTIONS = module.table.name
-      LOG_LEVEL         = var.log_level
-      CLIENT_INFO       = var.client_info
-      }, var.max_connections_per_user == null ? {} : {
-      MAX_CONNECTIONS_PER_USER = tostring(var.max_connections_per_user)
-      }, var.edge == null ? {} : {
-      ORIGIN_VERIFY_SECRET = var.origin_verify_secret
-    })
-    disconnectWS = merge(local.defaults["disconnectWS"], {
-      TABLE_CONNECTIONS = module.table.name
-      LOG_LEVEL         = var.log_level
-    })
-    ConnectAuthorizer = merge(local.defaults["ConnectAuthorizer"], local.authorizer_env, { LOG_LEVEL = var.log_level })
-  }
+  #
+  # What this stack can give a route function; each gets the ones its manifest entry declares
+  # (over the manifest's defaults), so a new function's environment needs no edit here. A null
+  # value (an option that is off) is left out. The origin secret is added on its own: filtering
+  # on a sensitive value would mark every function's whole environment sensitive.
+  route_values = merge(local.authorizer_env, {
+    TABLE_CONNECTIONS        = module.table.name
+    LOG_LEVEL                = var.log_level
+    CLIENT_INFO              = var.client_info
+    MAX_CONNECTIONS_PER_USER = var.max_connections_per_user == null ? null : tostring(var.max_connections_per_user)
+  })
+  route_environment = { for name in local.route_functions : name => merge(
+    local.defaults[name],
+    { for k, v in local.route_values : k => v if contains(keys(local.functions[name].environment), k) && v != null },
+    var.edge != null && contains(keys(local.functions[name].environment), "ORIGIN_VERIFY_SECRET") ? { ORIGIN_VERIFY_SECRET = var.origin_verify_secret } : {},
+  ) }
   responder_environment = merge(local.defaults["WebSocketResponder"], {
     WS_ENDPOINT = module.api.management_endpoint
     LOG_LEVEL   = var.log_level
@@ -61,7 +61,10 @@ locals {
       { actions = ["dynamodb:UpdateItem"], resources = [module.table.arn] },
     ] : [],
   )
-  route_functions = setsubtract(keys(local.functions), ["WebSocketResponder", var.authorizer == null ? "ConnectAuthorizer" : ""])
+  # What API Gateway invokes, from the manifest's triggers: every route function, and the
+  # authorizer when there are authorizer settings.
+  authorizer_name = one([for name, f in local.functions : name if f.trigger.type == "authorizer"])
+  route_functions = toset([for name, f in local.functions : name if f.trigger.type == "route" || (f.trigger.type == "authorizer" && var.authorizer != null)])
 }
 
 module "table" {
@@ -83,13 +86,14 @@ module "route_function" {
   name               = each.key
   name_prefix        = var.name_prefix
   svc                = local.functions[each.key].svc
+  metrics_namespace  = local.route_environment[each.key].METRICS_NAMESPACE
   zip_path           = "${var.artifacts_dir}/${each.key}/${each.key}.zip"
   source_code_hash   = local.checksums[each.key].sha256_base64
   architecture       = local.checksums[each.key].architecture
   memory_mb          = local.functions[each.key].memory_mb
   timeout_s          = local.functions[each.key].timeout_s
   environment        = local.route_environment[each.key]
-  policy_statements  = local.route_permissions[each.key]
+  policy_statements  = lookup(local.route_permissions, each.key, []) # a new function starts with logs only: its grants are a deliberate edit
   log_retention_days = var.log_retention_days
   tracing            = var.tracing
   alarm_topic_arn    = var.alarm_topic_arn
@@ -99,15 +103,21 @@ module "route_function" {
 module "api" {
   source = "../api"
 
-  name                   = var.name_prefix
-  stage_name             = var.stage_name
-  connect_function       = { name = module.route_function["ConnectFunction"].function_name, invoke_arn = module.route_function["ConnectFunction"].invoke_arn }
-  disconnect_function    = { name = module.route_function["disconnectWS"].function_name, invoke_arn = module.route_function["disconnectWS"].invoke_arn }
-  authorizer_function    = var.authorizer == null ? null : { name = module.route_function["ConnectAuthorizer"].function_name, invoke_arn = module.route_function["ConnectAuthorizer"].invoke_arn }
-  throttling_rate_limit  = var.throttling_rate_limit
-  throttling_burst_limit = var.throttling_burst_limit
-  log_retention_days     = var.log_retention_days
-  tags                   = local.tags
+  name       = var.name_prefix
+  stage_name = var.stage_name
+  # Every route the manifest names, to its function.
+  routes = { for name, f in local.functions : f.trigger.route => {
+    name = module.route_function[name].function_name, invoke_arn = module.route_function[name].invoke_arn
+  } if f.trigger.type == "route" }
+  authorizer_function = var.authorizer == null ? null : {
+    name       = module.route_function[local.authorizer_name].function_name
+    invoke_arn = module.route_function[local.authorizer_name].invoke_arn
+  }
+  authorizer_identity_sources = try(local.functions[local.authorizer_name].trigger.identity_sources, [])
+  throttling_rate_limit       = var.throttling_rate_limit
+  throttling_burst_limit      = var.throttling_burst_limit
+  log_retention_days          = var.log_retention_days
+  tags                        = local.tags
 }
 
 module "responder" {
@@ -116,6 +126,7 @@ module "responder" {
   name               = "WebSocketResponder"
   name_prefix        = var.name_prefix
   svc                = local.functions["WebSocketResponder"].svc
+  metrics_namespace  = local.responder_environment.METRICS_NAMESPACE
   zip_path           = "${var.artifacts_dir}/WebSocketResponder/WebSocketResponder.zip"
   source_code_hash   = local.checksums["WebSocketResponder"].sha256_base64
   architecture       = local.checksums["WebSocketResponder"].architecture
@@ -139,16 +150,17 @@ module "dashboard" {
   source = "../dashboard"
   count  = var.dashboard ? 1 : 0
 
-  name              = var.name_prefix
-  region            = data.aws_region.current.name
-  metrics_namespace = local.environment["ConnectFunction"].METRICS_NAMESPACE
-  emf_metrics       = { for name in keys(local.deployed) : local.functions[name].svc => local.functions[name].metrics }
-  api_id            = module.api.api_id
-  stage_name        = module.api.stage_name
-  functions         = { for name, f in local.deployed : name => f.function_name }
-  log_groups        = [for name in sort(keys(local.deployed)) : local.deployed[name].log_group_name]
-  table_name        = module.table.name
-  tags              = local.tags
+  name   = var.name_prefix
+  region = data.aws_region.current.name
+  emf_metrics = { for name in keys(local.deployed) : local.functions[name].svc => {
+    namespace = local.environment[name].METRICS_NAMESPACE, metrics = local.functions[name].metrics
+  } }
+  api_id     = module.api.api_id
+  stage_name = module.api.stage_name
+  functions  = { for name, f in local.deployed : name => f.function_name }
+  log_groups = [for name in sort(keys(local.deployed)) : local.deployed[name].log_group_name]
+  table_name = module.table.name
+  tags       = local.tags
 }
 
 module "fanout_state_machine" {

@@ -28,12 +28,14 @@ output "functions" {
   value = merge(
     { for name, m in module.route_function : name => {
       function_name  = m.function_name, role_name = m.role_name, policy_json = m.policy_json,
-      log_group_name = m.log_group_name, alarm_names = m.alarm_names, arn = m.arn
+      log_group_name = m.log_group_name, alarm_names = m.alarm_names, arn = m.arn, invoke_arn = m.invoke_arn,
+      alarms         = m.alarms
     } },
     { WebSocketResponder = {
       function_name = module.responder.function_name, role_name = module.responder.role_name,
       policy_json   = module.responder.policy_json, log_group_name = module.responder.log_group_name,
-      alarm_names   = module.responder.alarm_names, arn = module.responder.arn
+      alarm_names   = module.responder.alarm_names, arn = module.responder.arn, invoke_arn = module.responder.invoke_arn,
+      alarms        = module.responder.alarms
     } },
   )
 }
@@ -53,6 +55,8 @@ output "api" {
     manage_connections_arn = module.api.manage_connections_arn
     permission_source_arns = module.api.permission_source_arns
     route_arns             = module.api.route_arns
+    routes                 = module.api.routes
+    integrations           = module.api.integrations
     throttling             = module.api.throttling
   }
 }

@@ -3,9 +3,11 @@ mock_provider "aws" {
 }
 
 variables {
-  name                = "ws-connection-test"
-  connect_function    = { name = "connect", invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:connect/invocations" }
-  disconnect_function = { name = "disconnect", invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:disconnect/invocations" }
+  name = "ws-connection-test"
+  routes = {
+    "$connect"    = { name = "connect", invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:connect/invocations" }
+    "$disconnect" = { name = "disconnect", invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:disconnect/invocations" }
+  }
 }
 
 run "routes_stage_and_logs" {

@@ -12,6 +12,7 @@ variables {
   name              = "ConnectFunction"
   name_prefix       = "ws-connection-test"
   svc               = "ws-connect"
+  metrics_namespace = "ws-connection"
   zip_path          = "ConnectFunction.zip"
   source_code_hash  = "zQSYfwYTYASnt09z8RGyayYBz+ts3hGJDza7YcAMhRQ="
   memory_mb         = 128

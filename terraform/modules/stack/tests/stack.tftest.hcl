@@ -178,6 +178,20 @@ run "a_bad_client_info_or_connection_limit_is_refused" {
   expect_failures = [var.client_info, var.max_connections_per_user]
 }
 
+run "each_errors_alarm_watches_the_namespace_its_function_writes_to" {
+  command = apply
+  variables {
+    manifest_path = "./tests/fixtures/with-a-route/lambda.manifest.json"
+  }
+
+  assert {
+    condition = alltrue([for name, f in output.functions :
+      f.alarms.errors.namespace == output.environment[name].METRICS_NAMESPACE && f.alarms.errors.dimensions.Service == jsondecode(file("./tests/fixtures/with-a-route/lambda.manifest.json")).functions[index([for g in jsondecode(file("./tests/fixtures/with-a-route/lambda.manifest.json")).functions : g.name], name)].svc
+    ])
+    error_message = "An Errors alarm on another namespace or Service than its function's never fires."
+  }
+}
+
 run "the_dashboard_shows_every_counter_the_functions_emit" {
   command = apply
 
@@ -225,6 +239,46 @@ run "the_dashboard_shows_every_counter_the_functions_emit" {
   assert {
     condition     = length([for line in flatten([for w in output.dashboard.body.widgets : [for m in try(w.properties.metrics, []) : { m = m }]]) : line if line.m[0] == "AWS/DynamoDB" && contains(["ThrottledRequests", "ReadThrottleEvents", "WriteThrottleEvents"], line.m[1]) && line.m[3] == "ws-connection-test-connections"]) == 5
     error_message = "DynamoDB throttling of the table."
+  }
+}
+
+# A function with a new route, added to (a copy of) the manifest and nowhere else: its route,
+# integration, invoke permission, log group and environment appear. (The copy is the manifest
+# plus that function: properties/tests/contract.rs fails when they drift apart.)
+run "a_route_added_to_the_manifest_appears_with_no_other_edit" {
+  command = apply
+  variables {
+    manifest_path = "./tests/fixtures/with-a-route/lambda.manifest.json"
+  }
+
+  assert {
+    condition     = output.api.routes["sendmessage"] == "sendmessage"
+    error_message = "The manifest's new route must be on the API."
+  }
+
+  assert {
+    condition     = output.api.permission_source_arns["sendmessage"] == "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/sendmessage"
+    error_message = "API Gateway may invoke the new function on its route only."
+  }
+
+  assert {
+    condition     = output.api.integrations["sendmessage"] == output.functions.sendMessage.invoke_arn
+    error_message = "The route integrates the new function."
+  }
+
+  assert {
+    condition     = output.functions.sendMessage.log_group_name == "/aws/lambda/ws-connection-test-sendMessage"
+    error_message = "The new function has its log group."
+  }
+
+  assert {
+    condition     = output.environment.sendMessage.TABLE_CONNECTIONS == "ws-connection-test-connections" && output.environment.sendMessage.LOG_LEVEL == "INFO" && !contains(keys(output.environment.sendMessage), "CLIENT_INFO")
+    error_message = "The new function gets what it declares, and nothing it does not."
+  }
+
+  assert {
+    condition     = toset(keys(output.api.routes)) == toset(["connect", "disconnect", "sendmessage"])
+    error_message = "The manifest's routes, no more."
   }
 }
 
