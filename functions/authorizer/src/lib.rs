@@ -152,6 +152,11 @@ fn parse_algorithms(list: &str) -> Option<Vec<Algorithm>> {
 }
 
 /// The REQUEST authorizer event, as much of it as the decision needs.
+///
+/// Not `aws_lambda_events`' `ApiGatewayCustomAuthorizerRequestTypeRequest`: its request context
+/// has no `connectionId` (nor `routeKey`, `eventType`) unless the crate's `catch-all-fields`
+/// feature is on for the whole workspace, so it does not round-trip a WebSocket authorizer event
+/// (`tests::the_aws_lambda_events_type_loses_the_websocket_fields` shows it).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizerEvent {
@@ -453,5 +458,22 @@ impl<S: JwksSource> ws_shared::serve::Handler for Authorizer<S> {
 
     async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Policy {
         Self::handle(self, event, request_id, deadline_ms).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Why [`super::AuthorizerEvent`] is ours: the crate's type drops the WebSocket fields of
+    /// AWS's sample event. When this fails, the crate carries them: adopt its type.
+    #[test]
+    fn the_aws_lambda_events_type_loses_the_websocket_fields() {
+        let sample: serde_json::Value = serde_json::from_str(include_str!("../../../events/authorizer.json")).unwrap();
+        let theirs: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
+            serde_json::from_value(sample.clone()).unwrap();
+        let back = serde_json::to_value(&theirs).unwrap();
+        assert_eq!(sample["requestContext"]["connectionId"], "TWegAcC4EowCHnA=");
+        assert!(back["requestContext"].get("connectionId").is_none(), "{back}");
+        let ours: super::AuthorizerEvent = serde_json::from_value(sample).unwrap();
+        assert_eq!(ours.request_context.and_then(|c| c.connection_id).as_deref(), Some("TWegAcC4EowCHnA="));
     }
 }
