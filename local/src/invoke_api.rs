@@ -9,7 +9,7 @@ use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 
 use crate::http::{self, Body};
-use crate::server::App;
+use crate::state::App;
 
 const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 const MAX_ASYNC_PAYLOAD: usize = 256 * 1024;

@@ -4,9 +4,11 @@
 //! DynamoDB is moto's server with the table `terraform/envs/local` creates.
 //!
 //! # Layout
-//! - [`server`]: the one listener, its routes, start and stop.
-//! - [`gateway`]: the WebSocket handshake (`$connect` authorizer and route), open connections,
-//!   limits, message routes and `$disconnect`.
+//! - [`server`]: the one listener, its routes, start and stop; [`state`]: what every handler
+//!   can reach. Imports flow one way: `server` → the APIs (`gateway`, `management`,
+//!   `invoke_api`) → `state` → the parts (`lambda`, `issuer`, `manifest`, `config`).
+//! - [`gateway`]: API Gateway's WebSocket side, one job a file (handshake, socket loop,
+//!   message routes, the registry of open connections).
 //! - [`events`]: the events API Gateway sends, and how an authorizer's policy is evaluated.
 //! - [`management`]: `@connections/{id}` POST/GET/DELETE.
 //! - [`invoke_api`]: Lambda's Invoke API.
@@ -26,6 +28,7 @@ pub mod logs;
 pub mod management;
 pub mod manifest;
 pub mod server;
+pub mod state;
 
 pub use config::{Limits, Settings};
 pub use logs::Logs;

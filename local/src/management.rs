@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::gateway::Outbound;
 use crate::http::{self, Body};
-use crate::server::App;
+use crate::state::App;
 
 /// What the client sees when the connection is deleted, and what `$disconnect` reports.
 pub const DELETED: (u16, &str) = (1000, "Connection deleted");

@@ -16,8 +16,8 @@ use crate::gateway::Connections;
 use crate::http::{self, Body};
 use crate::issuer::{Issuer, TokenRequest};
 use crate::lambda::Lambda;
-use crate::logs::Logs;
 use crate::manifest::Manifest;
+use crate::state::App;
 use crate::{gateway, invoke_api, management};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,47 +32,6 @@ pub enum StartError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
-}
-
-/// Everything a request handler can reach.
-#[derive(Debug)]
-pub struct App {
-    pub settings: Settings,
-    pub manifest: Manifest,
-    pub lambda: Lambda,
-    pub connections: Connections,
-    pub issuer: Issuer,
-    pub endpoints: Endpoints,
-    shutdown: watch::Receiver<bool>,
-    open_tasks: AtomicUsize,
-    tasks_done: Notify,
-}
-
-impl App {
-    pub fn logs(&self) -> &Logs {
-        &self.settings.logs
-    }
-
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.clone()
-    }
-
-    /// Counts a connection's task until the guard drops, so a stop can wait for its `$disconnect`.
-    pub fn connection_task(self: &Arc<Self>) -> TaskGuard {
-        self.open_tasks.fetch_add(1, Ordering::SeqCst);
-        TaskGuard(Arc::clone(self))
-    }
-}
-
-#[derive(Debug)]
-pub struct TaskGuard(Arc<App>);
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        if self.0.open_tasks.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.tasks_done.notify_waiters();
-        }
-    }
 }
 
 /// A running ws-local.

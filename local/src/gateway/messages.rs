@@ -1,0 +1,66 @@
+//! A client's message to its route: `$request.body.action`, else `$default`; no route is API
+//! Gateway's `Forbidden` frame; a two-way route's answer goes back to the client.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::registry::{Connection, Outbound};
+use crate::events::Handshake;
+use crate::http;
+use crate::manifest::Trigger;
+use crate::state::App;
+
+/// Sends a client's message to its route (`$request.body.action`, else `$default`) without
+/// holding up the socket; no route → API Gateway's `Forbidden` frame.
+pub(super) fn route(
+    app: &Arc<App>,
+    handshake: &Arc<Handshake>,
+    connection: &Arc<Connection>,
+    body: Bytes,
+    binary: bool,
+) {
+    let action = if binary {
+        None
+    } else {
+        serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_owned))
+    };
+    let function = action
+        .filter(|a| !a.starts_with('$'))
+        .and_then(|a| app.manifest.route(&a))
+        .or_else(|| app.manifest.route("$default"))
+        .cloned();
+    let (app, handshake, connection) = (Arc::clone(app), Arc::clone(handshake), Arc::clone(connection));
+    tokio::spawn(async move {
+        let request_id = http::random_id();
+        let error_frame = |message: &str| {
+            Outbound::Message(Message::text(
+                json!({ "message": message, "connectionId": connection.id, "requestId": request_id }).to_string(),
+            ))
+        };
+        let Some(function) = function else {
+            connection.send(error_frame("Forbidden")).await;
+            return;
+        };
+        let Trigger::Route { route, route_response } = &function.trigger else { return };
+        let event = handshake.message_event(route, &body, binary, &request_id, Utc::now());
+        match app.lambda.invoke(&function.name, Bytes::from(event.to_string())).await {
+            Some(Ok(output)) => {
+                let output: Value = serde_json::from_slice(&output).unwrap_or(Value::Null);
+                if *route_response && let Some(body) = output.get("body").and_then(Value::as_str) {
+                    connection.send(Outbound::Message(Message::text(body))).await;
+                }
+            }
+            Some(Err(e)) => {
+                app.logs().local(&format!("route {route} for {} failed: {e}", connection.id));
+                connection.send(error_frame("Internal server error")).await;
+            }
+            None => {}
+        }
+    });
+}

@@ -1,0 +1,133 @@
+//! An open connection: frames in go to their route ([`super::messages`]), posts from the
+//! Management API go out, limits end it; then `$disconnect` with the real close code and reason.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use bytes::Bytes;
+use chrono::Utc;
+use futures_util::{SinkExt as _, StreamExt as _};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+
+use super::messages::route;
+use super::registry::{Connection, Outbound};
+use crate::events::Handshake;
+use crate::http;
+use crate::state::App;
+
+/// Why a connection ended: what `$disconnect` reports.
+type Ending = (u16, String);
+
+const GOING_AWAY: u16 = 1001;
+const MESSAGE_TOO_BIG: u16 = 1009;
+
+/// The open connection until it ends, then `$disconnect`.
+pub(super) async fn run(
+    app: Arc<App>,
+    handshake: Arc<Handshake>,
+    ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+) {
+    let (tx, mut rx) = mpsc::channel(256);
+    let connection = Arc::new(Connection {
+        id: handshake.connection_id.clone(),
+        connected_at: handshake.connected_at,
+        source_ip: handshake.source_ip.clone(),
+        user_agent: handshake.user_agent.clone(),
+        last_active_ms: AtomicI64::new(handshake.connected_at.timestamp_millis()),
+        outbound: tx,
+    });
+    app.connections.insert(Arc::clone(&connection));
+    let limits = app.settings.limits;
+    let (mut sink, mut stream) = ws.split();
+    let ends_at = Instant::now() + limits.max_duration;
+    let mut idle_at = Instant::now() + limits.idle_timeout;
+    let mut shutdown = app.shutdown_signal();
+
+    let close = |code: u16, reason: &str| {
+        Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() }))
+    };
+    let (code, reason): Ending = loop {
+        tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(message)) => {
+                    idle_at = Instant::now() + limits.idle_timeout;
+                    connection.touch();
+                    match message {
+                        Message::Text(text) => route(&app, &handshake, &connection, Bytes::from(text), false),
+                        Message::Binary(data) => route(&app, &handshake, &connection, data, true),
+                        Message::Close(frame) => {
+                            break frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                        }
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                    }
+                }
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                    let _ = sink.send(close(MESSAGE_TOO_BIG, "Message too big")).await;
+                    break (MESSAGE_TOO_BIG, "Message too big".into());
+                }
+                Some(Err(_)) | None => break (1006, String::new()),
+            },
+            out = rx.recv() => match out {
+                Some(Outbound::Message(message)) => {
+                    // Write whatever else is queued before one flush: one syscall for a burst.
+                    let mut result = sink.feed(message).await;
+                    while result.is_ok() {
+                        match rx.try_recv() {
+                            Ok(Outbound::Message(more)) => result = sink.feed(more).await,
+                            Ok(Outbound::Close(code, reason)) => {
+                                let _ = sink.send(close(code, &reason)).await;
+                                result = Err(WsError::ConnectionClosed);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if result.is_err() || sink.flush().await.is_err() {
+                        break (1006, String::new());
+                    }
+                }
+                Some(Outbound::Close(code, reason)) => {
+                    let _ = sink.send(close(code, &reason)).await;
+                    break (code, reason);
+                }
+                None => break (1006, String::new()),
+            },
+            () = sleep_until(idle_at) => {
+                let _ = sink.send(close(GOING_AWAY, "Going away")).await;
+                break (GOING_AWAY, "Going away".into());
+            }
+            () = sleep_until(ends_at) => {
+                let _ = sink.send(close(GOING_AWAY, "Going away")).await;
+                break (GOING_AWAY, "Going away".into());
+            }
+            () = http::stopped(&mut shutdown) => {
+                let _ = sink.send(close(GOING_AWAY, "Going away")).await;
+                break (GOING_AWAY, "Going away".into());
+            }
+        }
+    };
+    app.connections.remove(&connection.id);
+    // Finish the closing handshake briefly; the socket is gone either way.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = sink.close().await;
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    app.logs().local(&format!("closed {} ({code} {reason})", connection.id));
+    disconnect(&app, &handshake, code, &reason).await;
+}
+
+async fn disconnect(app: &App, handshake: &Handshake, code: u16, reason: &str) {
+    let Some(function) = app.manifest.route("$disconnect") else { return };
+    let event = handshake.disconnect_event(code, reason, &http::random_id(), Utc::now());
+    if let Some(Err(e)) = app.lambda.invoke(&function.name, Bytes::from(event.to_string())).await {
+        // Best effort, as in API Gateway: nobody is left to tell.
+        app.logs().local(&format!("$disconnect {} failed: {e}", handshake.connection_id));
+    }
+}

@@ -1,0 +1,244 @@
+//! One function's instances: an invocation takes a warm idle one, or starts a new process while
+//! fewer than `max_instances` are busy, or waits; a crash, init failure or timeout throws the
+//! instance away.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::Command;
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
+
+use crate::http::{self};
+use crate::logs::Logs;
+
+use super::runtime_api::RuntimeApi;
+use super::{FunctionConfig, InvokeError};
+
+#[derive(Debug)]
+pub(super) struct Pool {
+    pub(super) config: FunctionConfig,
+    pub(super) logs: Logs,
+    pub(super) idle: Mutex<Vec<Arc<Instance>>>,
+    pub(super) busy: Semaphore,
+    pub(super) next_id: AtomicU64,
+    pub(super) alive: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    pub(super) fn new(config: FunctionConfig, logs: Logs) -> Self {
+        let busy = Semaphore::new(config.max_instances.max(1));
+        Self { config, logs, idle: Mutex::default(), busy, next_id: AtomicU64::new(1), alive: Arc::default() }
+    }
+
+    pub(super) async fn invoke(self: Arc<Self>, payload: Bytes) -> Result<Bytes, InvokeError> {
+        let _permit = self.busy.acquire().await.expect("the pool's semaphore is never closed");
+        let warm = loop {
+            let candidate = self.idle.lock().expect("idle instances").pop();
+            match candidate {
+                Some(instance) if instance.is_alive() => break Some(instance),
+                Some(_) => {}
+                None => break None,
+            }
+        };
+        let instance = match warm {
+            Some(instance) => instance,
+            None => self.start().await?,
+        };
+
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let started = Instant::now();
+        let deadline = chrono::Utc::now() + self.config.timeout;
+        let (respond, result) = oneshot::channel();
+        let job = Job { request_id: request_id.clone(), payload, deadline_ms: deadline.timestamp_millis(), respond };
+        self.logs.line(&self.config.name, &format!("START RequestId: {request_id} Instance: {}", instance.id));
+        let outcome = if instance.jobs.send(job).await.is_err() {
+            Err(instance.exit_error(&self.config.name))
+        } else {
+            let mut exited = instance.exited.clone();
+            tokio::select! {
+                biased;
+                result = result => match result {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(instance.exit_error(&self.config.name)),
+                },
+                _ = exited.wait_for(Option::is_some) => Err(instance.exit_error(&self.config.name)),
+                () = tokio::time::sleep(self.config.timeout) => Err(InvokeError::TimedOut {
+                    function: self.config.name.clone(),
+                    seconds: self.config.timeout.as_secs_f64(),
+                }),
+            }
+        };
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        self.logs.line(&self.config.name, &format!("END RequestId: {request_id}"));
+        let status = match &outcome {
+            Ok(_) => String::new(),
+            Err(e) => format!(" Status: error ({})", e.error_type()),
+        };
+        self.logs.line(
+            &self.config.name,
+            &format!(
+                "REPORT RequestId: {request_id} Duration: {elapsed:.2} ms Memory Size: {} MB{}{status}",
+                self.config.memory_mb,
+                instance
+                    .pid
+                    .and_then(peak_memory_mb)
+                    .map_or_else(String::new, |mb| format!(" Max Memory Used: {mb} MB")),
+            ),
+        );
+        match &outcome {
+            // The runtime answered (a result or a handled error): the instance stays warm.
+            Ok(_) | Err(InvokeError::Function { .. }) => self.idle.lock().expect("idle instances").push(instance),
+            Err(_) => instance.kill(),
+        }
+        outcome
+    }
+
+    pub(super) async fn start(&self) -> Result<Arc<Instance>, InvokeError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let start_error = |source| InvokeError::Start {
+            function: self.config.name.clone(),
+            binary: self.config.binary.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(start_error)?;
+        let runtime_api = listener.local_addr().map_err(start_error)?;
+        let (jobs_tx, jobs_rx) = mpsc::channel(1);
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let runtime = Arc::new(RuntimeApi {
+            jobs: tokio::sync::Mutex::new(jobs_rx),
+            in_flight: Mutex::default(),
+            init_error: Mutex::default(),
+            asked: AtomicBool::new(false),
+            function: self.config.name.clone(),
+            arn: self.config.arn(),
+        });
+        http::serve(listener, Arc::clone(&runtime), stop_rx.clone(), |api, _, req| Box::pin(api.handle(req)));
+
+        let mut command = Command::new(&self.config.binary);
+        command
+            .env_clear()
+            .envs(&self.config.environment)
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("{}/[$LATEST]{id:032x}", chrono::Utc::now().format("%Y/%m/%d")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(start_error)?;
+        let pid = child.id();
+        for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
+            let (logs, name) = (self.logs.clone(), self.config.name.clone());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(output).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    logs.line(&name, &line);
+                }
+            });
+        }
+        let kill = Arc::new(Notify::new());
+        let alive = Arc::clone(&self.alive);
+        alive.fetch_add(1, Ordering::Relaxed);
+        let (waiter_kill, logs, name) = (Arc::clone(&kill), self.logs.clone(), self.config.name.clone());
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status.map_or_else(|e| e.to_string(), describe_exit),
+                () = waiter_kill.notified() => {
+                    let _ = child.kill().await;
+                    "killed by ws-local".to_owned()
+                }
+            };
+            alive.fetch_sub(1, Ordering::Relaxed);
+            let _ = stop_tx.send(true);
+            logs.line(&name, &format!("instance {id} stopped: {status}"));
+            let _ = exit_tx.send(Some(status));
+        });
+        Ok(Arc::new(Instance { id, pid, jobs: jobs_tx, exited: exit_rx, kill, runtime }))
+    }
+}
+
+/// The peak resident memory of a process so far (Linux `VmHWM`), in whole MB rounded up, as
+/// Lambda's REPORT line gives `Max Memory Used`.
+pub(super) fn peak_memory_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib.div_ceil(1024))
+}
+
+pub(super) fn boxed(output: impl AsyncRead + Send + Unpin + 'static) -> Box<dyn AsyncRead + Send + Unpin> {
+    Box::new(output)
+}
+
+#[cfg(unix)]
+pub(super) fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(6)) => "signal: aborted".to_owned(),
+        (None, Some(9)) => "signal: killed".to_owned(),
+        (None, Some(signal)) => format!("signal: {signal}"),
+        (None, None) => status.to_string(),
+    }
+}
+
+#[cfg(not(unix))]
+pub(super) fn describe_exit(status: std::process::ExitStatus) -> String {
+    status.to_string()
+}
+
+#[derive(Debug)]
+pub(super) struct Job {
+    pub(super) request_id: String,
+    pub(super) payload: Bytes,
+    pub(super) deadline_ms: i64,
+    pub(super) respond: oneshot::Sender<Result<Bytes, InvokeError>>,
+}
+
+#[derive(Debug)]
+pub(super) struct Instance {
+    pub(super) id: u64,
+    /// The process, for its peak memory (Lambda's `Max Memory Used`).
+    pub(super) pid: Option<u32>,
+    pub(super) jobs: mpsc::Sender<Job>,
+    pub(super) exited: watch::Receiver<Option<String>>,
+    pub(super) kill: Arc<Notify>,
+    pub(super) runtime: Arc<RuntimeApi>,
+}
+
+impl Instance {
+    pub(super) fn is_alive(&self) -> bool {
+        self.exited.borrow().is_none()
+    }
+
+    pub(super) fn kill(&self) {
+        self.kill.notify_one();
+    }
+
+    /// What to report when the process ended (or is ending) during an invocation.
+    pub(super) fn exit_error(&self, function: &str) -> InvokeError {
+        let status = self.exited.borrow().clone().unwrap_or_else(|| "the runtime stopped answering".into());
+        if let Some(reason) = self.runtime.init_error.lock().expect("init error").clone() {
+            return InvokeError::Init { function: function.into(), reason };
+        }
+        if self.runtime.asked.load(Ordering::Relaxed) {
+            InvokeError::Exited { function: function.into(), status }
+        } else {
+            InvokeError::Init {
+                function: function.into(),
+                reason: format!("exited before asking for an invocation ({status})"),
+            }
+        }
+    }
+}
