@@ -61,15 +61,9 @@ variable "table_billing_mode" {
 }
 
 variable "table_capacity" {
-  description = "With PROVISIONED: auto scaling bounds for the table and both indexes."
-  type = object({
-    read_min                   = number
-    read_max                   = number
-    write_min                  = number
-    write_max                  = number
-    target_utilization_percent = optional(number, 70)
-  })
-  default = null
+  description = "With PROVISIONED: auto scaling bounds for the table and both indexes (read_min, read_max, write_min, write_max, optional target_utilization_percent; modules/table checks them)."
+  type        = map(number)
+  default     = null
 }
 
 variable "client_info" {

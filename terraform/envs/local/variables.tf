@@ -66,13 +66,7 @@ variable "table_billing_mode" {
 }
 
 variable "table_capacity" {
-  description = "Auto scaling bounds with PROVISIONED (see modules/table)."
-  type = object({
-    read_min                   = number
-    read_max                   = number
-    write_min                  = number
-    write_max                  = number
-    target_utilization_percent = optional(number, 70)
-  })
-  default = null
+  description = "Auto scaling bounds with PROVISIONED (see modules/table) (read_min, read_max, write_min, write_max, optional target_utilization_percent; modules/table checks them)."
+  type        = map(number)
+  default     = null
 }
