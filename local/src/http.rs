@@ -1,61 +1,31 @@
-//! The small HTTP toolkit every ws-local API uses: serving a listener with hyper, reading a
+//! The small HTTP toolkit every ws-local API uses: serving a router with axum, reading a
 //! bounded body, and building responses.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
 
+use axum::Router;
+use axum::extract::Request;
+use axum::serve::ListenerExt as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Response, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub type Body = Full<Bytes>;
 
-/// Serves `listener` until `shutdown` turns true: one task per connection, HTTP/1.1 with
-/// keep-alive and upgrades (WebSocket).
-pub fn serve<S, F>(listener: TcpListener, state: Arc<S>, mut shutdown: watch::Receiver<bool>, handle: F)
-where
-    S: Send + Sync + 'static,
-    F: Fn(
-            Arc<S>,
-            std::net::SocketAddr,
-            Request<Incoming>,
-        ) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send>>
-        + Send
-        + Sync
-        + Copy
-        + 'static,
-{
+/// Serves `router` on `listener` until `shutdown` turns true (axum: HTTP/1.1, keep-alive,
+/// upgrades; the peer address as `ConnectInfo<SocketAddr>`; no Nagle delay on small frames).
+pub fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = stopped(&mut shutdown) => return,
-            };
-            let Ok((stream, peer)) = accepted else {
-                // Out of file descriptors or similar: wait a moment rather than spin.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-            });
-        }
+        let _ =
+            axum::serve(listener, service).with_graceful_shutdown(async move { stopped(&mut shutdown).await }).await;
     });
 }
 
@@ -65,8 +35,8 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// The request body, at most `limit` bytes; `None` when it is larger or cannot be read.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Option<Bytes> {
-    Limited::new(req.into_body(), limit).collect().await.ok().map(http_body_util::Collected::to_bytes)
+pub async fn read_body(req: Request, limit: usize) -> Option<Bytes> {
+    axum::body::to_bytes(req.into_body(), limit).await.ok()
 }
 
 pub fn json(status: StatusCode, value: &Value) -> Response<Body> {

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use axum::extract::{Path, Request, State};
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::header::HeaderValue;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 
 use crate::http::{self, Body};
 use crate::state::App;
@@ -14,15 +14,15 @@ use crate::state::App;
 const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 const MAX_ASYNC_PAYLOAD: usize = 256 * 1024;
 
-/// The function a path segment names: a name, `name:qualifier`, or an ARN.
-fn function_name(raw: &str) -> String {
-    let decoded = http::decode(raw);
-    let name = decoded.rsplit_once(":function:").map_or(decoded.as_str(), |(_, rest)| rest);
+/// The function a (decoded) path segment names: a name, `name:qualifier`, or an ARN.
+fn function_name(segment: &str) -> String {
+    let name = segment.rsplit_once(":function:").map_or(segment, |(_, rest)| rest);
     name.split(':').next().unwrap_or(name).to_owned()
 }
 
-pub async fn handle(app: Arc<App>, req: Request<Incoming>, raw_name: &str) -> Response<Body> {
-    let name = function_name(raw_name);
+/// `POST /2015-03-31/functions/{name}/invocations` (the name percent-decoded by the router).
+pub async fn handle(State(app): State<Arc<App>>, Path(segment): Path<String>, req: Request) -> Response<Body> {
+    let name = function_name(&segment);
     let Some(config) = app.lambda.config(&name) else {
         return http::aws_error(
             StatusCode::NOT_FOUND,
@@ -104,9 +104,9 @@ mod tests {
     #[test]
     fn a_function_is_named_by_name_qualified_name_or_arn() {
         assert_eq!(function_name("WebSocketResponder"), "WebSocketResponder");
-        assert_eq!(function_name("WebSocketResponder:%24LATEST"), "WebSocketResponder");
+        assert_eq!(function_name("WebSocketResponder:$LATEST"), "WebSocketResponder");
         assert_eq!(
-            function_name("arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3AWebSocketResponder"),
+            function_name("arn:aws:lambda:us-east-1:000000000000:function:WebSocketResponder"),
             "WebSocketResponder"
         );
         assert_eq!(

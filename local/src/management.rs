@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use axum::extract::ws::Message;
+use axum::extract::{Path, Request, State};
+use hyper::{Method, Response, StatusCode};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::gateway::Outbound;
 use crate::http::{self, Body};
@@ -16,8 +16,8 @@ use crate::state::App;
 /// What the client sees when the connection is deleted, and what `$disconnect` reports.
 pub const DELETED: (u16, &str) = (1000, "Connection deleted");
 
-pub async fn handle(app: Arc<App>, req: Request<Incoming>, raw_id: &str) -> Response<Body> {
-    let id = http::decode(raw_id);
+/// `/{stage}/@connections/{id}` (the id percent-decoded by the router).
+pub async fn handle(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response<Body> {
     let gone = || {
         http::aws_error(
             StatusCode::GONE,

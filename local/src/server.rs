@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::routing::{any, get, post};
+use hyper::{Response, StatusCode};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -92,44 +94,43 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         open_tasks: AtomicUsize::new(0),
         tasks_done: Notify::new(),
     });
-    http::serve(listener, Arc::clone(&app), shutdown, |app, peer, req| Box::pin(route(app, peer, req)));
+    http::serve(listener, router(Arc::clone(&app)), shutdown);
     Ok(Running { app, addr, stop })
 }
 
-async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    let path = req.uri().path().to_owned();
-    let stage = format!("/{}", app.settings.stage);
-    if path == stage || path.strip_prefix(&stage) == Some("/") {
-        return gateway::handshake(app, peer, req).await;
-    }
-    if let Some(id) = path.strip_prefix(&stage).and_then(|rest| rest.strip_prefix("/@connections/")) {
-        let id = id.to_owned();
-        return management::handle(app, req, &id).await;
-    }
-    if let Some(name) = path.strip_prefix("/2015-03-31/functions/").and_then(|rest| rest.strip_suffix("/invocations"))
-        && req.method() == Method::POST
-    {
-        let name = name.to_owned();
-        return invoke_api::handle(app, req, &name).await;
-    }
-    match (req.method(), path.as_str()) {
-        (&Method::GET, "/issuer/.well-known/jwks.json") => http::json(StatusCode::OK, app.issuer.jwks()),
-        (&Method::GET, "/issuer/.well-known/openid-configuration") => {
-            http::json(StatusCode::OK, &app.issuer.discovery())
-        }
-        (&Method::POST, "/issuer/token") => token(&app, req).await,
-        (&Method::GET, "/") => status(&app),
-        _ => http::json(
-            StatusCode::NOT_FOUND,
-            &json!({ "message": format!(
-                "Not found: ws-local serves {stage} (WebSocket), {stage}/@connections/{{id}}, \
-                 /2015-03-31/functions/{{name}}/invocations and /issuer"
-            ) }),
-        ),
-    }
+/// Every route ws-local serves. The stage is a setting, so the gateway's paths are built here.
+fn router(app: Arc<App>) -> Router {
+    let stage = app.settings.stage.clone();
+    Router::new()
+        .route(&format!("/{stage}"), any(gateway::handshake))
+        .route(&format!("/{stage}/"), any(gateway::handshake))
+        .route(&format!("/{stage}/@connections/{{id}}"), any(management::handle))
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke_api::handle))
+        .route(
+            "/issuer/.well-known/jwks.json",
+            get(async |State(app): State<Arc<App>>| http::json(StatusCode::OK, app.issuer.jwks())),
+        )
+        .route(
+            "/issuer/.well-known/openid-configuration",
+            get(async |State(app): State<Arc<App>>| http::json(StatusCode::OK, &app.issuer.discovery())),
+        )
+        .route("/issuer/token", post(token))
+        .route("/", get(async |State(app): State<Arc<App>>| status(&app)))
+        .fallback(move || async move { not_found(&stage) })
+        .with_state(app)
 }
 
-async fn token(app: &App, req: Request<Incoming>) -> Response<Body> {
+fn not_found(stage: &str) -> Response<Body> {
+    http::json(
+        StatusCode::NOT_FOUND,
+        &json!({ "message": format!(
+            "Not found: ws-local serves /{stage} (WebSocket), /{stage}/@connections/{{id}}, \
+             /2015-03-31/functions/{{name}}/invocations and /issuer"
+        ) }),
+    )
+}
+
+async fn token(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
     let bad = |message: String| http::json(StatusCode::BAD_REQUEST, &json!({ "message": message }));
     let Some(body) = http::read_body(req, 64 * 1024).await else {
         return bad("the body is too large".into());

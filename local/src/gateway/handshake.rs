@@ -4,17 +4,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
 use chrono::Utc;
-use hyper::body::Incoming;
-use hyper::header::{
-    HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
-};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_KEY};
+use hyper::{StatusCode, Uri};
 use serde_json::{Value, json};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::events::{Decision, Handshake, evaluate_policy};
 use crate::http::{self, Body};
@@ -27,77 +24,73 @@ fn refuse(status: StatusCode) -> Response<Body> {
     http::json(status, &json!({ "message": status.canonical_reason().unwrap_or("Error") }))
 }
 
-fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get(hyper::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
 /// The handshake on `/{stage}`: authorizer, `$connect`, then 101 and the connection's task.
-pub async fn handshake(app: Arc<App>, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
-    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
+///
+/// axum checks the upgrade; the one API Gateway behaviour it would not give by itself is the
+/// subprotocol: API Gateway puts in the 101 whatever `$connect` returned in
+/// `Sec-WebSocket-Protocol`, offered by the client or not (a browser then drops the socket, as
+/// against AWS), where axum's `protocols` picks only one the client offered. So the function's
+/// choice is set with `set_selected_protocol`.
+pub async fn handshake(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !headers.contains_key(SEC_WEBSOCKET_KEY) {
         return http::json(
             StatusCode::UPGRADE_REQUIRED,
             &json!({ "message": "This is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)." }),
-        );
-    };
-    if !is_websocket_upgrade(&req) || req.headers().get(SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13") {
+        )
+        .into_response();
+    }
+    let Ok(mut upgrade) = upgrade else {
         return http::json(
             StatusCode::BAD_REQUEST,
             &json!({ "message": "Bad WebSocket handshake: Upgrade: websocket and Sec-WebSocket-Version: 13 are required." }),
-        );
-    }
-    let handshake = Arc::new(describe(&app, peer, &req));
+        )
+        .into_response();
+    };
+    let handshake = Arc::new(describe(&app, peer, &headers, &uri));
     let id = handshake.connection_id.clone();
 
     let authorizer = match authorize(&app, &handshake).await {
         Ok(authorizer) => authorizer,
         Err(status) => {
             app.logs().local(&format!("$connect {id} refused by the authorizer: {status}"));
-            return refuse(status);
+            return refuse(status).into_response();
         }
     };
     let protocol = match connect(&app, &handshake, authorizer).await {
         Ok(protocol) => protocol,
         Err(response) => {
             app.logs().local(&format!("$connect {id} refused: {}", response.status()));
-            return response;
+            return response.into_response();
         }
     };
 
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    if let Some(protocol) = protocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        upgrade.set_selected_protocol(protocol);
+    }
     let limits = app.settings.limits;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_message_size(Some(limits.max_message_bytes))
-        .max_frame_size(Some(limits.max_frame_bytes));
     let task_app = Arc::clone(&app);
     let guard = app.connection_task();
-    tokio::spawn(async move {
-        let _guard = guard;
-        let Ok(upgraded) = on_upgrade.await else { return };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-        super::socket::run(task_app, handshake, ws).await;
-    });
-
-    let mut response = http::empty(StatusCode::SWITCHING_PROTOCOLS);
-    let headers = response.headers_mut();
-    headers.insert(hyper::header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    headers.insert(SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).expect("base64 is a valid header value"));
-    if let Some(protocol) = protocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
-        headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
-    }
+    let response = upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(async move |socket| {
+            let _guard = guard;
+            super::socket::run(task_app, handshake, socket).await;
+        });
     app.logs().local(&format!("$connect {id} accepted"));
     response
 }
 
-fn describe(app: &App, peer: SocketAddr, req: &Request<Incoming>) -> Handshake {
-    let headers: Vec<(String, String)> = req
-        .headers()
+fn describe(app: &App, peer: SocketAddr, request_headers: &HeaderMap, uri: &Uri) -> Handshake {
+    let headers: Vec<(String, String)> = request_headers
         .iter()
         .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
         .chain([
@@ -106,8 +99,7 @@ fn describe(app: &App, peer: SocketAddr, req: &Request<Incoming>) -> Handshake {
             ("X-Forwarded-Proto".to_owned(), "http".to_owned()),
         ])
         .collect();
-    let query = req
-        .uri()
+    let query = uri
         .query()
         .map(|q| {
             q.split('&')
@@ -119,7 +111,7 @@ fn describe(app: &App, peer: SocketAddr, req: &Request<Incoming>) -> Handshake {
                 .collect()
         })
         .unwrap_or_default();
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let header = |name: &str| request_headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let host = header("host");
     Handshake {
         connection_id: http::random_id(),

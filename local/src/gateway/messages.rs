@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use axum::extract::ws::Message;
 use bytes::Bytes;
 use chrono::Utc;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 use super::registry::{Connection, Outbound};
 use crate::events::Handshake;

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use axum::extract::ws::Message;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 /// What the Management API hands to an open connection.
 #[derive(Debug)]

@@ -4,16 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::{SinkExt as _, StreamExt as _};
-use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+use tokio_tungstenite::tungstenite::{Error as WsError, error::CapacityError};
 
 use super::messages::route;
 use super::registry::{Connection, Outbound};
@@ -28,11 +25,7 @@ const GOING_AWAY: u16 = 1001;
 const MESSAGE_TOO_BIG: u16 = 1009;
 
 /// The open connection until it ends, then `$disconnect`.
-pub(super) async fn run(
-    app: Arc<App>,
-    handshake: Arc<Handshake>,
-    ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
-) {
+pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket) {
     let (tx, mut rx) = mpsc::channel(256);
     let connection = Arc::new(Connection {
         id: handshake.connection_id.clone(),
@@ -49,9 +42,7 @@ pub(super) async fn run(
     let mut idle_at = Instant::now() + limits.idle_timeout;
     let mut shutdown = app.shutdown_signal();
 
-    let close = |code: u16, reason: &str| {
-        Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() }))
-    };
+    let close = |code: u16, reason: &str| Message::Close(Some(CloseFrame { code, reason: reason.into() }));
     let (code, reason): Ending = loop {
         tokio::select! {
             frame = stream.next() => match frame {
@@ -59,15 +50,17 @@ pub(super) async fn run(
                     idle_at = Instant::now() + limits.idle_timeout;
                     connection.touch();
                     match message {
-                        Message::Text(text) => route(&app, &handshake, &connection, Bytes::from(text), false),
+                        Message::Text(text) => {
+                            route(&app, &handshake, &connection, Bytes::copy_from_slice(text.as_bytes()), false);
+                        }
                         Message::Binary(data) => route(&app, &handshake, &connection, data, true),
                         Message::Close(frame) => {
-                            break frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                            break frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
                         }
-                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                        Message::Ping(_) | Message::Pong(_) => {}
                     }
                 }
-                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                Some(Err(error)) if too_long(&error) => {
                     let _ = sink.send(close(MESSAGE_TOO_BIG, "Message too big")).await;
                     break (MESSAGE_TOO_BIG, "Message too big".into());
                 }
@@ -76,19 +69,18 @@ pub(super) async fn run(
             out = rx.recv() => match out {
                 Some(Outbound::Message(message)) => {
                     // Write whatever else is queued before one flush: one syscall for a burst.
-                    let mut result = sink.feed(message).await;
-                    while result.is_ok() {
+                    let mut written = sink.feed(message).await.is_ok();
+                    while written {
                         match rx.try_recv() {
-                            Ok(Outbound::Message(more)) => result = sink.feed(more).await,
+                            Ok(Outbound::Message(more)) => written = sink.feed(more).await.is_ok(),
                             Ok(Outbound::Close(code, reason)) => {
                                 let _ = sink.send(close(code, &reason)).await;
-                                result = Err(WsError::ConnectionClosed);
-                                break;
+                                written = false;
                             }
                             Err(_) => break,
                         }
                     }
-                    if result.is_err() || sink.flush().await.is_err() {
+                    if !written || sink.flush().await.is_err() {
                         break (1006, String::new());
                     }
                 }
@@ -130,4 +122,12 @@ async fn disconnect(app: &App, handshake: &Handshake, code: u16, reason: &str) {
         // Best effort, as in API Gateway: nobody is left to tell.
         app.logs().local(&format!("$disconnect {} failed: {e}", handshake.connection_id));
     }
+}
+
+/// A frame or message over the limits: axum wraps tungstenite's error (the same tungstenite
+/// version; see the workspace `Cargo.toml`).
+fn too_long(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<WsError>())
+        .is_some_and(|e| matches!(e, WsError::Capacity(CapacityError::MessageTooLong { .. })))
 }

@@ -118,7 +118,7 @@ impl Pool {
             function: self.config.name.clone(),
             arn: self.config.arn(),
         });
-        http::serve(listener, Arc::clone(&runtime), stop_rx.clone(), |api, _, req| Box::pin(api.handle(req)));
+        http::serve(listener, super::runtime_api::router(Arc::clone(&runtime)), stop_rx.clone());
 
         let mut command = Command::new(&self.config.binary);
         command

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::routing::{get, post};
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::header::HeaderValue;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,61 +31,48 @@ pub(super) struct RuntimeApi {
     pub(super) arn: String,
 }
 
-pub(super) const PREFIX: &str = "/2018-06-01/runtime/";
+/// The Runtime API's routes, on this instance's own listener.
+pub(super) fn router(api: Arc<RuntimeApi>) -> Router {
+    Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(async |State(api): State<Arc<RuntimeApi>>| api.next().await))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .fallback(async || {
+            http::json(
+                StatusCode::NOT_FOUND,
+                &json!({ "errorMessage": "unknown Runtime API path", "errorType": "InvalidRequest" }),
+            )
+        })
+        .with_state(api)
+}
+
+async fn response(State(api): State<Arc<RuntimeApi>>, Path(id): Path<String>, req: Request) -> Response<Body> {
+    let body = http::read_body(req, MAX_RESPONSE).await;
+    let too_large = || InvokeError::Function {
+        function: api.function.clone(),
+        error_type: "Function.ResponseSizeTooLarge".into(),
+        error_message: format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes)."),
+    };
+    api.complete(&id, body.ok_or_else(too_large))
+}
+
+async fn error(State(api): State<Arc<RuntimeApi>>, Path(id): Path<String>, req: Request) -> Response<Body> {
+    let header_type =
+        req.headers().get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = http::read_body(req, MAX_RESPONSE).await.unwrap_or_default();
+    let (error_type, error_message) = reported_error(&body, header_type);
+    api.complete(&id, Err(InvokeError::Function { function: api.function.clone(), error_type, error_message }))
+}
+
+async fn init_error(State(api): State<Arc<RuntimeApi>>, req: Request) -> Response<Body> {
+    let body = http::read_body(req, MAX_RESPONSE).await.unwrap_or_default();
+    let (error_type, message) = reported_error(&body, None);
+    *api.init_error.lock().expect("init error") = Some(format!("{error_type}: {message}"));
+    http::json(StatusCode::ACCEPTED, &json!({ "status": "OK" }))
+}
 
 impl RuntimeApi {
-    pub(super) async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let path = req.uri().path().to_owned();
-        let Some(rest) = path.strip_prefix(PREFIX) else {
-            return http::json(
-                StatusCode::NOT_FOUND,
-                &json!({ "errorMessage": "unknown Runtime API path", "errorType": "InvalidRequest" }),
-            );
-        };
-        let parts: Vec<&str> = rest.split('/').collect();
-        match (req.method(), parts.as_slice()) {
-            (&Method::GET, ["invocation", "next"]) => self.next().await,
-            (&Method::POST, ["invocation", id, "response"]) => {
-                let id = (*id).to_owned();
-                let body = http::read_body(req, MAX_RESPONSE).await;
-                self.complete(
-                    &id,
-                    body.ok_or_else(|| InvokeError::Function {
-                        function: self.function.clone(),
-                        error_type: "Function.ResponseSizeTooLarge".into(),
-                        error_message: format!(
-                            "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes)."
-                        ),
-                    }),
-                )
-            }
-            (&Method::POST, ["invocation", id, "error"]) => {
-                let id = (*id).to_owned();
-                let header_type = req
-                    .headers()
-                    .get("lambda-runtime-function-error-type")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let body = http::read_body(req, MAX_RESPONSE).await.unwrap_or_default();
-                let (error_type, error_message) = reported_error(&body, header_type);
-                self.complete(
-                    &id,
-                    Err(InvokeError::Function { function: self.function.clone(), error_type, error_message }),
-                )
-            }
-            (&Method::POST, ["init", "error"]) => {
-                let body = http::read_body(req, MAX_RESPONSE).await.unwrap_or_default();
-                let (error_type, message) = reported_error(&body, None);
-                *self.init_error.lock().expect("init error") = Some(format!("{error_type}: {message}"));
-                http::json(StatusCode::ACCEPTED, &json!({ "status": "OK" }))
-            }
-            _ => http::json(
-                StatusCode::NOT_FOUND,
-                &json!({ "errorMessage": "unknown Runtime API path", "errorType": "InvalidRequest" }),
-            ),
-        }
-    }
-
     pub(super) async fn next(&self) -> Response<Body> {
         self.asked.store(true, Ordering::Relaxed);
         let job = self.jobs.lock().await.recv().await;
