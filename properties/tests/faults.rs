@@ -20,9 +20,7 @@ use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::ConnectionId;
 use ws_shared::record::ConnectionStatus;
 use ws_shared::testing::faults::{Fault, FaultProxy, Seeded};
-use ws_shared::testing::{
-    ReadBack, create_connections_table, deadline_in, dynamodb_client, dynamodb_endpoint, no_hurry, unique_table_name,
-};
+use ws_shared::testing::{ReadBack, deadline_in, dynamodb_client, dynamodb_endpoint, fresh_table, no_hurry};
 
 /// The stall: longer than any deadline here (as in the measured failure: DynamoDB stalled 6 s).
 const STALL: Duration = Duration::from_secs(6);
@@ -54,9 +52,7 @@ struct Table {
 }
 
 async fn table() -> Table {
-    let client = dynamodb_client(&dynamodb_endpoint());
-    let name = unique_table_name("faults");
-    create_connections_table(&client, &name).await;
+    let (client, name) = fresh_table("faults").await;
     Table { direct: DynamoStore::new(&client, &name), name }
 }
 

@@ -33,7 +33,9 @@ use crate::clock::iso_millis;
 use crate::deadline::Deadline;
 use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
-use crate::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, Page, PutOutcome, StoreError};
+use crate::store::{
+    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, Page, PutOutcome, StoreError,
+};
 
 /// The least time one attempt may take before it is cut and retried. DynamoDB answers in
 /// milliseconds; an attempt still open after this (or after a third of the time left, when that
@@ -299,10 +301,7 @@ impl ConnectionStore for DynamoStore {
         limit: u32,
         deadline: &Deadline,
     ) -> Result<Page, StoreError> {
-        let (index, pk_name, sk_name, pk) = match audience {
-            Audience::Conversation(id) => (keys::GSI1, keys::GSI1PK, keys::GSI1SK, keys::conversation(id)),
-            Audience::User(id) => (keys::GSI2, keys::GSI2PK, keys::GSI2SK, keys::user(id)),
-        };
+        let AudienceIndex { index, pk_name, sk_name, pk } = audience.index();
         // An index's start key holds the index keys and the table keys of the last item read;
         // all of them follow from the audience and the connection id.
         let start = after.map(|id| {

@@ -17,7 +17,9 @@ use crate::deadline::Deadline;
 use crate::dynamo::{self, key, record_item, tombstone_item};
 use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
-use crate::store::{Audience, ConnectionStore, DisconnectOutcome, GoneOutcome, Page, PutOutcome, StoreError};
+use crate::store::{
+    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, GoneOutcome, Page, PutOutcome, StoreError,
+};
 use crate::testing::{ReadBack, StoredConnection};
 
 type Item = HashMap<String, AttributeValue>;
@@ -98,10 +100,7 @@ impl ConnectionStore for MemoryStore {
         limit: u32,
         _: &Deadline,
     ) -> Result<Page, StoreError> {
-        let (pk_name, sk_name, pk) = match audience {
-            Audience::Conversation(id) => (keys::GSI1PK, keys::GSI1SK, keys::conversation(id)),
-            Audience::User(id) => (keys::GSI2PK, keys::GSI2SK, keys::user(id)),
-        };
+        let AudienceIndex { pk_name, sk_name, pk, .. } = audience.index();
         let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let after_sk = after.map(keys::connection);
         // The index: entries with its partition key, ordered by its sort key.

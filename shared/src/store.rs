@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::deadline::Deadline;
 use crate::id::{ConnectionId, ConversationId, UserId};
 use crate::log::error_chain;
-use crate::record::{ConnectionRecord, Disconnection, Tombstone};
+use crate::record::{ConnectionRecord, Disconnection, Tombstone, keys};
 
 /// Outcome of recording a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,32 @@ pub enum Audience {
     Conversation(ConversationId),
     /// Every connection of a user (GSI2).
     User(UserId),
+}
+
+/// Where an audience lives: the index, its key attribute names, and the audience's partition key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudienceIndex {
+    pub index: &'static str,
+    pub pk_name: &'static str,
+    pub sk_name: &'static str,
+    pub pk: String,
+}
+
+impl Audience {
+    /// The one mapping from an audience to its index (both store adapters read it).
+    pub fn index(&self) -> AudienceIndex {
+        match self {
+            Self::Conversation(id) => AudienceIndex {
+                index: keys::GSI1,
+                pk_name: keys::GSI1PK,
+                sk_name: keys::GSI1SK,
+                pk: keys::conversation(id),
+            },
+            Self::User(id) => {
+                AudienceIndex { index: keys::GSI2, pk_name: keys::GSI2PK, sk_name: keys::GSI2SK, pk: keys::user(id) }
+            }
+        }
+    }
 }
 
 /// Outcome of marking a connection gone.

@@ -183,6 +183,14 @@ pub fn unique_table_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
 }
 
+/// A client on moto and a new, empty connections table named after `prefix`.
+pub async fn fresh_table(prefix: &str) -> (Client, String) {
+    let client = dynamodb_client(&dynamodb_endpoint());
+    let table = unique_table_name(prefix);
+    create_connections_table(&client, &table).await;
+    (client, table)
+}
+
 /// The connections table's schema as `terraform/modules/table` declares it (its `schema.json`):
 /// keys, indexes with their projection, TTL attribute.
 #[derive(Debug, serde::Deserialize)]

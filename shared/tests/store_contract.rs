@@ -8,9 +8,7 @@ use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone};
 use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, PutOutcome};
-use ws_shared::testing::{
-    FixedClock, ReadBack, create_connections_table, dynamodb_client, dynamodb_endpoint, no_hurry, unique_table_name,
-};
+use ws_shared::testing::{FixedClock, ReadBack, fresh_table, no_hurry};
 
 fn id(raw: &str) -> ConnectionId {
     ConnectionId::parse(raw).unwrap()
@@ -202,9 +200,7 @@ macro_rules! contract {
 }
 
 async fn fresh_dynamodb() -> DynamoStore {
-    let client = dynamodb_client(&dynamodb_endpoint());
-    let table = unique_table_name("contract");
-    create_connections_table(&client, &table).await;
+    let (client, table) = fresh_table("contract").await;
     DynamoStore::new(&client, table)
 }
 

@@ -13,8 +13,8 @@ use ws_shared::record::{Disconnection, keys};
 use ws_shared::store::ConnectionStore as _;
 use ws_shared::testing::faults::{Fault, FaultProxy};
 use ws_shared::testing::{
-    Captured, FixedClock, SequentialIds, capture_logs, capture_logs_at, create_connections_table, deadline_from_now,
-    deadline_in, dynamodb_client, dynamodb_endpoint, item_json, no_hurry, raw_item, scan_all, unique_table_name,
+    Captured, FixedClock, SequentialIds, capture_logs, capture_logs_at, deadline_from_now, deadline_in,
+    dynamodb_client, dynamodb_endpoint, fresh_table, item_json, no_hurry, raw_item, scan_all,
 };
 
 const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";
@@ -50,17 +50,13 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Self {
-        let client = dynamodb_client(&dynamodb_endpoint());
-        let table = unique_table_name("connect");
-        create_connections_table(&client, &table).await;
+        let (client, table) = fresh_table("connect").await;
         Self::on_table(client, table, "180")
     }
 
     /// A handler on a new table, configured with `vars` besides the table.
     async fn with_env(vars: &[(&str, &str)]) -> Self {
-        let client = dynamodb_client(&dynamodb_endpoint());
-        let table = unique_table_name("connect");
-        create_connections_table(&client, &table).await;
+        let (client, table) = fresh_table("connect").await;
         let config = config_with(&table, vars);
         Self::on_config(client, table, &config)
     }
@@ -294,9 +290,7 @@ async fn no_subprotocol_offered_means_none_answered() {
 
 #[tokio::test]
 async fn the_record_expires_the_configured_minutes_after_the_connect() {
-    let client = dynamodb_client(&dynamodb_endpoint());
-    let table = unique_table_name("connect-ttl");
-    create_connections_table(&client, &table).await;
+    let (client, table) = fresh_table("connect-ttl").await;
     let h = Harness::on_table(client, table, "15");
 
     h.connect(sample_event()).await;
@@ -475,8 +469,7 @@ async fn the_index_is_read_only_with_a_limit_and_an_unreadable_count_writes_noth
         )
         .await;
     let client = dynamodb_client(&proxy.endpoint());
-    let table = unique_table_name("connect-limit");
-    create_connections_table(&dynamodb_client(&dynamodb_endpoint()), &table).await;
+    let (_, table) = fresh_table("connect-limit").await;
     let unlimited = Harness::on_config(client.clone(), table.clone(), &config_with(&table, &[]));
     let limited = Harness::on_config(client, table.clone(), &config_with(&table, &[("MAX_CONNECTIONS_PER_USER", "3")]));
 

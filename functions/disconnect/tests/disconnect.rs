@@ -11,10 +11,7 @@ use ws_connect::Connect;
 use ws_disconnect::{Config, Disconnect};
 use ws_shared::dynamo::DynamoStore;
 use ws_shared::record::keys;
-use ws_shared::testing::{
-    Captured, FixedClock, capture_logs, create_connections_table, deadline_in, dynamodb_client, dynamodb_endpoint,
-    item_json, raw_item, scan_all, unique_table_name,
-};
+use ws_shared::testing::{Captured, FixedClock, capture_logs, deadline_in, fresh_table, item_json, raw_item, scan_all};
 
 const CONNECTION_ID: &str = "TWegAcC4EowCHnA=";
 
@@ -39,9 +36,7 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Self {
-        let client = dynamodb_client(&dynamodb_endpoint());
-        let table = unique_table_name("disconnect");
-        create_connections_table(&client, &table).await;
+        let (client, table) = fresh_table("disconnect").await;
         Self { client, table, metrics: Captured::default() }
     }
 

@@ -21,9 +21,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use ws_local::issuer::TokenRequest;
 use ws_local::{Logs, Running, Settings};
-use ws_shared::testing::{
-    create_connections_table, dynamodb_client, dynamodb_endpoint, item_json, scan_all, unique_table_name,
-};
+use ws_shared::testing::{dynamodb_endpoint, fresh_table, item_json, scan_all};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -55,9 +53,7 @@ pub struct Stack {
 impl Stack {
     /// A ws-local on a free port with the project's manifest; `configure` changes the settings.
     pub async fn start(configure: impl FnOnce(&mut Settings)) -> Self {
-        let dynamo = dynamodb_client(&dynamodb_endpoint());
-        let table = unique_table_name("ws-local");
-        create_connections_table(&dynamo, &table).await;
+        let (dynamo, table) = fresh_table("ws-local").await;
         let mut settings = Settings::for_project(&root());
         settings.bin_dir = bin_dir();
         settings.table.clone_from(&table);
