@@ -15,7 +15,8 @@
 //! - [`lambda`]: function instances (processes) and the Runtime API they poll.
 //! - [`issuer`]: the development token issuer (JWKS + signing).
 //! - [`manifest`], [`config`]: `lambda.manifest.json`, settings, each function's environment.
-//! - [`http`], [`logs`]: HTTP plumbing; output prefixed with its source.
+//! - [`http`], [`logs`]: HTTP plumbing (axum routers served on loopback listeners, bounded
+//!   bodies, AWS-style errors); output prefixed with its source.
 
 pub mod config;
 pub mod events;

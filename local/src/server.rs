@@ -1,4 +1,4 @@
-//! One listener for everything ws-local serves, and its start and stop.
+//! One listener for everything ws-local serves (an axum `Router`), and its start and stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
