@@ -1,7 +1,7 @@
 //! The manifest (`lambda.manifest.json`) is what Terraform, ws-local and the dashboard read; the
 //! crates are what runs. They must say the same: each function's `svc`, the EMF counters it
-//! emits (the dashboard's widgets are checked against the manifest's list), and the defaults the
-//! manifest declares for the variables the code reads.
+//! emits (the dashboard's widgets are checked against the manifest's list), the variables the
+//! code reads and their defaults, and the origin secret's minimum length.
 
 use serde_json::Value;
 use ws_shared::metrics::Metric as _;
@@ -79,4 +79,53 @@ fn the_stack_tests_manifest_copy_is_the_manifest_plus_one_route_function() {
     // Its own namespace, so the stack test sees alarms follow each function's namespace.
     assert_ne!(added["environment"]["METRICS_NAMESPACE"]["default"], "ws-connection");
     assert_eq!(copy, manifest(), "regenerate the fixture from lambda.manifest.json (plus sendMessage)");
+}
+
+/// The manifest's defaults for `function`, plus `required`: what Terraform and ws-local give.
+fn manifest_env(function_name: &str, required: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    let f = function(function_name);
+    let mut env: std::collections::HashMap<String, String> = f["environment"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, v)| Some((name.clone(), v["default"].as_str()?.to_owned())))
+        .collect();
+    env.extend(required.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env
+}
+
+fn only(required: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    required.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Each function configures itself the same whether a variable is unset (the code's default)
+/// or set to the manifest's default: the two are one value, whichever side changes.
+#[test]
+fn the_code_defaults_are_the_manifest_defaults() {
+    let table = [("TABLE_CONNECTIONS", "connections")];
+    let (unset, set) = (only(&table), manifest_env("ConnectFunction", &table));
+    assert_eq!(
+        ws_connect::Config::from_env(&|n: &str| unset.get(n).cloned()).unwrap(),
+        ws_connect::Config::from_env(&|n: &str| set.get(n).cloned()).unwrap(),
+        "ConnectFunction"
+    );
+    let (unset, set) = (only(&table), manifest_env("disconnectWS", &table));
+    assert_eq!(
+        ws_disconnect::Config::from_env(&|n: &str| unset.get(n).cloned()).unwrap(),
+        ws_disconnect::Config::from_env(&|n: &str| set.get(n).cloned()).unwrap(),
+        "disconnectWS"
+    );
+    let (unset, set) = (only(&[]), manifest_env("WebSocketResponder", &[]));
+    assert_eq!(
+        ws_responder::Config::from_env(&|n: &str| unset.get(n).cloned()).unwrap(),
+        ws_responder::Config::from_env(&|n: &str| set.get(n).cloned()).unwrap(),
+        "WebSocketResponder"
+    );
+    let issuer = [("JWT_ISSUER", "https://issuer.example.com"), ("JWT_AUDIENCE", "app")];
+    let (unset, set) = (only(&issuer), manifest_env("ConnectAuthorizer", &issuer));
+    assert_eq!(
+        ws_authorizer::Config::from_env(&|n: &str| unset.get(n).cloned()).unwrap(),
+        ws_authorizer::Config::from_env(&|n: &str| set.get(n).cloned()).unwrap(),
+        "ConnectAuthorizer"
+    );
 }
