@@ -18,6 +18,12 @@ pub struct Handshake {
     pub headers: Vec<(String, String)>,
     /// Query parameters, decoded, in order.
     pub query: Vec<(String, String)>,
+    /// What the `$connect` authorizer returned (principalId + context), once it ran: API Gateway
+    /// gives it as `requestContext.authorizer` to every route of the connection, `$connect`,
+    /// message routes and `$disconnect` alike (the authorizer runs on `$connect` only, and its
+    /// `$context.authorizer.*` variables hold for the connection:
+    /// https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-mapping-template-reference.html).
+    pub authorizer: Option<Value>,
 }
 
 impl Handshake {
@@ -41,6 +47,9 @@ impl Handshake {
         context.insert("domainName".into(), json!(self.domain_name));
         context.insert("connectionId".into(), json!(self.connection_id));
         context.insert("apiId".into(), json!(self.api_id));
+        if let Some(authorizer) = &self.authorizer {
+            context.insert("authorizer".into(), authorizer.clone());
+        }
         context
     }
 
@@ -73,13 +82,10 @@ impl Handshake {
         Value::Object(event)
     }
 
-    /// `$connect`'s event; `authorizer` is what the authorizer returned (principalId + context).
-    pub fn connect_event(&self, authorizer: Option<Value>, request_id: &str, now: DateTime<Utc>) -> Value {
+    /// `$connect`'s event (with the authorizer's output, when one ran).
+    pub fn connect_event(&self, request_id: &str, now: DateTime<Utc>) -> Value {
         let (headers, multi) = self.header_maps();
-        let mut context = self.context("$connect", "CONNECT", request_id, now);
-        if let Some(authorizer) = authorizer {
-            context.insert("authorizer".into(), authorizer);
-        }
+        let context = self.context("$connect", "CONNECT", request_id, now);
         let mut event = Map::new();
         event.insert("headers".into(), headers);
         event.insert("multiValueHeaders".into(), multi);
@@ -110,24 +116,12 @@ impl Handshake {
         })
     }
 
-    /// A message route's event; binary messages arrive base64-encoded.
-    pub fn message_event(
-        &self,
-        route_key: &str,
-        body: &[u8],
-        binary: bool,
-        request_id: &str,
-        now: DateTime<Utc>,
-    ) -> Value {
-        use base64::Engine as _;
+    /// A message route's event. Messages are text: a binary frame never reaches a route (see
+    /// `gateway::socket`).
+    pub fn message_event(&self, route_key: &str, body: &str, request_id: &str, now: DateTime<Utc>) -> Value {
         let mut context = self.context(route_key, "MESSAGE", request_id, now);
         context.insert("messageId".into(), json!(crate::http::random_id()));
-        let body = if binary {
-            base64::engine::general_purpose::STANDARD.encode(body)
-        } else {
-            String::from_utf8_lossy(body).into_owned()
-        };
-        json!({ "requestContext": context, "body": body, "isBase64Encoded": binary })
+        json!({ "requestContext": context, "body": body, "isBase64Encoded": false })
     }
 }
 
@@ -281,9 +275,15 @@ mod tests {
                 ("X-A".into(), "2".into()),
             ],
             query: vec![("correlationId".into(), "conv-1".into())],
+            authorizer: None,
         };
         let now = DateTime::from_timestamp_millis(1_707_503_007_398).unwrap();
-        let connect = handshake.connect_event(Some(json!({ "principalId": "u" })), "req", now);
+        let authorizer = handshake.authorizer_event(ARN, "req", now);
+        assert_eq!(authorizer["type"], "REQUEST");
+        assert_eq!(authorizer["methodArn"], ARN);
+        assert!(authorizer["requestContext"].get("authorizer").is_none());
+        let handshake = Handshake { authorizer: Some(json!({ "principalId": "u", "tenant": "t" })), ..handshake };
+        let connect = handshake.connect_event("req", now);
         assert_eq!(connect["headers"]["X-A"], "2");
         assert_eq!(connect["multiValueHeaders"]["X-A"], json!(["1", "2"]));
         assert_eq!(connect["queryStringParameters"], json!({ "correlationId": "conv-1" }));
@@ -295,12 +295,13 @@ mod tests {
         assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 4000);
         assert_eq!(disconnect["requestContext"]["disconnectReason"], "bye");
         assert_eq!(disconnect["requestContext"]["eventType"], "DISCONNECT");
-        let authorizer = handshake.authorizer_event(ARN, "req", now);
-        assert_eq!(authorizer["type"], "REQUEST");
-        assert_eq!(authorizer["methodArn"], ARN);
-        let message = handshake.message_event("$default", b"\x00\x01", true, "req3", now);
-        assert_eq!(message["body"], "AAE=");
-        assert_eq!(message["isBase64Encoded"], true);
+        let message = handshake.message_event("$default", "hi", "req3", now);
+        assert_eq!(message["body"], "hi");
+        assert_eq!(message["isBase64Encoded"], false);
+        // The authorizer's output reaches every route of the connection, not only $connect.
+        for event in [&connect, &disconnect, &message] {
+            assert_eq!(event["requestContext"]["authorizer"], json!({ "principalId": "u", "tenant": "t" }));
+        }
     }
 
     #[test]

@@ -22,8 +22,9 @@ fn function_name(segment: &str) -> String {
 
 /// `POST /2015-03-31/functions/{name}/invocations` (the name percent-decoded by the router).
 pub async fn handle(State(app): State<Arc<App>>, Path(segment): Path<String>, req: Request) -> Response<Body> {
-    let name = function_name(&segment);
-    let Some(config) = app.lambda.config(&name) else {
+    let requested = function_name(&segment);
+    let Some(config) = app.lambda.resolve(&requested) else {
+        let name = requested;
         return http::aws_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
@@ -34,7 +35,7 @@ pub async fn handle(State(app): State<Arc<App>>, Path(segment): Path<String>, re
             ),
         );
     };
-    let arn = config.arn();
+    let (name, arn) = (config.name.clone(), config.arn());
     let invocation_type = req
         .headers()
         .get("x-amz-invocation-type")

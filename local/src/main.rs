@@ -84,8 +84,8 @@ struct Token {
     /// The token's subject: the user id the authorizer passes on.
     #[arg(long)]
     sub: String,
-    /// Seconds until it expires (negative: already expired).
-    #[arg(long, default_value_t = 3600)]
+    /// Seconds until it expires (negative: already expired, e.g. --ttl -3600).
+    #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
     ttl: i64,
     /// The running ws-local.
     #[arg(long, default_value = "http://127.0.0.1:3001")]

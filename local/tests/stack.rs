@@ -192,6 +192,34 @@ async fn a_message_goes_to_the_route_its_action_names_else_to_default() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_authorizers_output_reaches_every_route_of_the_connection() {
+    // API Gateway runs the authorizer on $connect only, and gives its output to every route.
+    let manifest = manifest_with_fixture();
+    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-who", stack.token("iris")), &[]).await.unwrap();
+    socket.send(Message::text("whoami")).await.unwrap();
+    assert_eq!(next_text(&mut socket, 10).await, "principal: iris");
+    stack.stop().await;
+    std::fs::remove_file(manifest).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_binary_frame_closes_the_connection_with_1003() {
+    // API Gateway rejects binary frames and disconnects with 1003 (its binary media types page).
+    let manifest = manifest_with_fixture();
+    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-bin", stack.token("jon")), &[]).await.unwrap();
+    socket.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
+    assert_eq!(next_close(&mut socket, 10).await, (1003, "Binary frames are not supported".to_owned()));
+    let record = stack.wait_for_record("conv-bin", |r| r["status"] == "DISCONNECTED").await;
+    assert_eq!(record["closeCode"], "1003");
+    stack.stop().await;
+    std::fs::remove_file(manifest).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_connection_is_closed_with_1001_at_its_maximum_duration_even_when_active() {
     let stack = Stack::start(|s| {
         s.limits.max_duration = Duration::from_secs(2);
@@ -302,6 +330,13 @@ async fn the_invoke_api_answers_like_lambda() {
         .await;
     assert_eq!(status, 202);
     stack.wait_for_log("[WebSocketResponder] REPORT").await;
+    // The name Terraform deploys the function under answers too, so one command works on both.
+    let (status, _, answer) =
+        stack.invoke("ws-connection-local-WebSocketResponder", &json!({"messageType": "system"})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["statusCode"], 400, "{answer}");
+    let (status, _, _) = stack.invoke("xWebSocketResponder", &json!({})).await;
+    assert_eq!(status, 404, "only <prefix>-<name>");
     stack.stop().await;
 }
 

@@ -52,17 +52,18 @@ pub async fn handshake(
         )
         .into_response();
     };
-    let handshake = Arc::new(describe(&app, peer, &headers, &uri));
+    let mut handshake = describe(&app, peer, &headers, &uri);
     let id = handshake.connection_id.clone();
 
-    let authorizer = match authorize(&app, &handshake).await {
+    handshake.authorizer = match authorize(&app, &handshake).await {
         Ok(authorizer) => authorizer,
         Err(status) => {
             app.logs().local(&format!("$connect {id} refused by the authorizer: {status}"));
             return refuse(status).into_response();
         }
     };
-    let protocol = match connect(&app, &handshake, authorizer).await {
+    let handshake = Arc::new(handshake);
+    let protocol = match connect(&app, &handshake).await {
         Ok(protocol) => protocol,
         Err(response) => {
             app.logs().local(&format!("$connect {id} refused: {}", response.status()));
@@ -123,6 +124,7 @@ fn describe(app: &App, peer: SocketAddr, request_headers: &HeaderMap, uri: &Uri)
         api_id: app.settings.api_id.clone(),
         headers,
         query,
+        authorizer: None,
     }
 }
 
@@ -182,13 +184,9 @@ fn has_identity_source(handshake: &Handshake, source: &str) -> bool {
 
 /// Runs the `$connect` route. `Ok`: accepted, with the subprotocol the function chose;
 /// `Err`: the refusal.
-async fn connect(
-    app: &App,
-    handshake: &Handshake,
-    authorizer: Option<Value>,
-) -> Result<Option<String>, Response<Body>> {
+async fn connect(app: &App, handshake: &Handshake) -> Result<Option<String>, Response<Body>> {
     let Some(function) = app.manifest.route("$connect") else { return Ok(None) };
-    let event = handshake.connect_event(authorizer, &http::random_id(), Utc::now());
+    let event = handshake.connect_event(&http::random_id(), Utc::now());
     let output = match app.lambda.invoke(&function.name, Bytes::from(event.to_string())).await {
         Some(Ok(output)) => output,
         Some(Err(e)) => {

@@ -20,16 +20,11 @@ pub(super) fn route(
     app: &Arc<App>,
     handshake: &Arc<Handshake>,
     connection: &Arc<Connection>,
-    body: Bytes,
-    binary: bool,
+    body: String,
 ) {
-    let action = if binary {
-        None
-    } else {
-        serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_owned))
-    };
+    let action = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_owned));
     let function = action
         .filter(|a| !a.starts_with('$'))
         .and_then(|a| app.manifest.route(&a))
@@ -48,7 +43,7 @@ pub(super) fn route(
             return;
         };
         let Trigger::Route { route, route_response } = &function.trigger else { return };
-        let event = handshake.message_event(route, &body, binary, &request_id, Utc::now());
+        let event = handshake.message_event(route, &body, &request_id, Utc::now());
         match app.lambda.invoke(&function.name, Bytes::from(event.to_string())).await {
             Some(Ok(output)) => {
                 let output: Value = serde_json::from_slice(&output).unwrap_or(Value::Null);

@@ -23,6 +23,8 @@ type Ending = (u16, String);
 
 const GOING_AWAY: u16 = 1001;
 const MESSAGE_TOO_BIG: u16 = 1009;
+const UNSUPPORTED_DATA: u16 = 1003;
+const BINARY_REFUSED: &str = "Binary frames are not supported";
 
 /// The open connection until it ends, then `$disconnect`.
 pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket) {
@@ -50,10 +52,13 @@ pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket)
                     idle_at = Instant::now() + limits.idle_timeout;
                     connection.touch();
                     match message {
-                        Message::Text(text) => {
-                            route(&app, &handshake, &connection, Bytes::copy_from_slice(text.as_bytes()), false);
+                        Message::Text(text) => route(&app, &handshake, &connection, text.as_str().to_owned()),
+                        // API Gateway rejects binary frames and disconnects with 1003:
+                        // https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html
+                        Message::Binary(_) => {
+                            let _ = sink.send(close(UNSUPPORTED_DATA, BINARY_REFUSED)).await;
+                            break (UNSUPPORTED_DATA, BINARY_REFUSED.into());
                         }
-                        Message::Binary(data) => route(&app, &handshake, &connection, data, true),
                         Message::Close(frame) => {
                             break frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
                         }

@@ -105,6 +105,18 @@ impl Lambda {
         self.pools.get(name).map(|p| &p.config)
     }
 
+    /// The function `name` means: a manifest name, or the name Terraform deploys it under
+    /// (`<name_prefix>-<name>`, e.g. `ws-connection-local-WebSocketResponder`), so the same
+    /// `aws lambda invoke --function-name` works against ws-local and the stack.
+    pub fn resolve(&self, name: &str) -> Option<&FunctionConfig> {
+        self.config(name).or_else(|| {
+            self.pools
+                .values()
+                .map(|p| &p.config)
+                .find(|c| name.strip_suffix(c.name.as_str()).is_some_and(|prefix| prefix.ends_with('-')))
+        })
+    }
+
     /// Invokes `name` with `payload` and waits for its result. `None`: no such function.
     pub async fn invoke(&self, name: &str, payload: Bytes) -> Option<Result<Bytes, InvokeError>> {
         let pool = Arc::clone(self.pools.get(name)?);
