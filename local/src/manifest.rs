@@ -24,6 +24,10 @@ pub enum ManifestError {
     Crate { function: String, path: PathBuf, reason: String },
     #[error("{function}: timeout_s must be 1-900 and memory_mb 128-10240 (got {timeout_s} s, {memory_mb} MB)")]
     Limits { function: String, timeout_s: u64, memory_mb: u64 },
+    #[error(
+        "route_selection_expression {0:?} is not supported: use $request.body.<field>[.<field>…] (a JSON path into the message)"
+    )]
+    RouteSelection(String),
     #[error("route {route} has two functions ({first} and {second}); a route has exactly one integration")]
     DuplicateRoute { route: String, first: String, second: String },
 }
@@ -31,7 +35,16 @@ pub enum ManifestError {
 #[derive(Debug, Deserialize)]
 struct Raw {
     service: String,
+    #[serde(default = "default_route_selection")]
+    route_selection_expression: String,
     functions: Vec<RawFunction>,
+}
+
+/// API Gateway's usual choice, and ours when the manifest names none.
+pub const DEFAULT_ROUTE_SELECTION: &str = "$request.body.action";
+
+fn default_route_selection() -> String {
+    DEFAULT_ROUTE_SELECTION.to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +110,8 @@ pub struct Variable {
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub service: String,
+    /// Where a message's route key is: the fields of `$request.body.<a>.<b>…`, in order.
+    pub route_selection: Vec<String>,
     pub functions: Vec<Function>,
 }
 
@@ -127,7 +142,8 @@ impl Manifest {
                 environment,
             });
         }
-        let manifest = Self { service: raw.service, functions };
+        let route_selection = route_selection(&raw.route_selection_expression)?;
+        let manifest = Self { service: raw.service, route_selection, functions };
         manifest.check_routes()?;
         Ok(manifest)
     }
@@ -160,6 +176,26 @@ impl Manifest {
     pub fn authorizer(&self) -> Option<&Function> {
         self.functions.iter().find(|f| matches!(f.trigger, Trigger::Authorizer { .. }))
     }
+
+    /// A message's route key by the route selection expression: the string at its path in the
+    /// JSON body; `None` when the body is not JSON or has no string there (then `$default`).
+    pub fn route_key(&self, body: &str) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(body).ok()?;
+        self.route_selection.iter().try_fold(&value, |v, field| v.get(field))?.as_str().map(str::to_owned)
+    }
+}
+
+/// The fields of a `$request.body.<path>` route selection expression. API Gateway also takes
+/// other forms (`${request.body.action}`, constants); this one is what WebSocket APIs use:
+/// https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-routes.html
+fn route_selection(expression: &str) -> Result<Vec<String>, ManifestError> {
+    let fields: Vec<String> = expression
+        .strip_prefix("$request.body.")
+        .map(|path| path.split('.').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let valid = !fields.is_empty()
+        && fields.iter().all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+    if valid { Ok(fields) } else { Err(ManifestError::RouteSelection(expression.to_owned())) }
 }
 
 /// The `[package] name` of a crate: its binary's name.
@@ -197,6 +233,18 @@ mod tests {
         assert!(m.route("$default").is_none());
         let table = &m.function("ConnectFunction").unwrap().environment["TABLE_CONNECTIONS"];
         assert!(table.required && table.default.is_none());
+        assert_eq!(m.route_selection, ["action"]);
+        assert_eq!(m.route_key(r#"{"action":"echo"}"#).as_deref(), Some("echo"));
+        assert_eq!(m.route_key("not json"), None);
+    }
+
+    #[test]
+    fn a_route_selection_expression_is_a_path_into_the_body() {
+        assert_eq!(route_selection("$request.body.message.type").unwrap(), ["message", "type"]);
+        for bad in ["$request.body.", "action", "${request.body.action}", "$request.body.a..b"] {
+            let err = route_selection(bad).unwrap_err().to_string();
+            assert!(err.contains("use $request.body.<field>"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -192,6 +192,24 @@ async fn a_message_goes_to_the_route_its_action_names_else_to_default() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_manifests_route_selection_expression_picks_the_route() {
+    let manifest = support::manifest_edited(|m| {
+        support::add_fixture_routes(m);
+        m["route_selection_expression"] = json!("$request.body.meta.kind");
+    });
+    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-rse", stack.token("kim")), &[]).await.unwrap();
+    socket.send(Message::text(r#"{"meta":{"kind":"echo"}}"#)).await.unwrap();
+    assert_eq!(next_text(&mut socket, 10).await, r#"[echo] {"meta":{"kind":"echo"}}"#);
+    // `action` means nothing now: $default.
+    socket.send(Message::text(r#"{"action":"echo"}"#)).await.unwrap();
+    assert_eq!(next_text(&mut socket, 10).await, r#"echo: {"action":"echo"}"#);
+    stack.stop().await;
+    std::fs::remove_file(manifest).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_authorizers_output_reaches_every_route_of_the_connection() {
     // API Gateway runs the authorizer on $connect only, and gives its output to every route.
     let manifest = manifest_with_fixture();

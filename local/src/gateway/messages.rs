@@ -14,7 +14,8 @@ use crate::http;
 use crate::manifest::Trigger;
 use crate::state::App;
 
-/// Sends a client's message to its route (`$request.body.action`, else `$default`) without
+/// Sends a client's message to its route (by the manifest's `route_selection_expression`,
+/// `$request.body.action` unless it says otherwise; else `$default`) without
 /// holding up the socket; no route → API Gateway's `Forbidden` frame.
 pub(super) fn route(
     app: &Arc<App>,
@@ -22,9 +23,7 @@ pub(super) fn route(
     connection: &Arc<Connection>,
     body: String,
 ) {
-    let action = serde_json::from_str::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_owned));
+    let action = app.manifest.route_key(&body);
     let function = action
         .filter(|a| !a.starts_with('$'))
         .and_then(|a| app.manifest.route(&a))

@@ -212,19 +212,22 @@ pub async fn next_close(socket: &mut Socket, secs: u64) -> (u16, String) {
 /// A manifest like the project's with the fixture function on `$default` (two-way, 1 s timeout)
 /// and again as `EchoAction` on the route `echo`.
 pub fn manifest_with_fixture() -> PathBuf {
-    manifest_edited(|manifest| {
-        let functions = manifest["functions"].as_array_mut().unwrap();
-        functions.push(json!({
-            "name": "EchoFixture", "crate": root().join("local/fixture"), "svc": "fixture",
-            "trigger": { "type": "route", "route": "$default", "route_response": true },
-            "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
-        }));
-        functions.push(json!({
-            "name": "EchoAction", "crate": root().join("local/fixture"), "svc": "fixture",
-            "trigger": { "type": "route", "route": "echo", "route_response": true },
-            "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
-        }));
-    })
+    manifest_edited(add_fixture_routes)
+}
+
+/// Adds the fixture on `$default` and as `EchoAction` on `echo` to a manifest.
+pub fn add_fixture_routes(manifest: &mut Value) {
+    let functions = manifest["functions"].as_array_mut().unwrap();
+    functions.push(json!({
+        "name": "EchoFixture", "crate": root().join("local/fixture"), "svc": "fixture",
+        "trigger": { "type": "route", "route": "$default", "route_response": true },
+        "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
+    }));
+    functions.push(json!({
+        "name": "EchoAction", "crate": root().join("local/fixture"), "svc": "fixture",
+        "trigger": { "type": "route", "route": "echo", "route_response": true },
+        "memory_mb": 128, "timeout_s": 1, "architecture": "arm64", "environment": {}
+    }));
 }
 
 /// A copy of the project's manifest (crates made absolute) changed by `edit`, in a temporary file.

@@ -1,7 +1,7 @@
 resource "aws_apigatewayv2_api" "this" {
   name                       = var.name
   protocol_type              = "WEBSOCKET"
-  route_selection_expression = "$request.body.action"
+  route_selection_expression = var.route_selection_expression
   tags                       = var.tags
 }
 

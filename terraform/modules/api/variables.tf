@@ -13,6 +13,16 @@ variable "stage_name" {
   }
 }
 
+variable "route_selection_expression" {
+  description = "Where a message's route key is, e.g. $request.body.action (the stack passes the manifest's)."
+  type        = string
+  default     = "$request.body.action"
+  validation {
+    condition     = can(regex("^\\$request\\.body\\.[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", var.route_selection_expression))
+    error_message = "route_selection_expression must be $request.body.<field>[.<field>…]."
+  }
+}
+
 variable "routes" {
   description = "Each route key ($connect, $disconnect, $default or an action) and the function it invokes: name and invoke ARN (the stack builds it from the manifest's route triggers)."
   type        = map(object({ name = string, invoke_arn = string }))

@@ -103,8 +103,9 @@ module "route_function" {
 module "api" {
   source = "../api"
 
-  name       = var.name_prefix
-  stage_name = var.stage_name
+  name                       = var.name_prefix
+  stage_name                 = var.stage_name
+  route_selection_expression = try(local.manifest.route_selection_expression, "$request.body.action")
   # Every route the manifest names, to its function.
   routes = { for name, f in local.functions : f.trigger.route => {
     name = module.route_function[name].function_name, invoke_arn = module.route_function[name].invoke_arn

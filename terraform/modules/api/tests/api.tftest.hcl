@@ -98,3 +98,23 @@ run "a_bad_stage_name_is_refused" {
 
   expect_failures = [var.stage_name]
 }
+
+run "the_route_selection_expression_is_the_manifests" {
+  command = plan
+  variables {
+    route_selection_expression = "$request.body.meta.kind"
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_api.this.route_selection_expression == "$request.body.meta.kind"
+    error_message = "The API selects routes where the manifest says."
+  }
+}
+
+run "a_route_selection_expression_outside_the_body_is_refused" {
+  command = plan
+  variables {
+    route_selection_expression = "$request.header.x"
+  }
+  expect_failures = [var.route_selection_expression]
+}
