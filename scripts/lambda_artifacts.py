@@ -39,6 +39,10 @@ def load_manifest(path):
     functions = manifest.get("functions")
     if not isinstance(manifest.get("service"), str) or not isinstance(functions, list) or not functions:
         raise UsageError(f"{path} needs a 'service' name and a non-empty 'functions' list")
+    # A function given as an "executable" (any file that speaks the Lambda Runtime API) runs in
+    # ws-local only: there is nothing here to build or deploy.
+    functions = [f for f in functions if "executable" not in f]
+    manifest["functions"] = functions
     for f in functions:
         for field in ("name", "crate", "architecture"):
             if not isinstance(f.get(field), str):

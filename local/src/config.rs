@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::lambda::FunctionConfig;
 use crate::logs::Logs;
-use crate::manifest::{Manifest, ManifestError};
+use crate::manifest::{Code, Manifest, ManifestError};
 
 /// The name `terraform/envs/local` gives the table (its `table_name` output).
 pub const DEFAULT_TABLE: &str = "ws-connection-local-connections";
@@ -189,7 +189,10 @@ pub fn functions(
     ]);
     let mut out = Vec::new();
     for f in &manifest.functions {
-        let binary = settings.bin_dir.join(&f.package);
+        let binary = match &f.code {
+            Code::Package(package) => settings.bin_dir.join(package),
+            Code::Executable(path) => path.clone(),
+        };
         if !binary.is_file() {
             return Err(ConfigError::MissingBinary { function: f.name.clone(), path: binary });
         }

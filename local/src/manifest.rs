@@ -20,6 +20,8 @@ pub enum ManifestError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{function}: give either \"crate\" (a workspace crate) or \"executable\" (a file that speaks the Lambda Runtime API), not both or neither")]
+    Code { function: String },
     #[error("{function}: cannot read the package name from {path}: {reason}")]
     Crate { function: String, path: PathBuf, reason: String },
     #[error("{function}: timeout_s must be 1-900 and memory_mb 128-10240 (got {timeout_s} s, {memory_mb} MB)")]
@@ -50,8 +52,13 @@ fn default_route_selection() -> String {
 #[derive(Debug, Deserialize)]
 struct RawFunction {
     name: String,
-    #[serde(rename = "crate")]
-    krate: String,
+    /// A crate of this workspace (its binary is built by cargo), or …
+    #[serde(rename = "crate", default)]
+    krate: Option<String>,
+    /// … any executable that speaks the Lambda Runtime API (a Node or Python custom runtime's
+    /// `bootstrap`, a peer's test handler); local only: Terraform deploys the crates.
+    #[serde(default)]
+    executable: Option<String>,
     trigger: Trigger,
     memory_mb: u64,
     timeout_s: u64,
@@ -93,12 +100,21 @@ pub enum Trigger {
 #[derive(Debug, Clone)]
 pub struct Function {
     pub name: String,
-    pub package: String,
+    pub code: Code,
     pub trigger: Trigger,
     pub memory_mb: u64,
     pub timeout_s: u64,
     /// Declared variables: name → (default, required).
     pub environment: BTreeMap<String, Variable>,
+}
+
+/// What runs a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    /// A workspace crate: the binary named after its package, in `--bin-dir`.
+    Package(String),
+    /// An executable file, path resolved against the manifest's folder.
+    Executable(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -127,7 +143,11 @@ impl Manifest {
             if !(1..=900).contains(&f.timeout_s) || !(128..=10_240).contains(&f.memory_mb) {
                 return Err(ManifestError::Limits { function: f.name, timeout_s: f.timeout_s, memory_mb: f.memory_mb });
             }
-            let package = package_name(&f.name, &root.join(&f.krate).join("Cargo.toml"))?;
+            let code = match (&f.krate, &f.executable) {
+                (Some(krate), None) => Code::Package(package_name(&f.name, &root.join(krate).join("Cargo.toml"))?),
+                (None, Some(executable)) => Code::Executable(root.join(executable)),
+                _ => return Err(ManifestError::Code { function: f.name }),
+            };
             let environment = f
                 .environment
                 .into_iter()
@@ -135,7 +155,7 @@ impl Manifest {
                 .collect();
             functions.push(Function {
                 name: f.name,
-                package,
+                code,
                 trigger: f.trigger,
                 memory_mb: f.memory_mb,
                 timeout_s: f.timeout_s,
@@ -226,7 +246,7 @@ mod tests {
     fn the_project_manifest_gives_four_functions_with_their_packages_and_routes() {
         let m = Manifest::load(&manifest_dir().join("lambda.manifest.json")).unwrap();
         assert_eq!(m.service, "ws-connection");
-        assert_eq!(m.route("$connect").unwrap().package, "ws-connect");
+        assert_eq!(m.route("$connect").unwrap().code, Code::Package("ws-connect".into()));
         assert_eq!(m.route("$disconnect").unwrap().name, "disconnectWS");
         assert_eq!(m.authorizer().unwrap().name, "ConnectAuthorizer");
         assert_eq!(m.function("WebSocketResponder").unwrap().trigger, Trigger::Direct);

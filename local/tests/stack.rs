@@ -210,6 +210,25 @@ async fn the_manifests_route_selection_expression_picks_the_route() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn any_executable_that_speaks_the_runtime_api_can_be_a_function() {
+    // A Python custom runtime on $default, named by "executable" instead of "crate".
+    let manifest = support::manifest_edited(|m| {
+        m["functions"].as_array_mut().unwrap().push(json!({
+            "name": "PyEcho", "executable": support::root().join("local/fixture/runtimes/echo.py"),
+            "trigger": { "type": "route", "route": "$default", "route_response": true },
+            "memory_mb": 128, "timeout_s": 3, "environment": {}
+        }));
+    });
+    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-py", stack.token("lea")), &[]).await.unwrap();
+    socket.send(Message::text("hello")).await.unwrap();
+    assert_eq!(next_text(&mut socket, 10).await, "py: hello");
+    stack.stop().await;
+    std::fs::remove_file(manifest).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_authorizers_output_reaches_every_route_of_the_connection() {
     // API Gateway runs the authorizer on $connect only, and gives its output to every route.
     let manifest = manifest_with_fixture();

@@ -235,8 +235,9 @@ pub fn manifest_edited(edit: impl FnOnce(&mut Value)) -> PathBuf {
     let mut manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("lambda.manifest.json")).unwrap()).unwrap();
     for f in manifest["functions"].as_array_mut().unwrap().iter_mut() {
-        let absolute = root().join(f["crate"].as_str().unwrap());
-        f["crate"] = json!(absolute);
+        if let Some(krate) = f["crate"].as_str() {
+            f["crate"] = json!(root().join(krate));
+        }
     }
     edit(&mut manifest);
     let path = std::env::temp_dir().join(format!("ws-local-manifest-{}.json", uuid::Uuid::new_v4()));

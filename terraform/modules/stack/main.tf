@@ -1,6 +1,7 @@
 locals {
   manifest  = jsondecode(file(var.manifest_path))
-  functions = { for f in local.manifest.functions : f.name => f }
+  # Crates only: a function given as an "executable" runs in ws-local alone.
+  functions = { for f in local.manifest.functions : f.name => f if try(f.crate, null) != null }
   checksums = jsondecode(file("${var.artifacts_dir}/checksums.json"))
   tags      = merge({ service = local.manifest.service, stack = var.name_prefix }, var.tags)
 
