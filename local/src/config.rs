@@ -92,6 +92,9 @@ pub struct Settings {
     pub limits: Limits,
     /// Instances per function at most (Lambda's concurrency, locally).
     pub max_instances: usize,
+    /// Never run `$disconnect`: how an orphan record arises on AWS (API Gateway delivers
+    /// `$disconnect` on a best-effort basis), to try the TTL, `MARK_GONE` and gone-marking locally.
+    pub lose_disconnects: bool,
     pub logs: Logs,
 }
 
@@ -110,6 +113,7 @@ impl Settings {
             authorizer: true,
             limits: Limits::default(),
             max_instances: 16,
+            lose_disconnects: false,
             logs: Logs::Stdout,
         }
     }

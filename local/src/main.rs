@@ -77,6 +77,10 @@ struct Serve {
     /// Instances per function at most.
     #[arg(long, default_value_t = 16)]
     max_instances: usize,
+    /// Lose every $disconnect on purpose (API Gateway's is best effort): records stay CONNECTED,
+    /// as orphans do on AWS.
+    #[arg(long)]
+    lose_disconnects: bool,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +132,7 @@ async fn serve(args: Serve) -> Result<(), String> {
             max_duration: Duration::from_secs(args.max_connection_duration),
         },
         max_instances: args.max_instances,
+        lose_disconnects: args.lose_disconnects,
         logs: Logs::Stdout,
     };
     let logs = settings.logs.clone();

@@ -229,6 +229,21 @@ async fn any_executable_that_speaks_the_runtime_api_can_be_a_function() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_lost_disconnect_leaves_an_orphan_as_on_aws() {
+    // GIVEN ws-local losing every $disconnect on purpose
+    let stack = Stack::start(|s| s.lose_disconnects = true).await;
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-orphan", stack.token("max")), &[]).await.unwrap();
+    // WHEN the client closes
+    socket.close(None).await.unwrap();
+    stack.wait_for_log("lost on purpose").await;
+    // THEN the record is still CONNECTED: an orphan, left to the TTL and the fan-out's gone-marking
+    let record = stack.record_of_conversation("conv-orphan").await.unwrap();
+    assert_eq!(record["status"], "CONNECTED");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_authorizers_output_reaches_every_route_of_the_connection() {
     // API Gateway runs the authorizer on $connect only, and gives its output to every route.
     let manifest = manifest_with_fixture();

@@ -122,6 +122,10 @@ pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket)
 
 async fn disconnect(app: &App, handshake: &Handshake, code: u16, reason: &str) {
     let Some(function) = app.manifest.route("$disconnect") else { return };
+    if app.settings.lose_disconnects {
+        app.logs().local(&format!("$disconnect {} lost on purpose (--lose-disconnects)", handshake.connection_id));
+        return;
+    }
     let event = handshake.disconnect_event(code, reason, &http::random_id(), Utc::now());
     if let Some(Err(e)) = app.lambda.invoke(&function.name, Bytes::from(event.to_string())).await {
         // Best effort, as in API Gateway: nobody is left to tell.
