@@ -22,7 +22,7 @@ pub struct Handshake {
     /// gives it as `requestContext.authorizer` to every route of the connection, `$connect`,
     /// message routes and `$disconnect` alike (the authorizer runs on `$connect` only, and its
     /// `$context.authorizer.*` variables hold for the connection:
-    /// https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-mapping-template-reference.html).
+    /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-mapping-template-reference.html>).
     pub authorizer: Option<Value>,
 }
 

@@ -20,7 +20,9 @@ pub enum ManifestError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{function}: give either \"crate\" (a workspace crate) or \"executable\" (a file that speaks the Lambda Runtime API), not both or neither")]
+    #[error(
+        "{function}: give either \"crate\" (a workspace crate) or \"executable\" (a file that speaks the Lambda Runtime API), not both or neither"
+    )]
     Code { function: String },
     #[error("{function}: cannot read the package name from {path}: {reason}")]
     Crate { function: String, path: PathBuf, reason: String },
@@ -207,7 +209,7 @@ impl Manifest {
 
 /// The fields of a `$request.body.<path>` route selection expression. API Gateway also takes
 /// other forms (`${request.body.action}`, constants); this one is what WebSocket APIs use:
-/// https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-routes.html
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-routes.html>
 fn route_selection(expression: &str) -> Result<Vec<String>, ManifestError> {
     let fields: Vec<String> = expression
         .strip_prefix("$request.body.")

@@ -17,12 +17,7 @@ use crate::state::App;
 /// Sends a client's message to its route (by the manifest's `route_selection_expression`,
 /// `$request.body.action` unless it says otherwise; else `$default`) without
 /// holding up the socket; no route → API Gateway's `Forbidden` frame.
-pub(super) fn route(
-    app: &Arc<App>,
-    handshake: &Arc<Handshake>,
-    connection: &Arc<Connection>,
-    body: String,
-) {
+pub(super) fn route(app: &Arc<App>, handshake: &Arc<Handshake>, connection: &Arc<Connection>, body: String) {
     let action = app.manifest.route_key(&body);
     let function = action
         .filter(|a| !a.starts_with('$'))
