@@ -1,5 +1,5 @@
 locals {
-  manifest  = jsondecode(file(var.manifest_path))
+  manifest = jsondecode(file(var.manifest_path))
   # Crates only: a function given as an "executable" runs in ws-local alone.
   functions = { for f in local.manifest.functions : f.name => f if try(f.crate, null) != null }
   checksums = jsondecode(file("${var.artifacts_dir}/checksums.json"))
