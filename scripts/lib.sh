@@ -77,7 +77,9 @@ start_moto() {
   [[ -n "$port" ]] || port="$(free_port)"
   mkdir -p "$ROOT/target"
   logfile="$ROOT/target/moto-$port.log"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+  # Its own session: a Ctrl-C in the terminal (SIGINT to the whole foreground group) must not
+  # stop moto before ws-local's closing $disconnects have written to it; stop_servers stops it.
+  setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
   SERVER_PIDS+=("$!")
   MOTO_ENDPOINT="http://127.0.0.1:$port"
   wait_http "$MOTO_ENDPOINT/moto-api/" 60 || die "moto did not start on port $port (see $logfile)"

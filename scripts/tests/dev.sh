@@ -43,9 +43,10 @@ the_stack_comes_up_and_the_examples_work() {
   local out="$work/dev.out" ws_port moto_port
   ws_port="$(free_port)"
   moto_port="$(free_port)"
-  # As from a terminal: SIGINT is not ignored (a background job of a script would ignore it).
+  # As from a terminal: SIGINT is not ignored (a background job of a script would ignore it), and
+  # dev.sh leads its own process group, so a Ctrl-C can reach the whole group as a terminal's does.
   WS_LOCAL_PORT="$ws_port" MOTO_PORT="$moto_port" "$VENV/bin/python" -c \
-    'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+    'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.setpgrp(); os.execv(sys.argv[1], sys.argv[1:])' \
     "$ROOT/scripts/dev.sh" >"$out" 2>&1 &
   DEV_PID=$!
   local deadline=$((SECONDS + 900))
@@ -64,11 +65,23 @@ the_stack_comes_up_and_the_examples_work() {
     ((SECONDS < until_closed)) || { cat "$out"; return 1; }
     sleep 0.2
   done
-  kill -INT "$DEV_PID"
+  # A client still connected when Ctrl-C comes: its closing $disconnect must still reach moto.
+  "$VENV/bin/python" scripts/tests/dev_client.py "$out" --hold >"$work/held.out" 2>&1 &
+  local held=$! until_held=$((SECONDS + 20))
+  until grep -q '^held' "$work/held.out"; do
+    ((SECONDS < until_held)) || { cat "$work/held.out" "$out"; return 1; }
+    sleep 0.2
+  done
+  # Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+  kill -INT -- "-$DEV_PID"
   local rc=0
   wait "$DEV_PID" || rc=$?
   DEV_PID=""
+  wait "$held" 2>/dev/null || true
   grep -q '^==> stopped' "$out" || { echo "dev.sh exited $rc without stopping what it started"; cat "$out"; return 1; }
+  grep -q '"svc":"ws-disconnect".*"closeCode":1001' "$out" \
+    || { echo "the connection open at Ctrl-C got no \$disconnect (1001) recorded"; cat "$out"; return 1; }
+  ! grep -q '"level":"ERROR"' "$out" || { echo "an ERROR while stopping:"; grep '"level":"ERROR"' "$out"; return 1; }
   if ! port_is_free "$ws_port" || ! port_is_free "$moto_port"; then
     echo "a port is still in use after Ctrl-C"
     return 1
