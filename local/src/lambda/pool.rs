@@ -130,6 +130,11 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // Its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) is for
+        // ws-local, which then closes every connection and still needs the instances to run the
+        // closing $disconnects; it stops them itself.
+        #[cfg(unix)]
+        command.process_group(0);
         let mut child = command.spawn().map_err(start_error)?;
         let pid = child.id();
         for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
