@@ -62,8 +62,8 @@ trap 'exit 130' INT TERM
 export MOTO_IAM_LOAD_MANAGED_POLICIES=true # the stack attaches AWS managed policies
 start_moto "$MOTO_PORT"
 
-log "applying terraform/envs/local to $MOTO_ENDPOINT"
-apply_local_stack "$ROOT/target/dev/terraform.tfstate"
+log "applying terraform/envs/local's table to $MOTO_ENDPOINT"
+apply_local_stack "$ROOT/target/dev/terraform.tfstate" --table-only
 table="$LOCAL_TABLE"
 log "table $table"
 
