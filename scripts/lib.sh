@@ -112,7 +112,8 @@ RC
   log "terraform: provider mirror at $root"
 }
 
-# apply_local_stack STATE_FILE: applies terraform/envs/local to the moto at MOTO_ENDPOINT (started
+# apply_local_stack STATE_FILE [--table-only]: applies terraform/envs/local (with --table-only, just
+# its table module) to the moto at MOTO_ENDPOINT (started
 # with MOTO_IAM_LOAD_MANAGED_POLICIES=true), keeping the state in STATE_FILE (moto starts empty,
 # so any old state there is dropped), and sets LOCAL_TABLE to the table it created. Terraform's
 # output goes to STATE_FILE's folder, apply.log.
