@@ -3,8 +3,8 @@
 #
 #   scripts/dev.sh
 #
-# Builds the functions and ws-local, starts moto's server (DynamoDB, and the AWS APIs Terraform
-# applies to), applies terraform/envs/local to it (the table comes from there: one schema),
+# Builds the functions and ws-local, starts moto's server (DynamoDB), creates the connections
+# table in it from terraform/modules/table/schema.json (the schema Terraform builds it from),
 # starts ws-local (API Gateway + Lambda) in front of the functions' real binaries, prints the
 # endpoints and three examples, and streams the logs. Ctrl-C stops everything it started.
 #
@@ -24,7 +24,6 @@ need() {
 }
 need cargo "install Rust (https://rustup.rs)"
 need python3 "install Python 3 (apt-get install python3 python3-venv)"
-need terraform "install Terraform >= 1.11 (https://developer.hashicorp.com/terraform/install)"
 need curl "install curl (apt-get install curl)"
 
 for port in "$WS_LOCAL_PORT" "$MOTO_PORT"; do
@@ -40,11 +39,6 @@ export PATH="$VENV/bin:$PATH"
 
 log "building the functions and ws-local (debug)"
 cargo build --workspace --bins --locked
-if [[ ! -f dist/lambdas/ws-connection/checksums.json ]]; then
-  # Terraform deploys the zips to the emulator as it would to AWS (ws-local runs the debug binaries).
-  log "building the Lambda zips Terraform deploys (first run only)"
-  scripts/build-lambda.sh --service . --mode bundle
-fi
 
 WS_LOCAL_PID=""
 stop_all() {
@@ -59,13 +53,16 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-export MOTO_IAM_LOAD_MANAGED_POLICIES=true # the stack attaches AWS managed policies
+# Only the table is applied: moto need not load the AWS managed policies (seconds of start-up).
 start_moto "$MOTO_PORT"
 
-log "applying terraform/envs/local's table to $MOTO_ENDPOINT"
-apply_local_stack "$ROOT/target/dev/terraform.tfstate" --table-only
-table="$LOCAL_TABLE"
-log "table $table"
+# The table from the schema the Terraform module builds it from (terraform/modules/table/
+# schema.json): all ws-local needs from AWS, as it plays API Gateway and Lambda itself. The
+# whole stack's apply to moto is the apply test's job (scripts/tests/terraform.sh).
+table=ws-connection-local-connections
+python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name "$table" >/dev/null \
+  || die "could not create the table in moto at $MOTO_ENDPOINT"
+log "table $table (from terraform/modules/table/schema.json)"
 
 base="http://127.0.0.1:$WS_LOCAL_PORT"
 # shellcheck disable=SC2086 # WS_LOCAL_ARGS is a list of options

@@ -112,17 +112,12 @@ RC
   log "terraform: provider mirror at $root"
 }
 
-# apply_local_stack STATE_FILE [--table-only]: applies terraform/envs/local (with --table-only, just
-# its table module) to the moto at MOTO_ENDPOINT (started
+# apply_local_stack STATE_FILE: applies terraform/envs/local to the moto at MOTO_ENDPOINT (started
 # with MOTO_IAM_LOAD_MANAGED_POLICIES=true), keeping the state in STATE_FILE (moto starts empty,
 # so any old state there is dropped), and sets LOCAL_TABLE to the table it created. Terraform's
 # output goes to STATE_FILE's folder, apply.log.
 apply_local_stack() {
-  local state="$1" scope="${2:-}" dir
-  local targets=()
-  # --table-only: the table is all ws-local needs from AWS (it plays API Gateway and Lambda
-  # itself); the whole stack's apply is the apply test's job and takes ~50 s more.
-  [[ "$scope" == "--table-only" ]] && targets=(-target=module.stack.module.table)
+  local state="$1" dir
   dir="$(dirname "$state")"
   mkdir -p "$dir"
   rm -f "$state" "$state.backup"
@@ -130,8 +125,7 @@ apply_local_stack() {
   (
     cd "$ROOT/terraform/envs/local"
     terraform init -input=false -no-color >/dev/null
-    terraform apply -input=false -auto-approve -no-color -state="$state" -var "aws_endpoint=$MOTO_ENDPOINT" \
-      "${targets[@]}" >"$dir/apply.log"
+    terraform apply -input=false -auto-approve -no-color -state="$state" -var "aws_endpoint=$MOTO_ENDPOINT" >"$dir/apply.log"
   ) || die "terraform apply of terraform/envs/local failed (see $dir/apply.log)"
   export LOCAL_TABLE
   LOCAL_TABLE="$(cd "$ROOT/terraform/envs/local" && terraform output -state="$state" -raw table_name)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/dev.sh as a developer meets it, run by scripts/test.sh: a missing tool and a taken
-# port are clear errors; the stack comes up (build, moto, terraform/envs/local, ws-local), the
-# three printed examples work as printed (scripts/tests/dev_client.py), and Ctrl-C stops
-# everything it started. Needs the build's dist/lambdas (the Terraform apply uploads the zips).
+# port are clear errors; the stack comes up (build, moto, the table from its schema, ws-local),
+# the three printed examples work as printed (scripts/tests/dev_client.py), and Ctrl-C — sent to
+# the whole process group, as a terminal does — stops everything it started after the
+# connections still open got their $disconnect.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/../lib.sh"
