@@ -26,18 +26,17 @@ missing_tool_is_named() {
 
 taken_port_is_named() {
   local port rc=0
-  port="$(free_port)"
-  "$VENV/bin/python" -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(60)' "$port" &
+  # The holder picks its own free port and says which: choosing one first and binding it after
+  # races with the ephemeral ports of other connections (a CI run saw it: the bind failed, dev.sh
+  # found the port free and ran until stopped).
+  "$VENV/bin/python" -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)' >"$work/held.port" &
   SERVER_PIDS+=("$!")
-  wait_for_listen "$port"
-  WS_LOCAL_PORT="$port" MOTO_PORT="$(free_port)" scripts/dev.sh >"$work/taken.out" 2>&1 || rc=$?
+  local until_bound=$((SECONDS + 10))
+  until [[ -s "$work/held.port" ]]; do ((SECONDS < until_bound)) || return 1; sleep 0.1; done
+  port="$(cat "$work/held.port")"
+  WS_LOCAL_PORT="$port" MOTO_PORT="$(free_port)" timeout 120 scripts/dev.sh >"$work/taken.out" 2>&1 || rc=$?
   stop_servers
   [[ $rc -eq 1 ]] && grep -q "^error: port $port is taken" "$work/taken.out"
-}
-
-wait_for_listen() {
-  local deadline=$((SECONDS + 10))
-  while port_is_free "$1"; do ((SECONDS < deadline)) || return 1; sleep 0.1; done
 }
 
 the_stack_comes_up_and_the_examples_work() {
