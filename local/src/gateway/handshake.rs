@@ -93,7 +93,7 @@ pub async fn handshake(
 fn describe(app: &App, peer: SocketAddr, request_headers: &HeaderMap, uri: &Uri) -> Handshake {
     let headers: Vec<(String, String)> = request_headers
         .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter_map(|(name, value)| Some((header_name(name.as_str()), value.to_str().ok()?.to_owned())))
         .chain([
             ("X-Forwarded-For".to_owned(), peer.ip().to_string()),
             ("X-Forwarded-Port".to_owned(), app.endpoints.port().to_string()),
@@ -215,4 +215,33 @@ async fn connect(app: &App, handshake: &Handshake) -> Result<Option<String>, Res
             .and_then(|(_, value)| value.as_str().map(str::to_owned))
     });
     Ok(protocol)
+}
+
+/// A header name as AWS's sample events spell it (`Sec-WebSocket-Key`, `User-Agent`,
+/// `X-Amzn-Trace-Id`): the HTTP server hands names over lower-cased, clients send them
+/// capitalised, and API Gateway passes the client's spelling on. Each dash-separated word is
+/// capitalised; `websocket` is `WebSocket`, as browsers send it.
+fn header_name(lower: &str) -> String {
+    lower
+        .split('-')
+        .map(|word| {
+            if word == "websocket" {
+                return "WebSocket".to_owned();
+            }
+            let mut chars = word.chars();
+            chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn header_names_are_spelt_as_in_aws_samples() {
+        let sample: serde_json::Value = serde_json::from_str(include_str!("../../../events/connect.json")).unwrap();
+        for name in sample["headers"].as_object().unwrap().keys() {
+            assert_eq!(&super::header_name(&name.to_ascii_lowercase()), name);
+        }
+    }
 }
