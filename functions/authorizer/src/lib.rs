@@ -453,14 +453,6 @@ impl<S: JwksSource> Authorizer<S> {
     }
 }
 
-impl<S: JwksSource> ws_shared::serve::Handler for Authorizer<S> {
-    type Answer = Policy;
-
-    async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Policy {
-        Self::handle(self, event, request_id, deadline_ms).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     /// Why [`super::AuthorizerEvent`] is ours: the crate's type drops the WebSocket fields of

@@ -12,5 +12,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env(&ws_shared::config::process_env).unwrap_or_else(|e| fail_init(SVC, &e));
     ws_shared::log::init(SVC, config.common.log_level);
     let jwks = HttpJwks::new(config.jwks_url.clone()).unwrap_or_else(|e| fail_init(SVC, &e));
-    ws_shared::serve::serve(Authorizer::new(config, jwks, Arc::new(ws_shared::output::Stdout))).await
+    let handler = Authorizer::new(config, jwks, Arc::new(ws_shared::output::Stdout));
+    ws_shared::serve::serve(async |event, request_id, deadline| handler.handle(event, request_id, deadline).await).await
 }

@@ -45,7 +45,6 @@ use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::{ConnectionRecord, Tombstone};
 use ws_shared::secret::Secret;
-use ws_shared::serve::Handler;
 use ws_shared::store::{Audience, ConnectionStore, Existing, PutOutcome, StoreError, keep_trying};
 
 pub use crate::client_info::{CLIENT_INFO, ClientInfo};
@@ -384,13 +383,5 @@ fn scalar_string(value: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
-    }
-}
-
-impl<S: ConnectionStore> Handler for Connect<S> {
-    type Answer = WsResponse;
-
-    async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> WsResponse {
-        Self::handle(self, event, request_id, deadline_ms).await
     }
 }

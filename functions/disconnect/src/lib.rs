@@ -158,11 +158,3 @@ impl<S: ConnectionStore> Disconnect<S> {
             .await
     }
 }
-
-impl<S: ConnectionStore> ws_shared::serve::Handler for Disconnect<S> {
-    type Answer = WsResponse;
-
-    async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> WsResponse {
-        Self::handle(self, event, request_id, deadline_ms).await
-    }
-}

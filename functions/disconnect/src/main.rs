@@ -13,5 +13,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     ws_shared::log::init(SVC, config.common.log_level);
     let sdk = ws_shared::aws::load_config().await;
     let store = DynamoStore::new(&aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
-    ws_shared::serve::serve(Disconnect::new(store, &config, Arc::new(ws_shared::output::Stdout))).await
+    let handler = Disconnect::new(store, &config, Arc::new(ws_shared::output::Stdout));
+    ws_shared::serve::serve(async |event, request_id, deadline| handler.handle(event, request_id, deadline).await).await
 }

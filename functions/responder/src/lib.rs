@@ -495,11 +495,3 @@ impl<S: ConnectionStore> Source<'_, S> {
         }
     }
 }
-
-impl<P: Poster, S: ConnectionStore> ws_shared::serve::Handler for Responder<P, S> {
-    type Answer = Outcome;
-
-    async fn handle(&self, event: Value, request_id: &str, deadline_ms: u64) -> Outcome {
-        Self::handle(self, event, request_id, deadline_ms).await
-    }
-}

@@ -19,5 +19,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = ws_shared::aws::load_config().await;
     let store = config.table.as_ref().map(|table| DynamoStore::new(&aws_sdk_dynamodb::Client::new(&sdk), table));
     let handler = Responder::new(ManagementApi::new(&sdk), store, &config, Arc::new(ws_shared::output::Stdout));
-    ws_shared::serve::serve(handler).await
+    ws_shared::serve::serve(async |event, request_id, deadline| handler.handle(event, request_id, deadline).await).await
 }
