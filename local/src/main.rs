@@ -185,3 +185,24 @@ async fn token(args: Token) -> Result<(), String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn an_already_expired_token_can_be_asked_for() {
+        let cli = Cli::try_parse_from(["ws-local", "token", "--sub", "alice", "--ttl", "-3600"]).expect("parses");
+        let Command::Token(token) = cli.command else { panic!("not the token command") };
+        assert_eq!(token.ttl, -3600);
+    }
+
+    #[test]
+    fn serve_can_lose_every_disconnect() {
+        let cli = Cli::try_parse_from(["ws-local", "serve", "--lose-disconnects"]).expect("parses");
+        let Command::Serve(serve) = cli.command else { panic!("not the serve command") };
+        assert!(serve.lose_disconnects);
+    }
+}
