@@ -68,13 +68,15 @@ fn the_manifest_declares_what_connect_reads_with_the_code_defaults() {
 }
 
 #[test]
-fn the_stack_tests_manifest_copy_is_the_manifest_plus_one_route_function() {
+fn the_stack_tests_manifest_copy_is_the_manifest_plus_a_route_function_and_a_local_only_one() {
     let mut copy: Value = serde_json::from_str(include_str!(
         "../../terraform/modules/stack/tests/fixtures/with-a-route/lambda.manifest.json"
     ))
     .expect("the fixture is JSON");
     let functions = copy["functions"].as_array_mut().unwrap();
-    let added = functions.pop().expect("the added function is last");
+    let local_only = functions.pop().expect("a local-only executable function is last");
+    assert!(local_only.get("executable").is_some() && local_only.get("crate").is_none(), "{local_only}");
+    let added = functions.pop().expect("the added route function before it");
     assert_eq!(added["trigger"]["type"], "route");
     // Its own namespace, so the stack test sees alarms follow each function's namespace.
     assert_ne!(added["environment"]["METRICS_NAMESPACE"]["default"], "ws-connection");

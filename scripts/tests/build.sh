@@ -69,6 +69,21 @@ PY
   printf '[package]\nname = "ghost"\n' > "$tree/functions/ghost/Cargo.toml"
   expect function_missing_from_the_workspace_fails 2 "Ghost: crate functions/ghost is not a member of the Cargo workspace" -- \
     "${artifacts[@]}" check-workspace "$tree/lambda.manifest.json"
+
+  # A function given as an "executable" runs in ws-local only: nothing to build or check.
+  cp lambda.manifest.json "$tree/lambda.manifest.json"
+  python3 - "$tree/lambda.manifest.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+manifest = json.load(open(path))
+manifest["functions"].append({"name": "LocalOnly", "executable": "local/fixture/runtimes/echo.py",
+                              "trigger": {"type": "route", "route": "localonly"}, "memory_mb": 128, "timeout_s": 3})
+json.dump(manifest, open(path, "w"))
+PY
+  local listed
+  if listed="$("${artifacts[@]}" functions "$tree/lambda.manifest.json")" && [[ "$listed" != *LocalOnly* ]] \
+    && "${artifacts[@]}" check-workspace "$tree/lambda.manifest.json"; then pass an_executable_function_is_not_built
+  else fail_test an_executable_function_is_not_built "listed: $listed"; fi
 }
 
 test_usage_errors() {

@@ -243,8 +243,9 @@ run "the_dashboard_shows_every_counter_the_functions_emit" {
 }
 
 # A function with a new route, added to (a copy of) the manifest and nowhere else: its route,
-# integration, invoke permission, log group and environment appear. (The copy is the manifest
-# plus that function: properties/tests/contract.rs fails when they drift apart.)
+# integration, invoke permission, log group and environment appear, and a local-only executable
+# function in it is not deployed. (The copy is the manifest plus those two:
+# properties/tests/contract.rs fails when they drift apart.)
 run "a_route_added_to_the_manifest_appears_with_no_other_edit" {
   command = apply
   variables {
@@ -278,7 +279,12 @@ run "a_route_added_to_the_manifest_appears_with_no_other_edit" {
 
   assert {
     condition     = toset(keys(output.api.routes)) == toset(["connect", "disconnect", "sendmessage"])
-    error_message = "The manifest's routes, no more."
+    error_message = "The manifest's routes, no more (the executable function's route is local only)."
+  }
+
+  assert {
+    condition     = !contains(keys(output.functions), "LocalOnly")
+    error_message = "A function given as an executable runs in ws-local only: Terraform deploys crates."
   }
 }
 
