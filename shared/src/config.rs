@@ -103,11 +103,19 @@ pub fn count(
     max: u32,
     hint: &'static str,
 ) -> Result<NonZeroU32, ConfigError> {
-    let Some(value) = env.var(name) else {
-        return Ok(NonZeroU32::new(default).expect("defaults are positive"));
-    };
+    Ok(optional_count(env, name, max, hint)?.unwrap_or(NonZeroU32::new(default).expect("defaults are positive")))
+}
+
+/// A whole number from 1 to `max`, `None` when unset (an option that is off).
+pub fn optional_count(
+    env: &impl Env,
+    name: &'static str,
+    max: u32,
+    hint: &'static str,
+) -> Result<Option<NonZeroU32>, ConfigError> {
+    let Some(value) = env.var(name) else { return Ok(None) };
     match value.trim().parse::<NonZeroU32>() {
-        Ok(n) if n.get() <= max => Ok(n),
+        Ok(n) if n.get() <= max => Ok(Some(n)),
         _ => Err(ConfigError::Invalid { name, value, hint }),
     }
 }

@@ -106,16 +106,12 @@ impl Config {
                 other => other.map(Secret::new),
             },
             client_info: ClientInfo::from_env(env)?,
-            max_connections_per_user: match env.var(MAX_CONNECTIONS_PER_USER) {
-                None => None,
-                Some(_) => Some(config::count(
-                    env,
-                    MAX_CONNECTIONS_PER_USER,
-                    1,
-                    MAX_PER_USER_LIMIT,
-                    "use a whole number from 1 to 10000, or leave it unset for no limit",
-                )?),
-            },
+            max_connections_per_user: config::optional_count(
+                env,
+                MAX_CONNECTIONS_PER_USER,
+                MAX_PER_USER_LIMIT,
+                "use a whole number from 1 to 10000, or leave it unset for no limit",
+            )?,
             common: Common::from_env(env)?,
         })
     }
