@@ -119,12 +119,26 @@ fn describe(app: &App, peer: SocketAddr, request_headers: &HeaderMap, uri: &Uri)
         connected_at: Utc::now(),
         source_ip: peer.ip().to_string(),
         user_agent: header("user-agent"),
-        domain_name: if host.is_empty() { app.endpoints.authority() } else { host },
+        domain_name: domain_name(if host.is_empty() { app.endpoints.authority() } else { host }),
         stage: app.settings.stage.clone(),
         api_id: app.settings.api_id.clone(),
         headers,
         query,
         authorizer: None,
+    }
+}
+
+/// `$context.domainName`: the API's domain name, as AWS's sample events give it
+/// (`abcd1234.execute-api.us-east-1.amazonaws.com`), so the Host header without its port
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-data-transformations.html>).
+fn domain_name(host: String) -> String {
+    match host.rsplit_once(':') {
+        Some((name, port))
+            if port.bytes().all(|b| b.is_ascii_digit()) && (!name.contains(':') || name.ends_with(']')) =>
+        {
+            name.to_owned()
+        }
+        _ => host,
     }
 }
 
@@ -242,6 +256,19 @@ mod tests {
         let sample: serde_json::Value = serde_json::from_str(include_str!("../../../events/connect.json")).unwrap();
         for name in sample["headers"].as_object().unwrap().keys() {
             assert_eq!(&super::header_name(&name.to_ascii_lowercase()), name);
+        }
+    }
+
+    #[test]
+    fn the_domain_name_drops_the_port_of_any_host() {
+        for (host, domain) in [
+            ("127.0.0.1:3001", "127.0.0.1"),
+            ("localhost", "localhost"),
+            ("abcd1234.execute-api.us-east-1.amazonaws.com", "abcd1234.execute-api.us-east-1.amazonaws.com"),
+            ("[::1]:3001", "[::1]"),
+            ("[::1]", "[::1]"),
+        ] {
+            assert_eq!(super::domain_name(host.to_owned()), domain, "{host}");
         }
     }
 }

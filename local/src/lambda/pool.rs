@@ -2,15 +2,17 @@
 //! fewer than `max_instances` are busy, or waits; a crash, init failure or timeout throws the
 //! instance away.
 
+use std::io::Read as _;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::TcpListener;
-use tokio::process::Command;
+use tokio::net::unix::pipe;
+use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use crate::http::{self};
@@ -74,6 +76,7 @@ impl Pool {
             }
         };
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        instance.outputs.drain().await;
         self.logs.line(&self.config.name, &format!("END RequestId: {request_id}"));
         let status = match &outcome {
             Ok(_) => String::new(),
@@ -137,15 +140,16 @@ impl Pool {
         command.process_group(0);
         let mut child = command.spawn().map_err(start_error)?;
         let pid = child.id();
-        for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
-            let (logs, name) = (self.logs.clone(), self.config.name.clone());
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(output).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    logs.line(&name, &line);
-                }
-            });
-        }
+        let outputs =
+            [child.stdout.take().map(ChildStdout::into_owned_fd), child.stderr.take().map(ChildStderr::into_owned_fd)]
+                .into_iter()
+                .flatten()
+                .map(|fd| {
+                    forward_output(fd.map_err(start_error)?, self.logs.clone(), self.config.name.clone())
+                        .map_err(start_error)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Outputs)?;
         let kill = Arc::new(Notify::new());
         let alive = Arc::clone(&self.alive);
         alive.fetch_add(1, Ordering::Relaxed);
@@ -163,7 +167,7 @@ impl Pool {
             logs.line(&name, &format!("instance {id} stopped: {status}"));
             let _ = exit_tx.send(Some(status));
         });
-        Ok(Arc::new(Instance { id, pid, jobs: jobs_tx, exited: exit_rx, kill, runtime }))
+        Ok(Arc::new(Instance { id, pid, jobs: jobs_tx, exited: exit_rx, kill, runtime, outputs }))
     }
 }
 
@@ -182,8 +186,80 @@ pub(super) fn peak_memory_mb(pid: u32) -> Option<u64> {
     Some(kib.div_ceil(1024))
 }
 
-pub(super) fn boxed(output: impl AsyncRead + Send + Unpin + 'static) -> Box<dyn AsyncRead + Send + Unpin> {
-    Box::new(output)
+/// Asks an output forwarder to log every complete line written so far, and answers when it has.
+type DrainRequest = oneshot::Sender<()>;
+
+/// An instance's output forwarders (stdout and stderr).
+#[derive(Debug)]
+pub(super) struct Outputs(Vec<mpsc::Sender<DrainRequest>>);
+
+impl Outputs {
+    /// Waits until what the process has written so far is logged (bounded: a process that keeps
+    /// writing cannot hold the invocation).
+    pub(super) async fn drain(&self) {
+        let acks = self.0.iter().filter_map(|output| {
+            let (ack, done) = oneshot::channel();
+            output.try_send(ack).ok().map(|()| done)
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(200), futures_util::future::join_all(acks)).await;
+    }
+}
+
+/// Copies one output pipe of an instance to the logs, line by line, and answers drain requests:
+/// what a function printed before it answered is logged before Lambda's `END` line, as CloudWatch
+/// shows it (a reader racing the invocation's end would print the last lines after `REPORT`).
+fn forward_output(fd: OwnedFd, logs: Logs, name: String) -> std::io::Result<mpsc::Sender<DrainRequest>> {
+    let pipe = pipe::Receiver::from_owned_fd(fd)?;
+    // The same pipe, read directly when draining: tokio's `try_read` answers from the readiness
+    // it last saw, which lags what the process has just written.
+    let direct = std::fs::File::from(pipe.as_fd().try_clone_to_owned()?);
+    let (drain_tx, mut drain_rx) = mpsc::channel::<DrainRequest>(4);
+    tokio::spawn(async move {
+        let (mut pending, mut buf) = (Vec::new(), vec![0_u8; 16 * 1024]);
+        let (mut open, mut drains_open) = (true, true);
+        while open {
+            let ack = tokio::select! {
+                ready = pipe.readable() => {
+                    if ready.is_err() {
+                        break;
+                    }
+                    None
+                }
+                ack = drain_rx.recv(), if drains_open => {
+                    drains_open = ack.is_some();
+                    ack
+                }
+            };
+            // Everything the pipe holds now, without waiting for more.
+            loop {
+                let read = if ack.is_some() { (&direct).read(&mut buf) } else { pipe.try_read(&mut buf) };
+                match read {
+                    Ok(0) => {
+                        open = false;
+                        break;
+                    }
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                logs.line(&name, &String::from_utf8_lossy(&pending[..end]));
+                pending.drain(..=end);
+            }
+            if let Some(ack) = ack {
+                let _ = ack.send(());
+            }
+        }
+        if !pending.is_empty() {
+            logs.line(&name, &String::from_utf8_lossy(&pending));
+        }
+    });
+    Ok(drain_tx)
 }
 
 #[cfg(unix)]
@@ -220,6 +296,8 @@ pub(super) struct Instance {
     pub(super) exited: watch::Receiver<Option<String>>,
     pub(super) kill: Arc<Notify>,
     pub(super) runtime: Arc<RuntimeApi>,
+    /// The stdout and stderr forwarders.
+    pub(super) outputs: Outputs,
 }
 
 impl Instance {
@@ -245,5 +323,34 @@ impl Instance {
                 reason: format!("exited before asking for an invocation ({status})"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::os::fd::OwnedFd;
+
+    use super::{Outputs, forward_output};
+    use crate::logs::Logs;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_drain_returns_once_every_line_written_before_it_is_logged() {
+        // One thread: without the drain's reading, the forwarder would not have run at all.
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let logs = Logs::capture();
+        let outputs = Outputs(vec![forward_output(OwnedFd::from(reader), logs.clone(), "F".into()).unwrap()]);
+        for line in 1..=50 {
+            writeln!(writer, "line {line}").unwrap();
+        }
+        writer.write_all(b"no newline yet").unwrap();
+        outputs.drain().await;
+        let lines = logs.lines();
+        assert_eq!(lines.len(), 50, "{lines:?}");
+        assert_eq!(lines.last().unwrap(), "[F] line 50");
+        // The unfinished line waits for its end (or the process's).
+        drop(writer);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(logs.lines().last().unwrap(), "[F] no newline yet");
     }
 }
