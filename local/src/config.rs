@@ -114,7 +114,7 @@ impl Settings {
             limits: Limits::default(),
             max_instances: 16,
             lose_disconnects: false,
-            logs: Logs::Stdout,
+            logs: Logs::default(),
         }
     }
 }

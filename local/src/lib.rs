@@ -14,11 +14,13 @@
 //! - [`invoke_api`]: Lambda's Invoke API.
 //! - [`lambda`]: function instances (processes) and the Runtime API they poll.
 //! - [`issuer`]: the development token issuer (JWKS + signing).
+//! - [`console`]: the browser console at `/_console` (connections, messages, forms, logs).
 //! - [`manifest`], [`config`]: `lambda.manifest.json`, settings, each function's environment.
 //! - [`http`], [`logs`]: HTTP plumbing (axum routers served on loopback listeners, bounded
 //!   bodies, AWS-style errors); output prefixed with its source.
 
 pub mod config;
+pub mod console;
 pub mod events;
 pub mod gateway;
 pub mod http;

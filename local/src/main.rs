@@ -133,7 +133,7 @@ async fn serve(args: Serve) -> Result<(), String> {
         },
         max_instances: args.max_instances,
         lose_disconnects: args.lose_disconnects,
-        logs: Logs::Stdout,
+        logs: Logs::default(),
     };
     let logs = settings.logs.clone();
     let running = ws_local::start(settings).await.map_err(|e| e.to_string())?;
@@ -143,6 +143,7 @@ async fn serve(args: Serve) -> Result<(), String> {
     logs.local(&format!("  Management API  {}/@connections/{{id}}", e.management()));
     logs.local(&format!("  Invoke API      {}/2015-03-31/functions/{{name}}/invocations", e.base));
     logs.local(&format!("  Token issuer    {}  (ws-local token --sub USER --url {})", e.issuer(), e.base));
+    logs.local(&format!("  Console         {}/_console  (open it in a browser)", e.base));
     let functions: Vec<String> = running.app.manifest.functions.iter().map(|f| f.name.clone()).collect();
     logs.local(&format!("  Functions       {}", functions.join(", ")));
 

@@ -20,7 +20,7 @@ use crate::issuer::{Issuer, TokenRequest};
 use crate::lambda::Lambda;
 use crate::manifest::Manifest;
 use crate::state::App;
-use crate::{gateway, invoke_api, management};
+use crate::{console, gateway, invoke_api, management};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -115,6 +115,9 @@ fn router(app: Arc<App>) -> Router {
             get(async |State(app): State<Arc<App>>| http::json(StatusCode::OK, &app.issuer.discovery())),
         )
         .route("/issuer/token", post(token))
+        .route("/_console", get(console::page))
+        .route("/_console/", get(console::page))
+        .route("/_console/api/state", get(console::state))
         .route("/", get(async |State(app): State<Arc<App>>| status(&app)))
         .fallback(move || async move { not_found(&stage) })
         .with_state(app)
@@ -125,7 +128,7 @@ fn not_found(stage: &str) -> Response<Body> {
         StatusCode::NOT_FOUND,
         &json!({ "message": format!(
             "Not found: ws-local serves /{stage} (WebSocket), /{stage}/@connections/{{id}}, \
-             /2015-03-31/functions/{{name}}/invocations and /issuer"
+             /2015-03-31/functions/{{name}}/invocations, /issuer and the console at /_console"
         ) }),
     )
 }
@@ -153,6 +156,7 @@ fn status(app: &App) -> Response<Body> {
             "management": app.endpoints.management(),
             "invoke": format!("{}/2015-03-31/functions/{{name}}/invocations", app.endpoints.base),
             "issuer": app.endpoints.issuer(),
+            "console": format!("{}/_console", app.endpoints.base),
             "connections": app.connections.len(),
             "instances": app.lambda.instances(),
         }),

@@ -438,3 +438,42 @@ async fn the_events_domain_name_is_the_host_without_its_port() {
     assert_eq!(record["domainName"], "127.0.0.1");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_shows_each_connection_with_its_user_conversation_messages_and_the_logs() {
+    let manifest = manifest_with_fixture();
+    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let (page_status, headers, page) = stack.http("GET", "/_console", &[], "").await;
+    assert_eq!(page_status, 200);
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert!(String::from_utf8_lossy(&page).contains("<title>ws-local console</title>"));
+
+    let (mut socket, _) =
+        stack.connect(&format!("token={}&correlationId=conv-console", stack.token("ria")), &[]).await.unwrap();
+    socket.send(Message::text("hello console")).await.unwrap();
+    assert_eq!(next_text(&mut socket, 10).await, "echo: hello console");
+
+    let (status, _, body) = stack.http("GET", "/_console/api/state?after=0", &[], "").await;
+    assert_eq!(status, 200);
+    let state: Value = serde_json::from_slice(&body).unwrap();
+    let connection = &state["connections"][0];
+    assert_eq!((&connection["user"], &connection["conversation"]), (&json!("ria"), &json!("conv-console")));
+    assert!(connection["connectedForSeconds"].as_i64().is_some());
+    let messages: Vec<(&str, u64, &str)> = connection["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["direction"].as_str().unwrap(), m["bytes"].as_u64().unwrap(), m["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(messages, [("in", 13, "hello console"), ("out", 19, "echo: hello console")]);
+    assert_eq!(state["invocable"], json!(["WebSocketResponder"]));
+    let lines = state["logs"]["lines"].as_array().unwrap();
+    assert!(lines.iter().any(|l| l.as_str().unwrap().contains("[EchoFixture] START RequestId:")), "{lines:?}");
+    // Asking after the last line gives only what came since.
+    let next = state["logs"]["next"].as_u64().unwrap();
+    let (_, _, body) = stack.http("GET", &format!("/_console/api/state?after={next}"), &[], "").await;
+    let later: Value = serde_json::from_slice(&body).unwrap();
+    assert!(later["logs"]["lines"].as_array().unwrap().len() < lines.len());
+    stack.stop().await;
+    std::fs::remove_file(manifest).unwrap();
+}

@@ -1,8 +1,8 @@
 //! The open connections: what the socket loop registers and the Management API reaches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::ws::Message;
 use chrono::{DateTime, Utc};
@@ -22,8 +22,31 @@ pub struct Connection {
     pub connected_at: DateTime<Utc>,
     pub source_ip: String,
     pub user_agent: String,
+    /// The authorizer's `principalId`, when one ran.
+    pub user: Option<String>,
+    /// The handshake's `correlationId` (else `conversationId`) query parameter.
+    pub conversation: Option<String>,
     pub(super) last_active_ms: AtomicI64,
     pub(super) outbound: mpsc::Sender<Outbound>,
+    /// The last messages in and out, for the console.
+    pub(super) journal: Mutex<VecDeque<Entry>>,
+}
+
+/// Messages a connection's journal keeps.
+const JOURNAL_ENTRIES: usize = 50;
+/// Characters of a message the journal keeps.
+const JOURNAL_PREVIEW: usize = 200;
+
+/// One message through a connection, as the console shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Entry {
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// `in` (from the client) or `out` (to it).
+    pub direction: &'static str,
+    pub bytes: usize,
+    /// The start of a text message; `(binary)` for a binary one.
+    pub text: String,
 }
 
 impl Connection {
@@ -33,6 +56,27 @@ impl Connection {
 
     pub(super) fn touch(&self) {
         self.last_active_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Notes a message in (`from_client`) or out.
+    pub(super) fn note(&self, from_client: bool, message: &Message) {
+        let (bytes, text) = match message {
+            Message::Text(text) => (text.len(), text.chars().take(JOURNAL_PREVIEW).collect()),
+            Message::Binary(data) => (data.len(), "(binary)".to_owned()),
+            _ => return,
+        };
+        let entry =
+            Entry { at: Utc::now().timestamp_millis(), direction: if from_client { "in" } else { "out" }, bytes, text };
+        let mut journal = self.journal.lock().expect("journal");
+        journal.push_back(entry);
+        if journal.len() > JOURNAL_ENTRIES {
+            journal.pop_front();
+        }
+    }
+
+    /// The journal, oldest first.
+    pub fn journal(&self) -> Vec<Entry> {
+        self.journal.lock().expect("journal").iter().cloned().collect()
     }
 
     /// Queues `message` for the socket; `false` when the connection is closing.
@@ -48,6 +92,13 @@ pub struct Connections(RwLock<HashMap<String, Arc<Connection>>>);
 impl Connections {
     pub fn get(&self, id: &str) -> Option<Arc<Connection>> {
         self.0.read().expect("connections").get(id).cloned()
+    }
+
+    /// Every open connection, oldest first.
+    pub fn all(&self) -> Vec<Arc<Connection>> {
+        let mut all: Vec<_> = self.0.read().expect("connections").values().cloned().collect();
+        all.sort_by_key(|c| c.connected_at);
+        all
     }
 
     pub fn len(&self) -> usize {

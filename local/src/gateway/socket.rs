@@ -1,8 +1,8 @@
 //! An open connection: frames in go to their route ([`super::messages`]), posts from the
 //! Management API go out, limits end it; then `$disconnect` with the real close code and reason.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
@@ -34,8 +34,19 @@ pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket)
         connected_at: handshake.connected_at,
         source_ip: handshake.source_ip.clone(),
         user_agent: handshake.user_agent.clone(),
+        user: handshake
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.get("principalId"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+        conversation: ["correlationId", "conversationId"]
+            .iter()
+            .find_map(|name| handshake.query.iter().find(|(n, v)| n == name && !v.is_empty()))
+            .map(|(_, value)| value.clone()),
         last_active_ms: AtomicI64::new(handshake.connected_at.timestamp_millis()),
         outbound: tx,
+        journal: Mutex::default(),
     });
     app.connections.insert(Arc::clone(&connection));
     let limits = app.settings.limits;
@@ -51,6 +62,7 @@ pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket)
                 Some(Ok(message)) => {
                     idle_at = Instant::now() + limits.idle_timeout;
                     connection.touch();
+                    connection.note(true, &message);
                     match message {
                         Message::Text(text) => route(&app, &handshake, &connection, text.as_str().to_owned()),
                         // API Gateway rejects binary frames and disconnects with 1003:
@@ -74,10 +86,14 @@ pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket)
             out = rx.recv() => match out {
                 Some(Outbound::Message(message)) => {
                     // Write whatever else is queued before one flush: one syscall for a burst.
+                    connection.note(false, &message);
                     let mut written = sink.feed(message).await.is_ok();
                     while written {
                         match rx.try_recv() {
-                            Ok(Outbound::Message(more)) => written = sink.feed(more).await.is_ok(),
+                            Ok(Outbound::Message(more)) => {
+                                connection.note(false, &more);
+                                written = sink.feed(more).await.is_ok();
+                            }
                             Ok(Outbound::Close(code, reason)) => {
                                 let _ = sink.send(close(code, &reason)).await;
                                 written = false;
