@@ -8,6 +8,8 @@ use axum::extract::ws::Message;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use crate::events::Handshake;
+
 /// What the Management API hands to an open connection.
 #[derive(Debug)]
 pub enum Outbound {
@@ -50,6 +52,29 @@ pub struct Entry {
 }
 
 impl Connection {
+    /// The connection a handshake opened; `outbound` reaches its socket.
+    pub(super) fn open(handshake: &Handshake, outbound: mpsc::Sender<Outbound>) -> Self {
+        Self {
+            id: handshake.connection_id.clone(),
+            connected_at: handshake.connected_at,
+            source_ip: handshake.source_ip.clone(),
+            user_agent: handshake.user_agent.clone(),
+            user: handshake
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.get("principalId"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+            conversation: ["correlationId", "conversationId"]
+                .iter()
+                .find_map(|name| handshake.query.iter().find(|(n, v)| n == name && !v.is_empty()))
+                .map(|(_, value)| value.clone()),
+            last_active_ms: AtomicI64::new(handshake.connected_at.timestamp_millis()),
+            outbound,
+            journal: Mutex::default(),
+        }
+    }
+
     pub fn last_active_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(self.last_active_ms.load(Ordering::Relaxed)).unwrap_or(self.connected_at)
     }

@@ -29,25 +29,7 @@ const BINARY_REFUSED: &str = "Binary frames are not supported";
 /// The open connection until it ends, then `$disconnect`.
 pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket) {
     let (tx, mut rx) = mpsc::channel(256);
-    let connection = Arc::new(Connection {
-        id: handshake.connection_id.clone(),
-        connected_at: handshake.connected_at,
-        source_ip: handshake.source_ip.clone(),
-        user_agent: handshake.user_agent.clone(),
-        user: handshake
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.get("principalId"))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned),
-        conversation: ["correlationId", "conversationId"]
-            .iter()
-            .find_map(|name| handshake.query.iter().find(|(n, v)| n == name && !v.is_empty()))
-            .map(|(_, value)| value.clone()),
-        last_active_ms: AtomicI64::new(handshake.connected_at.timestamp_millis()),
-        outbound: tx,
-        journal: Mutex::default(),
-    });
+    let connection = Arc::new(Connection::open(&handshake, tx));
     app.connections.insert(Arc::clone(&connection));
     let limits = app.settings.limits;
     let (mut sink, mut stream) = ws.split();
