@@ -1,8 +1,7 @@
 //! An open connection: frames in go to their route ([`super::messages`]), posts from the
 //! Management API go out, limits end it; then `$disconnect` with the real close code and reason.
 
-use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
