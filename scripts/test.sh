@@ -44,5 +44,8 @@ cargo build --workspace --bins --all-features --locked
 log "cargo nextest"
 cargo nextest run --workspace --all-features --locked --no-fail-fast
 
+log "ws-local parity suite and console in a browser (scripts/tests/parity.sh)"
+scripts/tests/parity.sh
+
 log "local stack (scripts/tests/dev.sh)"
 scripts/tests/dev.sh

@@ -226,7 +226,9 @@ pub fn functions(
             // Lambda hands every function its role's credentials; locally, moto accepts any.
             ("AWS_ACCESS_KEY_ID", "local".into()),
             ("AWS_SECRET_ACCESS_KEY", "local".into()),
-            ("LAMBDA_TASK_ROOT", settings.bin_dir.display().to_string()),
+            // The function's code: where its binary or executable is (a custom runtime loads
+            // its handler from there).
+            ("LAMBDA_TASK_ROOT", binary.parent().unwrap_or(&settings.bin_dir).display().to_string()),
             ("_HANDLER", "bootstrap".into()),
             ("TZ", ":UTC".into()),
             ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),

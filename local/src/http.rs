@@ -67,10 +67,23 @@ pub fn decode(raw: &str) -> String {
     percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned()
 }
 
-/// A random id in the style of API Gateway's (`TWegAcC4EowCHnA=`): 10 random bytes, base64
+/// A random id in the shape of API Gateway's (`TWegAcC4EowCHnA=`: 16 characters, one `=`): 11 random bytes, base64
 /// with the URL-safe alphabet so it never holds a `/`.
 pub fn random_id() -> String {
     use base64::Engine as _;
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    base64::engine::general_purpose::URL_SAFE.encode(&bytes[..10])
+    base64::engine::general_purpose::URL_SAFE.encode(&bytes[..11])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_id_has_the_shape_of_api_gateways() {
+        for _ in 0..100 {
+            let id = super::random_id();
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(id.ends_with('=') && !id.ends_with("=="), "{id}");
+            assert!(!id.contains('/'), "{id}");
+        }
+    }
 }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# ws-local from outside, run by scripts/test.sh after the debug binaries are built and with moto
+# running (DYNAMODB_ENDPOINT): the parity suite (local/parity/parity.test.mjs: Node custom-runtime
+# handlers and the npm ws client, pinned by local/parity/package-lock.json) and the console in
+# headless Chromium (local/parity/browser.test.mjs, which saves target/parity/console.png).
+# Installs what it needs: the npm packages, and chromium-headless-shell with apt-get.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/../lib.sh"
+cd "$ROOT"
+
+[[ -n "${DYNAMODB_ENDPOINT:-}" ]] || die "DYNAMODB_ENDPOINT is not set: run this through scripts/test.sh (it starts moto)"
+command -v node >/dev/null || die "node is missing: install Node.js 20+ (apt-get install nodejs npm)"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
+  || die "node $(node --version) is too old: the parity suite needs Node.js 20+"
+lock_sum="$(sha256sum local/parity/package-lock.json | cut -d' ' -f1)"
+if [[ "$(cat local/parity/node_modules/.lock.sha256 2>/dev/null)" != "$lock_sum" ]]; then
+  log "installing the parity suite's npm packages (npm ci in local/parity)"
+  npm ci --prefix local/parity --silent --no-audit --no-fund || die "npm could not install local/parity's packages"
+  echo "$lock_sum" > local/parity/node_modules/.lock.sha256
+fi
+if ! command -v chromium-headless-shell >/dev/null; then
+  log "installing chromium-headless-shell (apt-get)"
+  command -v apt-get >/dev/null || die "chromium-headless-shell is missing and there is no apt-get: install it (or set CHROMIUM to a headless Chromium)"
+  sudo_if_needed=()
+  [[ "$(id -u)" -eq 0 ]] || sudo_if_needed=(sudo)
+  "${sudo_if_needed[@]}" apt-get install -y -qq chromium-headless-shell >/dev/null \
+    || { "${sudo_if_needed[@]}" apt-get update -qq && "${sudo_if_needed[@]}" apt-get install -y -qq chromium-headless-shell >/dev/null; } \
+    || die "apt-get could not install chromium-headless-shell"
+fi
+
+node --test --test-concurrency=1 local/parity/parity.test.mjs local/parity/browser.test.mjs
