@@ -78,13 +78,14 @@ Local stack is up.
   Management API  $base/$WS_LOCAL_STAGE/@connections/{connectionId}
   Invoke API      $base/2015-03-31/functions/{name}/invocations
   Token issuer    $base/issuer   (JWKS at /issuer/.well-known/jwks.json)
+  Console         $base/_console   (live connections, their messages, post/invoke forms, logs)
   DynamoDB        $MOTO_ENDPOINT  table $table
 
 1. Connect (in another terminal; type messages, Ctrl-D to close):
   \$ TOKEN=\$(target/debug/ws-local token --sub alice --url $base)
   \$ .venv/bin/python -m websockets "ws://127.0.0.1:$WS_LOCAL_PORT/$WS_LOCAL_STAGE?token=\$TOKEN&correlationId=conv-demo"
 
-2. Post to that connection (its id is in the log: "[ws-local] \$connect <id> accepted"):
+2. Post to that connection (its id is in the console, and in the log: "[ws-local] \$connect <id> accepted"):
   \$ curl -sS -X POST --data 'Olá from the Management API' $base/$WS_LOCAL_STAGE/@connections/CONNECTION_ID
 
 3. Invoke the responder (a fan-out to every connection of conv-demo):
