@@ -160,7 +160,7 @@ pub fn sdk_config() -> aws_config::SdkConfig {
             None,
             "tests",
         )))
-        .http_client(crate::aws::http_client())
+        .http_client(crate::aws::http_client(crate::aws::Roots::Amazon))
         .build()
 }
 
@@ -171,7 +171,7 @@ pub fn dynamodb_client(endpoint: &str) -> Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
         .endpoint_url(endpoint)
-        .http_client(crate::aws::http_client())
+        .http_client(crate::aws::http_client(crate::aws::Roots::Amazon))
         .build();
     Client::from_conf(config)
 }

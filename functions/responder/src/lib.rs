@@ -38,6 +38,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{debug, error, info, warn};
+use ws_shared::aws::Roots;
 use ws_shared::clock::{Clock, SystemClock};
 use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
@@ -63,6 +64,7 @@ pub const WS_ENDPOINT: &str = "WS_ENDPOINT";
 pub const MARK_GONE: &str = "MARK_GONE";
 pub const FANOUT_CONCURRENCY: &str = "FANOUT_CONCURRENCY";
 pub const FANOUT_PAGE_SIZE: &str = "FANOUT_PAGE_SIZE";
+pub const TLS_ROOTS: &str = "TLS_ROOTS";
 
 /// The least time a new post (or index page) needs before it is started; raised to the slowest
 /// post seen in the invocation.
@@ -82,6 +84,10 @@ pub struct Config {
     /// `FANOUT_PAGE_SIZE`: index entries read per page (1-1000, default 1000): enough to keep the
     /// posts busy with few round trips, bounded so memory does not grow with the audience.
     pub fanout_page_size: NonZeroU32,
+    /// `TLS_ROOTS`: whose certificates the HTTPS client trusts, `amazon` (default: every AWS
+    /// endpoint and ACM-issued certificate) or `system` (a `WS_ENDPOINT` custom domain whose
+    /// certificate was imported into ACM from another authority). See `ws_shared::aws`.
+    pub tls_roots: Roots,
     pub common: Common,
 }
 
@@ -112,6 +118,13 @@ impl Config {
             mark_gone,
             fanout_concurrency: config::count(env, FANOUT_CONCURRENCY, 32, 1000, "use a whole number from 1 to 1000")?,
             fanout_page_size: config::count(env, FANOUT_PAGE_SIZE, 1000, 1000, "use a whole number from 1 to 1000")?,
+            tls_roots: env.var(TLS_ROOTS).map_or(Ok(Roots::Amazon), |raw| {
+                Roots::parse(&raw).ok_or(ConfigError::Invalid {
+                    name: TLS_ROOTS,
+                    value: raw,
+                    hint: "use amazon (AWS endpoints and ACM-issued certificates) or system (the system's certificate store)",
+                })
+            })?,
             common: Common::from_env(env)?,
         })
     }

@@ -16,3 +16,9 @@ fn a_wss_ws_endpoint_fails_at_start() {
     let message = "WS_ENDPOINT=\"wss://abc.example.com/prod\" is invalid: use the Management API's https:// endpoint";
     assert_refuses_to_start(BINARY, ws_responder::SVC, &env, message);
 }
+
+#[test]
+fn an_unknown_tls_roots_fails_at_start() {
+    let message = "TLS_ROOTS=\"mozilla\" is invalid: use amazon (AWS endpoints and ACM-issued certificates) or system";
+    assert_refuses_to_start(BINARY, ws_responder::SVC, &[("TLS_ROOTS", "mozilla")], message);
+}
