@@ -2,13 +2,16 @@
 # Benchmarks, written into BENCHMARKS.md (each section between its markers is replaced).
 #
 #   scripts/bench.sh                 every section
-#   scripts/bench.sh build startup   only these
+#   scripts/bench.sh build coldstart only these
 #
 # Sections:
 #   build    the arm64 bundle built cold in two fresh clones: per function binary and zip size and
 #            zip hash, whether both clones agree, and the cold build time
-#   startup  per function: exec → first /invocation/next (init) and → first answer, native x86_64
-#            release binary against a loopback Runtime API and moto; median and p90 of 20 starts
+#   coldstart ConnectFunction side by side with the same $connect in Node.js 20 + AWS SDK v3
+#            (bench/node-reference, npm-installed and esbuild-bundled here), interleaved, fresh
+#            process per start (COLDSTART_RUNS, default 30), one Runtime API stand-in and moto:
+#            init, first invoke, cold total, warm median/p90 of 50, the moto floor, peak RSS, CPU,
+#            and their ratios; then the same for the other three functions, ours only
 #   fanout   WebSocketResponder fan-out to 1,000 connections (moto + the Management API stand-in
 #            of the responder's tests, all on loopback); median of 5 runs. Target ≤ 0.5 s.
 #   local    the local stack (release ws-local + release function binaries + moto with the table
@@ -31,7 +34,7 @@ ensure_venv
 export PATH="$VENV/bin:$PATH"
 
 sections=("$@")
-((${#sections[@]})) || sections=(build startup fanout local)
+((${#sections[@]})) || sections=(build coldstart fanout local)
 artifacts=(python3 "$ROOT/scripts/lambda_artifacts.py")
 functions() { "${artifacts[@]}" functions lambda.manifest.json | awk -F'\t' '$1 == "function" { print $2 }'; }
 mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1048576:.2f} MiB')" "$1"; }
@@ -91,47 +94,83 @@ PY
   write_section build "$out"
 }
 
-bench_startup() {
-  local out="$work/startup.md" name result
+bench_coldstart() {
+  local out="$work/coldstart.md" bins="$work/x86/ws-connection" runs="${COLDSTART_RUNS:-30}" env_args=() name
+  command -v node >/dev/null || die "node is missing: install Node.js 20+ (apt-get install nodejs npm)"
+  node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || die "the Node reference needs Node.js 20+"
+  log "the Node reference: npm ci and the esbuild bundle (bench/node-reference)"
+  npm ci --prefix bench/node-reference --silent --no-audit --no-fund || die "npm could not install bench/node-reference"
+  npm run --prefix bench/node-reference --silent build >&2
   scripts/build-lambda.sh --service . --mode binary --arch x86_64 --out "$work/x86" >&2
   start_moto
-  python3 - "$MOTO_ENDPOINT" <<'PY'
-import json, sys, urllib.request
-# The connections table the first invocations write to (a plain table: start-up is measured).
-body = json.dumps({
-    "TableName": "bench-connections", "BillingMode": "PAY_PER_REQUEST",
-    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-}).encode()
-req = urllib.request.Request(sys.argv[1], data=body, headers={
-    "X-Amz-Target": "DynamoDB_20120810.CreateTable", "Content-Type": "application/x-amz-json-1.0",
-    "Authorization": "AWS4-HMAC-SHA256 Credential=bench/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0"})
-urllib.request.urlopen(req).read()
-PY
-  {
-    echo "## Start-up (x86_64 native release binary)"
-    echo
-    echo "$(machine). 20 starts each against a loopback Runtime API; the first answer includes one"
-    echo "DynamoDB call to moto on loopback. Lambda's arm64 figures differ; the ratio between functions holds."
-    echo
-    echo "| Function | bootstrap (x86_64) | init median | init p90 | first answer median | first answer p90 |"
-    echo "|---|---:|---:|---:|---:|---:|"
-  } > "$out"
-  local -A events=([ConnectFunction]=events/connect.json [disconnectWS]=events/disconnect.json)
-  for name in $(functions); do
-    [[ -n "${events[$name]:-}" ]] || continue
-    log "start-up of $name"
-    result="$(python3 scripts/bench/startup.py "$work/x86/ws-connection/$name/bootstrap" "${events[$name]}" 20 \
-      TABLE_CONNECTIONS=bench-connections AWS_ENDPOINT_URL_DYNAMODB="$MOTO_ENDPOINT")"
-    python3 - "$name" "$(stat -c %s "$work/x86/ws-connection/$name/bootstrap")" "$result" >> "$out" <<'PY'
-import json, sys
-name, size, r = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-assert '"statusCode":200' in r["answer"]["body"], r["answer"]
-print(f"| {name} | {size / 1048576:.2f} MiB | {r['init_ms']['median']} ms | {r['init_ms']['p90']} ms "
-      f"| {r['first_answer_ms']['median']} ms | {r['first_answer_ms']['p90']} ms |")
-PY
+  python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name bench-connections >/dev/null
+  python3 scripts/bench/stand_ins.py "$work" >"$work/stand_ins.json" &
+  SERVER_PIDS+=("$!")
+  for _ in $(seq 50); do [[ -s "$work/stand_ins.json" ]] && break; sleep 0.1; done
+  [[ -s "$work/stand_ins.json" ]] || die "scripts/bench/stand_ins.py did not start"
+  mapfile -t env_args < <(python3 -c 'import json,sys
+for k, v in json.load(open(sys.argv[1])).items(): print(f"--env={k}={v}")' "$work/stand_ins.json")
+  local common=(--runs "$runs" --warm 50 --moto "$MOTO_ENDPOINT" --table bench-connections "${env_args[@]}")
+  log "cold starts: ConnectFunction and the Node reference, interleaved, $runs each"
+  python3 scripts/bench/coldstart.py "${common[@]}" --event events/connect.json \
+    --contestant "ConnectFunction=$bins/ConnectFunction/bootstrap" \
+    --contestant "Node 20 + SDK v3=node bench/node-reference/dist/bootstrap.cjs" >"$work/connect.json"
+  for name in disconnectWS WebSocketResponder ConnectAuthorizer; do
+    log "cold starts: $name, $runs"
+    local event=events/disconnect.json expect='"statusCode":200'
+    [[ "$name" != WebSocketResponder ]] || event="$work/responder.json"
+    [[ "$name" != ConnectAuthorizer ]] || { event="$work/authorizer.json"; expect='"Effect":"Allow"'; }
+    python3 scripts/bench/coldstart.py "${common[@]}" --no-floor --event "$event" --expect "$expect" \
+      --contestant "$name=$bins/$name/bootstrap" >"$work/$name.json"
   done
-  write_section startup "$out"
+  python3 - "$work" "$(machine)" "$runs" >"$out" <<'PY'
+import json, os, sys
+work, machine, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+connect = json.load(open(os.path.join(work, "connect.json")))
+ours, node = connect["contestants"]["ConnectFunction"], connect["contestants"]["Node 20 + SDK v3"]
+floor = connect["moto_floor_ms"]
+def cell(s, unit="ms", digits=1):
+    return f"{s['median']:.{digits}f} {unit} ({s['p10']:.{digits}f}–{s['p90']:.{digits}f})"
+rows = [("init (exec → first `/next`)", "init_ms"), ("first invoke", "first_invoke_ms"),
+        ("**cold total** (init + first invoke)", "cold_total_ms"), ("warm, median of 50", "warm_median_ms"),
+        ("warm, p90 of 50", "warm_p90_ms"), ("peak RSS", "peak_rss_mib"), ("CPU, init + 51 invokes", "cpu_ms")]
+print("## Cold start, side by side with Node.js\n")
+print(f"{machine}. `scripts/bench/coldstart.py`: each start a fresh process, {runs} starts each, interleaved")
+print("(the order rotates every run), against one Runtime API stand-in and moto on loopback; every invocation is")
+print("one conditional `PutItem` of a new connection. Ours: the release `bootstrap` built for x86_64 by")
+print("`scripts/build-lambda.sh`; Node: `bench/node-reference` (the same item and condition, `@aws-sdk/client-dynamodb`,")
+print("esbuild bundle, a minimal custom-runtime loop) on Node " + os.popen("node --version").read().strip() + ".")
+print("Cells: median (p10–p90) over the starts. Lambda's arm64 figures differ; the ratios are the claim.\n")
+print("| ConnectFunction | ours (Rust) | Node 20 + SDK v3 | ratio of medians |")
+print("|---|---:|---:|---:|")
+for label, key in rows:
+    unit = "MiB" if key == "peak_rss_mib" else "ms"
+    print(f"| {label} | {cell(ours[key], unit)} | {cell(node[key], unit)} | {ours[key]['median'] / node[key]['median']:.3f}× |")
+cold = ours["cold_total_ms"]["median"] / node["cold_total_ms"]["median"]
+cold_lo = ours["cold_total_ms"]["p10"] / node["cold_total_ms"]["p90"]
+cold_hi = ours["cold_total_ms"]["p90"] / node["cold_total_ms"]["p10"]
+over = lambda c: c["warm_median_ms"]["median"] - floor
+print(f"\nmoto floor (the same `PutItem` timed directly, keep-alive, median of 50): {floor:.2f} ms. Warm overhead above it:")
+print(f"ours {over(ours):.2f} ms = **{over(ours) / floor:.2f}×** the floor, Node {over(node):.2f} ms = {over(node) / floor:.2f}×.\n")
+print("| target | figure | met |")
+print("|---|---:|:---:|")
+print(f"| cold total ≤ 0.05× Node's | {cold:.3f}× (spread {cold_lo:.3f}–{cold_hi:.3f}: our p10/p90 over Node's p90/p10) | {'yes' if cold <= 0.05 else 'no'} |")
+print(f"| warm overhead above the moto floor ≤ 0.5× | {over(ours) / floor:.2f}× | {'yes' if over(ours) / floor <= 0.5 else 'no'} |")
+print(f"| peak RSS ≤ 8 MiB | {ours['peak_rss_mib']['median']:.1f} MiB | {'yes' if ours['peak_rss_mib']['median'] <= 8 else 'no'} |")
+print("| arm64 zip ≤ 2.5 MB | see Build | |")
+print("\n### Ours only\n")
+print("The same measure for the other functions (no Node reference). disconnectWS: one `UpdateItem` that creates a")
+print("tombstone (moto's `UpdateItem` on this table is slower than its `PutItem`); WebSocketResponder: one post to a")
+print("Management API stand-in; ConnectAuthorizer: an ES256 token, its JWKS fetched once by the first invoke and cached.\n")
+print("| function | init | first invoke | cold total | warm median | warm p90 | peak RSS | CPU |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for name in ["ConnectFunction", "disconnectWS", "WebSocketResponder", "ConnectAuthorizer"]:
+    c = ours if name == "ConnectFunction" else json.load(open(os.path.join(work, f"{name}.json")))["contestants"][name]
+    m = lambda key: c[key]["median"]
+    print(f"| {name} | {m('init_ms'):.1f} ms | {m('first_invoke_ms'):.1f} ms | {m('cold_total_ms'):.1f} ms | "
+          f"{m('warm_median_ms'):.2f} ms | {m('warm_p90_ms'):.2f} ms | {m('peak_rss_mib'):.1f} MiB | {m('cpu_ms'):.1f} ms |")
+PY
+  write_section coldstart "$out"
 }
 
 bench_fanout() {
@@ -216,10 +255,10 @@ PY
 for section in "${sections[@]}"; do
   case "$section" in
     build) bench_build ;;
-    startup) bench_startup ;;
+    coldstart) bench_coldstart ;;
     fanout) bench_fanout ;;
     local) bench_local ;;
-    *) die "unknown section '$section'; use: build startup fanout local" ;;
+    *) die "unknown section '$section'; use: build coldstart fanout local" ;;
   esac
 done
 log "wrote BENCHMARKS.md"
