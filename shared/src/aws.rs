@@ -10,7 +10,17 @@
 //! init, two thirds of the cold start (BENCHMARKS.md, "Cold start"). [`Roots::System`] loads it,
 //! for the one case that needs it: a responder whose `WS_ENDPOINT` is a custom domain with a
 //! certificate imported into ACM from another authority (`TLS_ROOTS=system`).
+//!
+//! # Where credentials and the region come from
+//! From the environment only: Lambda gives every function its role's credentials in
+//! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` and its region in
+//! `AWS_REGION`, and so do ws-local and the tests. The default chains' other sources (profile
+//! files, web identity through an STS client, ECS, IMDS) never apply in Lambda, and building
+//! them was the largest part of `load` left (a profile of `ConnectFunction`'s cold start: the web
+//! identity provider alone, which builds an STS client and parses its endpoint rules, about
+//! 7 % of the process's time).
 
+use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
@@ -60,9 +70,16 @@ pub fn http_client(roots: Roots) -> SharedHttpClient {
         .build_https()
 }
 
-/// Loads region and credentials from the Lambda environment (or any standard AWS source).
+/// The SDK config of a function: credentials and region from the environment Lambda sets (see
+/// the module's docs), the HTTPS client trusting `roots`, the rest (endpoint overrides such as
+/// `AWS_ENDPOINT_URL_DYNAMODB`, retry and timeout defaults) as `aws_config` loads it.
 pub async fn load_config(roots: Roots) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client(roots)).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .region(EnvironmentVariableRegionProvider::new())
+        .http_client(http_client(roots))
+        .load()
+        .await
 }
 
 #[cfg(test)]
@@ -83,9 +100,7 @@ mod tests {
     #[test]
     fn the_compiled_in_roots_are_exactly_amazon_trust_services() {
         let fingerprints: Vec<String> = CertificateDer::pem_slice_iter(super::AMAZON_TRUST_SERVICES)
-            .map(|cert| {
-                Sha256::digest(cert.expect("a PEM certificate")).iter().map(|b| format!("{b:02x}")).collect()
-            })
+            .map(|cert| Sha256::digest(cert.expect("a PEM certificate")).iter().map(|b| format!("{b:02x}")).collect())
             .collect();
         assert_eq!(fingerprints, FINGERPRINTS);
     }

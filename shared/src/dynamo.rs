@@ -75,7 +75,7 @@ fn is_permanent<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> boo
 }
 
 /// Timeouts of one call that starts now, with `budget` left (the retry strategy is the client's,
-/// set once in [`DynamoStore::new`]).
+/// set once in [`DynamoStore::new`] or [`DynamoStore::from_sdk`]).
 fn bounded(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::Config::builder().timeout_config(
         TimeoutConfig::builder()
@@ -83,6 +83,15 @@ fn bounded(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
             .operation_attempt_timeout(budget.min(ATTEMPT_TIMEOUT.max(budget / 3)))
             .build(),
     )
+}
+
+/// The SDK's standard retries, up to [`MAX_ATTEMPTS`], with short backoffs (the invocation's
+/// deadline usually ends them first).
+fn retry() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(20))
+        .with_max_backoff(Duration::from_millis(500))
 }
 
 /// The connections table through the AWS SDK.
@@ -96,12 +105,17 @@ impl DynamoStore {
     /// The table `table` through `client`, which gets this adapter's retry strategy (once, here:
     /// each call then only sets its timeouts).
     pub fn new(client: &Client, table: impl Into<String>) -> Self {
-        let retry = RetryConfig::standard()
-            .with_max_attempts(MAX_ATTEMPTS)
-            .with_initial_backoff(Duration::from_millis(20))
-            .with_max_backoff(Duration::from_millis(500));
-        let client = Client::from_conf(client.config().to_builder().retry_config(retry).build());
-        Self { client, table: table.into() }
+        Self {
+            client: Client::from_conf(client.config().to_builder().retry_config(retry()).build()),
+            table: table.into(),
+        }
+    }
+
+    /// The table `table` with a client built from `sdk` once, with this adapter's retry strategy
+    /// (what a function's `main` does; [`DynamoStore::new`] rebuilds a client it is given).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        let config = aws_sdk_dynamodb::config::Builder::from(sdk).retry_config(retry()).build();
+        Self { client: Client::from_conf(config), table: table.into() }
     }
 
     fn error(&self, operation: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
