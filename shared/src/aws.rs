@@ -100,7 +100,11 @@ mod tests {
     #[test]
     fn the_compiled_in_roots_are_exactly_amazon_trust_services() {
         let fingerprints: Vec<String> = CertificateDer::pem_slice_iter(super::AMAZON_TRUST_SERVICES)
-            .map(|cert| Sha256::digest(cert.expect("a PEM certificate")).iter().map(|b| format!("{b:02x}")).collect())
+            .map(|cert| {
+                Sha256::digest(cert.expect("a PEM certificate"))
+                    .iter()
+                    .fold(String::new(), |hex, b| hex + &format!("{b:02x}"))
+            })
             .collect();
         assert_eq!(fingerprints, FINGERPRINTS);
     }
