@@ -26,7 +26,7 @@ async fn the_sdk_client_posts_gets_and_deletes_a_connection() {
             "test",
         ))
         .endpoint_url(stack.management())
-        .http_client(ws_shared::aws::http_client())
+        .http_client(ws_shared::aws::http_client(ws_shared::aws::Roots::Amazon))
         .build();
     let client = aws_sdk_apigatewaymanagement::Client::from_conf(config);
 
