@@ -9,26 +9,19 @@
 
 import assert from "node:assert/strict";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
-import { closed, nextMessage, open, sleep, startWsLocal } from "./support.mjs";
+import { describe, test } from "node:test";
+import { closed, nextMessage, open, sleep, useWsLocal } from "./support.mjs";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 
 describe("ws-local behaves as API Gateway", () => {
-  let local;
+  const local = useWsLocal(["--manifest", path.join(here, "manifest.json")]);
   const url = (query) => `${local.websocket}?${query}`;
   const connected = async (query = "auth=allow") => {
     const { socket, status } = await open(url(query));
     assert.ok(socket, `the handshake was refused with ${status}`);
     return socket;
   };
-
-  before(async () => {
-    local = await startWsLocal(["--manifest", path.join(here, "manifest.json")]);
-  });
-  after(async () => {
-    await local?.stop();
-  });
 
   // serverless-offline websocket-oneway. A route without a route response sends nothing back:
   // https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html
@@ -196,13 +189,7 @@ describe("ws-local behaves as API Gateway", () => {
 // The route selection expression is the API's choice ($request.body.<path>):
 // https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-routes.html
 describe("a custom route selection expression", () => {
-  let local;
-  before(async () => {
-    local = await startWsLocal(["--manifest", path.join(here, "manifest.custom-selection.json")]);
-  });
-  after(async () => {
-    await local?.stop();
-  });
+  const local = useWsLocal(["--manifest", path.join(here, "manifest.custom-selection.json")]);
 
   test("$request.body.meta.route picks the route; action means nothing", async () => {
     const { socket } = await open(`${local.websocket}?auth=allow`);

@@ -2,6 +2,7 @@
 // promise-shaped helpers over the npm `ws` client.
 
 import { spawn } from "node:child_process";
+import { after, before } from "node:test";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
@@ -68,6 +69,17 @@ export async function startWsLocal(args) {
       await exited;
     },
   };
+}
+
+/**
+ * A ws-local for the enclosing `describe`: started before its tests, stopped after them. The
+ * returned object gets `startWsLocal`'s fields once started.
+ */
+export function useWsLocal(args) {
+  const local = {};
+  before(async () => Object.assign(local, await startWsLocal(args)));
+  after(async () => local.stop?.());
+  return local;
 }
 
 /**
