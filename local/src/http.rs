@@ -67,6 +67,18 @@ pub fn decode(raw: &str) -> String {
     percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned()
 }
 
+/// A query string's `name=value` pairs, percent-decoded, in order (a name without `=` has an
+/// empty value).
+pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
+}
+
 /// A random id in the shape of API Gateway's (`TWegAcC4EowCHnA=`: 16 characters, one `=`): 11 random bytes, base64
 /// with the URL-safe alphabet so it never holds a `/`.
 pub fn random_id() -> String {

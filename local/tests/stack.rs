@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use support::{Stack, manifest_with_fixture, next_close, next_text};
+use support::{Stack, next_close, next_text};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -73,8 +73,7 @@ async fn a_client_with_a_token_is_recorded_and_receives_what_the_responder_sends
 #[tokio::test(flavor = "multi_thread")]
 async fn closing_with_a_code_marks_the_record_disconnected_with_that_code() {
     let stack = Stack::start(|_| {}).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-close", stack.token("bob")), &[]).await.unwrap();
+    let mut socket = stack.open("bob", "conv-close").await;
     socket.close(Some(CloseFrame { code: CloseCode::from(4001), reason: "done for today".into() })).await.unwrap();
     let record = stack.wait_for_record("conv-close", |r| r["status"] == "DISCONNECTED").await;
     assert_eq!(record["closeCode"], "4001");
@@ -86,8 +85,7 @@ async fn closing_with_a_code_marks_the_record_disconnected_with_that_code() {
 async fn a_post_to_a_closed_connection_is_a_410_and_the_record_becomes_gone() {
     // GIVEN a $disconnect that is lost (it is best-effort in API Gateway): here its table is missing
     let stack = Stack::start(|s| s.env.push("disconnectWS.TABLE_CONNECTIONS=no-such-table".parse().unwrap())).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-gone", stack.token("carol")), &[]).await.unwrap();
+    let mut socket = stack.open("carol", "conv-gone").await;
     let id = stack.record_of_conversation("conv-gone").await.unwrap()["connectionId"].as_str().unwrap().to_owned();
     socket.close(None).await.unwrap();
     stack.wait_for_log("[disconnectWS] REPORT").await;
@@ -134,8 +132,7 @@ async fn a_bad_or_missing_token_is_refused_at_the_handshake_and_nothing_is_recor
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_connection_is_closed_with_1001_and_disconnected() {
     let stack = Stack::start(|s| s.limits.idle_timeout = Duration::from_secs(1)).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-idle", stack.token("erin")), &[]).await.unwrap();
+    let mut socket = stack.open("erin", "conv-idle").await;
     assert_eq!(next_close(&mut socket, 10).await, (1001, "Going away".to_owned()));
     let record = stack.wait_for_record("conv-idle", |r| r["status"] == "DISCONNECTED").await;
     assert_eq!(record["closeCode"], "1001");
@@ -146,8 +143,7 @@ async fn an_idle_connection_is_closed_with_1001_and_disconnected() {
 async fn an_oversize_frame_or_message_is_closed_with_1009() {
     let stack = Stack::start(|_| {}).await;
     // A 40 KB frame is over API Gateway's 32 KB frame limit.
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-big", stack.token("fay")), &[]).await.unwrap();
+    let mut socket = stack.open("fay", "conv-big").await;
     socket.send(Message::text("x".repeat(40 * 1024))).await.unwrap();
     assert_eq!(next_close(&mut socket, 10).await, (1009, "Message too big".to_owned()));
     let record = stack.wait_for_record("conv-big", |r| r["status"] == "DISCONNECTED").await;
@@ -156,8 +152,7 @@ async fn an_oversize_frame_or_message_is_closed_with_1009() {
 
     // The limits are settings: with a 1 KB message limit a 2 KB message is too big.
     let stack = Stack::start(|s| s.limits.max_message_bytes = 1024).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-big2", stack.token("fay")), &[]).await.unwrap();
+    let mut socket = stack.open("fay", "conv-big2").await;
     socket.send(Message::text("x".repeat(2048))).await.unwrap();
     assert_eq!(next_close(&mut socket, 10).await.0, 1009);
     stack.stop().await;
@@ -166,8 +161,7 @@ async fn an_oversize_frame_or_message_is_closed_with_1009() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_without_a_route_gets_api_gateways_forbidden_frame() {
     let stack = Stack::start(|_| {}).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-msg", stack.token("gus")), &[]).await.unwrap();
+    let mut socket = stack.open("gus", "conv-msg").await;
     socket.send(Message::text(r#"{"action":"sendmessage"}"#)).await.unwrap();
     let frame: Value = serde_json::from_str(&next_text(&mut socket, 10).await).unwrap();
     assert_eq!(frame["message"], "Forbidden");
@@ -179,16 +173,13 @@ async fn a_message_without_a_route_gets_api_gateways_forbidden_frame() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_goes_to_the_route_its_action_names_else_to_default() {
-    let manifest = manifest_with_fixture();
-    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-route", stack.token("ann")), &[]).await.unwrap();
+    let stack = Stack::with_fixture().await;
+    let mut socket = stack.open("ann", "conv-route").await;
     socket.send(Message::text(r#"{"action":"echo","n":1}"#)).await.unwrap();
     assert_eq!(next_text(&mut socket, 10).await, r#"[echo] {"action":"echo","n":1}"#);
     socket.send(Message::text(r#"{"action":"unknown"}"#)).await.unwrap();
     assert_eq!(next_text(&mut socket, 10).await, r#"echo: {"action":"unknown"}"#);
     stack.stop().await;
-    std::fs::remove_file(manifest).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,16 +188,14 @@ async fn the_manifests_route_selection_expression_picks_the_route() {
         support::add_fixture_routes(m);
         m["route_selection_expression"] = json!("$request.body.meta.kind");
     });
-    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-rse", stack.token("kim")), &[]).await.unwrap();
+    let stack = Stack::with_manifest(manifest).await;
+    let mut socket = stack.open("kim", "conv-rse").await;
     socket.send(Message::text(r#"{"meta":{"kind":"echo"}}"#)).await.unwrap();
     assert_eq!(next_text(&mut socket, 10).await, r#"[echo] {"meta":{"kind":"echo"}}"#);
     // `action` means nothing now: $default.
     socket.send(Message::text(r#"{"action":"echo"}"#)).await.unwrap();
     assert_eq!(next_text(&mut socket, 10).await, r#"echo: {"action":"echo"}"#);
     stack.stop().await;
-    std::fs::remove_file(manifest).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -219,21 +208,18 @@ async fn any_executable_that_speaks_the_runtime_api_can_be_a_function() {
             "memory_mb": 128, "timeout_s": 3, "environment": {}
         }));
     });
-    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-py", stack.token("lea")), &[]).await.unwrap();
+    let stack = Stack::with_manifest(manifest).await;
+    let mut socket = stack.open("lea", "conv-py").await;
     socket.send(Message::text("hello")).await.unwrap();
     assert_eq!(next_text(&mut socket, 10).await, "py: hello");
     stack.stop().await;
-    std::fs::remove_file(manifest).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_disconnect_leaves_an_orphan_as_on_aws() {
     // GIVEN ws-local losing every $disconnect on purpose
     let stack = Stack::start(|s| s.lose_disconnects = true).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-orphan", stack.token("max")), &[]).await.unwrap();
+    let mut socket = stack.open("max", "conv-orphan").await;
     // WHEN the client closes
     socket.close(None).await.unwrap();
     stack.wait_for_log("lost on purpose").await;
@@ -246,29 +232,23 @@ async fn a_lost_disconnect_leaves_an_orphan_as_on_aws() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_authorizers_output_reaches_every_route_of_the_connection() {
     // API Gateway runs the authorizer on $connect only, and gives its output to every route.
-    let manifest = manifest_with_fixture();
-    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-who", stack.token("iris")), &[]).await.unwrap();
+    let stack = Stack::with_fixture().await;
+    let mut socket = stack.open("iris", "conv-who").await;
     socket.send(Message::text("whoami")).await.unwrap();
     assert_eq!(next_text(&mut socket, 10).await, "principal: iris");
     stack.stop().await;
-    std::fs::remove_file(manifest).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_binary_frame_closes_the_connection_with_1003() {
     // API Gateway rejects binary frames and disconnects with 1003 (its binary media types page).
-    let manifest = manifest_with_fixture();
-    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-bin", stack.token("jon")), &[]).await.unwrap();
+    let stack = Stack::with_fixture().await;
+    let mut socket = stack.open("jon", "conv-bin").await;
     socket.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
     assert_eq!(next_close(&mut socket, 10).await, (1003, "Binary frames are not supported".to_owned()));
     let record = stack.wait_for_record("conv-bin", |r| r["status"] == "DISCONNECTED").await;
     assert_eq!(record["closeCode"], "1003");
     stack.stop().await;
-    std::fs::remove_file(manifest).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -278,8 +258,7 @@ async fn a_connection_is_closed_with_1001_at_its_maximum_duration_even_when_acti
         s.limits.idle_timeout = Duration::from_secs(1);
     })
     .await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-max", stack.token("max")), &[]).await.unwrap();
+    let mut socket = stack.open("max", "conv-max").await;
     // Pings every 300 ms keep it from ever being idle; only the maximum duration can end it.
     let started = tokio::time::Instant::now();
     let closed = tokio::time::timeout(Duration::from_secs(15), async {
@@ -306,10 +285,8 @@ async fn a_connection_is_closed_with_1001_at_its_maximum_duration_even_when_acti
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crashing_or_hanging_function_gives_api_gateways_error_and_the_next_invocation_works() {
-    let manifest = manifest_with_fixture();
-    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-crash", stack.token("hal")), &[]).await.unwrap();
+    let stack = Stack::with_fixture().await;
+    let mut socket = stack.open("hal", "conv-crash").await;
 
     socket.send(Message::text("hello")).await.unwrap();
     assert_eq!(next_text(&mut socket, 10).await, "echo: hello");
@@ -337,13 +314,11 @@ async fn a_crashing_or_hanging_function_gives_api_gateways_error_and_the_next_in
     assert!(headers.get("x-amz-function-error").is_none());
     assert_eq!(body, json!({ "statusCode": 200, "body": "echo: ok" }));
     stack.stop().await;
-    std::fs::remove_file(manifest).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_invocations_start_instances_and_later_ones_reuse_them_warm() {
-    let manifest = manifest_with_fixture();
-    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let stack = Stack::with_fixture().await;
     let payloads: Vec<Value> = (0..4).map(|i| json!({ "body": format!("slow {i}") })).collect();
     let calls = payloads.iter().map(|payload| stack.invoke("EchoFixture", payload));
     let results = futures_util::future::join_all(calls).await;
@@ -355,7 +330,6 @@ async fn concurrent_invocations_start_instances_and_later_ones_reuse_them_warm()
     }
     assert_eq!(stack.running().app.lambda.instances()["EchoFixture"], started, "sequential calls reuse warm instances");
     stack.stop().await;
-    std::fs::remove_file(manifest).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -413,10 +387,8 @@ async fn what_a_function_prints_before_it_answers_is_logged_before_its_end_line(
     // CloudWatch shows an invocation's output between its START and END lines.
     // (Without the drain this fails about one run in six; `lambda::pool`'s unit test is the
     // deterministic one.)
-    let manifest = manifest_with_fixture();
-    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-lines", stack.token("ola")), &[]).await.unwrap();
+    let stack = Stack::with_fixture().await;
+    let mut socket = stack.open("ola", "conv-lines").await;
     socket.send(Message::text("chatty 2000")).await.unwrap();
     assert_eq!(next_text(&mut socket, 10).await, "echo: chatty 2000");
     let lines = stack.logs.lines();
@@ -424,7 +396,6 @@ async fn what_a_function_prints_before_it_answers_is_logged_before_its_end_line(
     let end = lines[..].iter().rposition(|l| l.starts_with("[EchoFixture] END RequestId:")).expect("an END line");
     assert!(last < end, "the function's last line came after its END line:\n{}", lines[last.min(end)..].join("\n"));
     stack.stop().await;
-    std::fs::remove_file(manifest).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -432,8 +403,7 @@ async fn the_events_domain_name_is_the_host_without_its_port() {
     // `$context.domainName` is the API's domain name (AWS's samples:
     // `abcd1234.execute-api.us-east-1.amazonaws.com`), never host:port.
     let stack = Stack::start(|_| {}).await;
-    let (_socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-domain", stack.token("pia")), &[]).await.unwrap();
+    let _socket = stack.open("pia", "conv-domain").await;
     let record = stack.record_of_conversation("conv-domain").await.unwrap();
     assert_eq!(record["domainName"], "127.0.0.1");
     stack.stop().await;
@@ -441,15 +411,13 @@ async fn the_events_domain_name_is_the_host_without_its_port() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_shows_each_connection_with_its_user_conversation_messages_and_the_logs() {
-    let manifest = manifest_with_fixture();
-    let stack = Stack::start(|s| s.manifest.clone_from(&manifest)).await;
+    let stack = Stack::with_fixture().await;
     let (page_status, headers, page) = stack.http("GET", "/_console", &[], "").await;
     assert_eq!(page_status, 200);
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
     assert!(String::from_utf8_lossy(&page).contains("<title>ws-local console</title>"));
 
-    let (mut socket, _) =
-        stack.connect(&format!("token={}&correlationId=conv-console", stack.token("ria")), &[]).await.unwrap();
+    let mut socket = stack.open("ria", "conv-console").await;
     socket.send(Message::text("hello console")).await.unwrap();
     assert_eq!(next_text(&mut socket, 10).await, "echo: hello console");
 
@@ -475,5 +443,4 @@ async fn the_console_shows_each_connection_with_its_user_conversation_messages_a
     let later: Value = serde_json::from_slice(&body).unwrap();
     assert!(later["logs"]["lines"].as_array().unwrap().len() < lines.len());
     stack.stop().await;
-    std::fs::remove_file(manifest).unwrap();
 }

@@ -39,15 +39,6 @@ pub enum Roots {
 }
 
 impl Roots {
-    /// `amazon` or `system`, as `TLS_ROOTS` spells them.
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "amazon" => Some(Self::Amazon),
-            "system" => Some(Self::System),
-            _ => None,
-        }
-    }
-
     fn trust_store(self) -> TrustStore {
         match self {
             Self::Amazon => TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES),
@@ -107,13 +98,5 @@ mod tests {
             })
             .collect();
         assert_eq!(fingerprints, FINGERPRINTS);
-    }
-
-    #[test]
-    fn tls_roots_is_amazon_or_system() {
-        assert_eq!(super::Roots::parse("amazon"), Some(super::Roots::Amazon));
-        assert_eq!(super::Roots::parse("system"), Some(super::Roots::System));
-        assert_eq!(super::Roots::parse("System"), None);
-        assert_eq!(super::Roots::default(), super::Roots::Amazon);
     }
 }

@@ -120,6 +120,23 @@ pub fn optional_count(
     }
 }
 
+/// One of a few spellings, each meaning a value (`choices`); `default` when unset. Anything else
+/// is an error with `hint`.
+pub fn choice<T: Copy>(
+    env: &impl Env,
+    name: &'static str,
+    default: T,
+    choices: &[(&str, T)],
+    hint: &'static str,
+) -> Result<T, ConfigError> {
+    let Some(value) = env.var(name) else { return Ok(default) };
+    choices.iter().find(|(spelling, _)| *spelling == value).map(|(_, v)| *v).ok_or(ConfigError::Invalid {
+        name,
+        value,
+        hint,
+    })
+}
+
 /// The log level: Lambda's [`AWS_LAMBDA_LOG_LEVEL`] (set by the function's logging config) wins
 /// over [`LOG_LEVEL`]; `INFO` when neither is set.
 pub fn log_level(env: &impl Env) -> Result<Level, ConfigError> {
@@ -184,6 +201,24 @@ mod tests {
     fn env(pairs: &[(&str, &str)]) -> impl Env {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         move |name: &str| map.get(name).cloned()
+    }
+
+    #[test]
+    fn a_choice_is_one_of_its_spellings_or_its_default() {
+        use crate::aws::Roots;
+        let roots = |pairs: &[(&str, &str)]| {
+            choice(
+                &env(pairs),
+                "TLS_ROOTS",
+                Roots::Amazon,
+                &[("amazon", Roots::Amazon), ("system", Roots::System)],
+                "h",
+            )
+        };
+        assert_eq!(roots(&[("TLS_ROOTS", "amazon")]).unwrap(), Roots::Amazon);
+        assert_eq!(roots(&[("TLS_ROOTS", "system")]).unwrap(), Roots::System);
+        assert!(roots(&[("TLS_ROOTS", "System")]).is_err());
+        assert_eq!(roots(&[]).unwrap(), Roots::Amazon);
     }
 
     #[test]

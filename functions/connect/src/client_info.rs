@@ -11,7 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ws_shared::config::{ConfigError, Env};
+use ws_shared::config::{self, ConfigError, Env};
 
 pub const CLIENT_INFO: &str = "CLIENT_INFO";
 
@@ -30,17 +30,14 @@ pub enum ClientInfo {
 
 impl ClientInfo {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        match env.var(CLIENT_INFO).as_deref() {
-            None | Some("full") => Ok(Self::Full),
-            Some("anonymized") => Ok(Self::Anonymized),
-            Some("none") => Ok(Self::None),
-            Some(other) => Err(ConfigError::Invalid {
-                name: CLIENT_INFO,
-                value: other.to_owned(),
-                hint: "use full (IP and user agent as given), anonymized (IP truncated, user agent \
-                       reduced to product names) or none (neither stored)",
-            }),
-        }
+        config::choice(
+            env,
+            CLIENT_INFO,
+            Self::Full,
+            &[("full", Self::Full), ("anonymized", Self::Anonymized), ("none", Self::None)],
+            "use full (IP and user agent as given), anonymized (IP truncated, user agent \
+             reduced to product names) or none (neither stored)",
+        )
     }
 
     /// The IP address the record keeps.

@@ -118,13 +118,13 @@ impl Config {
             mark_gone,
             fanout_concurrency: config::count(env, FANOUT_CONCURRENCY, 32, 1000, "use a whole number from 1 to 1000")?,
             fanout_page_size: config::count(env, FANOUT_PAGE_SIZE, 1000, 1000, "use a whole number from 1 to 1000")?,
-            tls_roots: env.var(TLS_ROOTS).map_or(Ok(Roots::Amazon), |raw| {
-                Roots::parse(&raw).ok_or(ConfigError::Invalid {
-                    name: TLS_ROOTS,
-                    value: raw,
-                    hint: "use amazon (AWS endpoints and ACM-issued certificates) or system (the system's certificate store)",
-                })
-            })?,
+            tls_roots: config::choice(
+                env,
+                TLS_ROOTS,
+                Roots::Amazon,
+                &[("amazon", Roots::Amazon), ("system", Roots::System)],
+                "use amazon (AWS endpoints and ACM-issued certificates) or system (the system's certificate store)",
+            )?,
             common: Common::from_env(env)?,
         })
     }

@@ -31,9 +31,11 @@ pub async fn page() -> Response<Body> {
 /// `GET /_console/api/state?after=N`: everything the page shows, log lines numbered `N` on.
 pub async fn state(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response<Body> {
     let after = query
-        .iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("after="))
+        .as_deref()
+        .map(http::query_pairs)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|(name, value)| (name == "after").then_some(value))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     http::json(StatusCode::OK, &snapshot(&app, after))

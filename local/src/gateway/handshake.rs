@@ -100,18 +100,7 @@ fn describe(app: &App, peer: SocketAddr, request_headers: &HeaderMap, uri: &Uri)
             ("X-Forwarded-Proto".to_owned(), "http".to_owned()),
         ])
         .collect();
-    let query = uri
-        .query()
-        .map(|q| {
-            q.split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (http::decode(name), http::decode(value))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = uri.query().map(http::query_pairs).unwrap_or_default();
     let header = |name: &str| request_headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let host = header("host");
     Handshake {

@@ -48,6 +48,8 @@ pub struct Stack {
     pub dynamo: Client,
     pub logs: Logs,
     http: HttpClient<HttpConnector, Full<Bytes>>,
+    /// A temporary manifest this stack runs, deleted when it stops.
+    manifest: Option<PathBuf>,
 }
 
 impl Stack {
@@ -63,7 +65,26 @@ impl Stack {
         let logs = settings.logs.clone();
         let running = ws_local::start(settings).await.expect("ws-local starts");
         let http = HttpClient::builder(TokioExecutor::new()).build_http();
-        Self { running: Some(running), table, dynamo, logs, http }
+        Self { running: Some(running), table, dynamo, logs, http, manifest: None }
+    }
+
+    /// A ws-local running the temporary manifest at `path` (from [`manifest_edited`]), which
+    /// [`Stack::stop`] deletes.
+    pub async fn with_manifest(path: PathBuf) -> Self {
+        let mut stack = Self::start(|s| s.manifest.clone_from(&path)).await;
+        stack.manifest = Some(path);
+        stack
+    }
+
+    /// A ws-local running the project's manifest plus the fixture ([`manifest_with_fixture`]).
+    pub async fn with_fixture() -> Self {
+        Self::with_manifest(manifest_with_fixture()).await
+    }
+
+    /// A client of `user` (a token from the issuer) in `conversation` (`correlationId`).
+    pub async fn open(&self, user: &str, conversation: &str) -> Socket {
+        let query = format!("token={}&correlationId={conversation}", self.token(user));
+        self.connect(&query, &[]).await.expect("the handshake succeeds").0
     }
 
     pub fn running(&self) -> &Running {
@@ -180,6 +201,9 @@ impl Stack {
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown(Duration::from_secs(5)).await;
+        }
+        if let Some(manifest) = self.manifest.take() {
+            std::fs::remove_file(manifest).unwrap();
         }
     }
 }
