@@ -85,15 +85,6 @@ fn bounded(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
     )
 }
 
-/// The SDK's standard retries, up to [`MAX_ATTEMPTS`], with short backoffs (the invocation's
-/// deadline usually ends them first).
-fn retry() -> RetryConfig {
-    RetryConfig::standard()
-        .with_max_attempts(MAX_ATTEMPTS)
-        .with_initial_backoff(Duration::from_millis(20))
-        .with_max_backoff(Duration::from_millis(500))
-}
-
 /// The connections table through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -105,17 +96,22 @@ impl DynamoStore {
     /// The table `table` through `client`, which gets this adapter's retry strategy (once, here:
     /// each call then only sets its timeouts).
     pub fn new(client: &Client, table: impl Into<String>) -> Self {
-        Self {
-            client: Client::from_conf(client.config().to_builder().retry_config(retry()).build()),
-            table: table.into(),
-        }
+        Self::with_retry(client.config().to_builder(), table)
     }
 
-    /// The table `table` with a client built from `sdk` once, with this adapter's retry strategy
-    /// (what a function's `main` does; [`DynamoStore::new`] rebuilds a client it is given).
+    /// The table `table` with a client built once from `sdk` (what a function's `main` does).
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        let config = aws_sdk_dynamodb::config::Builder::from(sdk).retry_config(retry()).build();
-        Self { client: Client::from_conf(config), table: table.into() }
+        Self::with_retry(aws_sdk_dynamodb::config::Builder::from(sdk), table)
+    }
+
+    /// The client `config` builds, with this adapter's retries: the SDK's standard strategy, up
+    /// to [`MAX_ATTEMPTS`], short backoffs (the invocation's deadline usually ends them first).
+    fn with_retry(config: aws_sdk_dynamodb::config::Builder, table: impl Into<String>) -> Self {
+        let retry = RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(Duration::from_millis(20))
+            .with_max_backoff(Duration::from_millis(500));
+        Self { client: Client::from_conf(config.retry_config(retry).build()), table: table.into() }
     }
 
     fn error(&self, operation: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
