@@ -48,8 +48,8 @@ pub async fn handle(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
             http::json(
                 StatusCode::OK,
                 &json!({
-                    "connectedAt": time(connection.connected_at),
-                    "identity": { "sourceIp": connection.source_ip, "userAgent": connection.user_agent },
+                    "connectedAt": time(connection.connected_at()),
+                    "identity": { "sourceIp": connection.handshake.source_ip, "userAgent": connection.handshake.user_agent },
                     "lastActiveAt": time(connection.last_active_at()),
                 }),
             )

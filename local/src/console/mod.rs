@@ -50,13 +50,13 @@ fn snapshot(app: &App, after: u64) -> Value {
         .map(|c| {
             json!({
                 "connectionId": c.id,
-                "user": c.user,
-                "conversation": c.conversation,
-                "connectedAt": c.connected_at.timestamp_millis(),
-                "connectedForSeconds": (now - c.connected_at).num_seconds(),
+                "user": c.user(),
+                "conversation": c.conversation(),
+                "connectedAt": c.connected_at().timestamp_millis(),
+                "connectedForSeconds": (now - c.connected_at()).num_seconds(),
                 "lastActiveAt": c.last_active_at().timestamp_millis(),
-                "sourceIp": c.source_ip,
-                "userAgent": c.user_agent,
+                "sourceIp": c.handshake.source_ip,
+                "userAgent": c.handshake.user_agent,
                 "messages": c.journal(),
             })
         })

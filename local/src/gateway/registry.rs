@@ -17,17 +17,11 @@ pub enum Outbound {
     Close(u16, String),
 }
 
-/// An open connection, as the Management API sees it.
+/// An open connection, as the Management API sees it: its handshake, and what changes after.
 #[derive(Debug)]
 pub struct Connection {
     pub id: String,
-    pub connected_at: DateTime<Utc>,
-    pub source_ip: String,
-    pub user_agent: String,
-    /// The authorizer's `principalId`, when one ran.
-    pub user: Option<String>,
-    /// The handshake's `correlationId` (else `conversationId`) query parameter.
-    pub conversation: Option<String>,
+    pub handshake: Arc<Handshake>,
     pub(super) last_active_ms: AtomicI64,
     pub(super) outbound: mpsc::Sender<Outbound>,
     /// The last messages in and out, for the console.
@@ -53,30 +47,35 @@ pub struct Entry {
 
 impl Connection {
     /// The connection a handshake opened; `outbound` reaches its socket.
-    pub(super) fn open(handshake: &Handshake, outbound: mpsc::Sender<Outbound>) -> Self {
+    pub(super) fn open(handshake: &Arc<Handshake>, outbound: mpsc::Sender<Outbound>) -> Self {
         Self {
             id: handshake.connection_id.clone(),
-            connected_at: handshake.connected_at,
-            source_ip: handshake.source_ip.clone(),
-            user_agent: handshake.user_agent.clone(),
-            user: handshake
-                .authorizer
-                .as_ref()
-                .and_then(|a| a.get("principalId"))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned),
-            conversation: ["correlationId", "conversationId"]
-                .iter()
-                .find_map(|name| handshake.query.iter().find(|(n, v)| n == name && !v.is_empty()))
-                .map(|(_, value)| value.clone()),
+            handshake: Arc::clone(handshake),
             last_active_ms: AtomicI64::new(handshake.connected_at.timestamp_millis()),
             outbound,
             journal: Mutex::default(),
         }
     }
 
+    pub fn connected_at(&self) -> DateTime<Utc> {
+        self.handshake.connected_at
+    }
+
     pub fn last_active_at(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.last_active_ms.load(Ordering::Relaxed)).unwrap_or(self.connected_at)
+        DateTime::from_timestamp_millis(self.last_active_ms.load(Ordering::Relaxed)).unwrap_or(self.connected_at())
+    }
+
+    /// The authorizer's `principalId`, when one ran.
+    pub fn user(&self) -> Option<&str> {
+        self.handshake.authorizer.as_ref()?.get("principalId")?.as_str()
+    }
+
+    /// The handshake's `correlationId` (else `conversationId`) query parameter.
+    pub fn conversation(&self) -> Option<&str> {
+        ["correlationId", "conversationId"]
+            .iter()
+            .find_map(|name| self.handshake.query.iter().find(|(n, v)| n == name && !v.is_empty()))
+            .map(|(_, value)| value.as_str())
     }
 
     pub(super) fn touch(&self) {
@@ -122,7 +121,7 @@ impl Connections {
     /// Every open connection, oldest first.
     pub fn all(&self) -> Vec<Arc<Connection>> {
         let mut all: Vec<_> = self.0.read().expect("connections").values().cloned().collect();
-        all.sort_by_key(|c| c.connected_at);
+        all.sort_by_key(|c| c.connected_at());
         all
     }
 
