@@ -26,7 +26,7 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The roots of Amazon Trust Services (PEM), compiled in.
-pub const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
 
 /// The certificate authorities the HTTPS client trusts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
