@@ -11,9 +11,9 @@
 //!   `connectedAt` (a repeated disconnect of a tombstone).
 //!
 //! Every call is bounded by the invocation's [`Deadline`]: its operation timeout is the time left
-//! when it starts, and each attempt is cut at [`ATTEMPT_TIMEOUT`] (or a third of the time left, if
-//! longer) so one stalled request is
-//! retried instead of eating the whole budget. Retries (throttling, 5xx, resets, cut attempts)
+//! when it starts, and each attempt is cut so one stalled request is retried instead of eating the
+//! whole budget: a write of one item at [`WRITE_ATTEMPT_TIMEOUT`], an index read at
+//! [`ATTEMPT_TIMEOUT`] (or a third of the time left, if longer). Retries (throttling, 5xx, resets, cut attempts)
 //! use the SDK's standard strategy, up to [`MAX_ATTEMPTS`], and stop when the budget does.
 
 use std::collections::HashMap;
@@ -42,6 +42,13 @@ use crate::store::{
 /// is longer) is stalled, and a retry is the better bet. The third keeps a slow but working store
 /// (an emulator reading a large index) from having every attempt cut.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one attempt of a write of one item (`PutItem`, `UpdateItem`) may take before it is cut
+/// and tried again. DynamoDB answers a single-item write in milliseconds; a write still open after
+/// this is stalled. Short, because the conditional writes are safe to repeat and the time left
+/// must hold many tries: the fault suite (issue 25) found a `$connect` whose stalled attempts, cut
+/// only after a second each, used up the time it needed to settle its outcome, and a
+/// `$disconnect` that three stalls in a row made answer 500.
+pub const WRITE_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(300);
 /// Attempts per call (the SDK's default is 3); the deadline usually ends retries first.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Below this, a call is not started: it could not finish.
@@ -74,14 +81,24 @@ fn is_permanent<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> boo
     }
 }
 
+/// What a call touches, for how long its attempts may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// One item by its key: attempts cut at [`WRITE_ATTEMPT_TIMEOUT`].
+    Item,
+    /// A page of an index: attempts cut at [`ATTEMPT_TIMEOUT`] or a third of the time left.
+    Index,
+}
+
 /// Timeouts of one call that starts now, with `budget` left (the retry strategy is the client's,
 /// set once in [`DynamoStore::new`] or [`DynamoStore::from_sdk`]).
-fn bounded(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
+fn bounded(budget: Duration, call: Call) -> aws_sdk_dynamodb::config::Builder {
+    let attempt = match call {
+        Call::Item => WRITE_ATTEMPT_TIMEOUT,
+        Call::Index => ATTEMPT_TIMEOUT.max(budget / 3),
+    };
     aws_sdk_dynamodb::Config::builder().timeout_config(
-        TimeoutConfig::builder()
-            .operation_timeout(budget)
-            .operation_attempt_timeout(budget.min(ATTEMPT_TIMEOUT.max(budget / 3)))
-            .build(),
+        TimeoutConfig::builder().operation_timeout(budget).operation_attempt_timeout(budget.min(attempt)).build(),
     )
 }
 
@@ -131,13 +148,14 @@ impl DynamoStore {
     fn budget(
         &self,
         operation: &'static str,
+        call: Call,
         deadline: &Deadline,
     ) -> Result<aws_sdk_dynamodb::config::Builder, StoreError> {
         let budget = deadline.budget();
         if budget < MIN_CALL {
             return Err(self.error(operation, NoTimeLeft));
         }
-        Ok(bounded(budget))
+        Ok(bounded(budget, call))
     }
 }
 
@@ -231,7 +249,7 @@ impl DynamoStore {
             .expression_attribute_names("#pk", keys::PK)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .customize()
-            .config_override(self.budget("PutItem", deadline)?)
+            .config_override(self.budget("PutItem", Call::Item, deadline)?)
             .send()
             .await;
         match result {
@@ -296,7 +314,7 @@ impl ConnectionStore for DynamoStore {
         let output = request
             .update_expression(format!("SET {}", sets.join(", ")))
             .customize()
-            .config_override(self.budget("UpdateItem", deadline)?)
+            .config_override(self.budget("UpdateItem", Call::Item, deadline)?)
             .send()
             .await
             .map_err(|err| self.sdk_error("UpdateItem", err))?;
@@ -337,7 +355,7 @@ impl ConnectionStore for DynamoStore {
             .limit(limit)
             .set_exclusive_start_key(start)
             .customize()
-            .config_override(self.budget("Query", deadline)?)
+            .config_override(self.budget("Query", Call::Index, deadline)?)
             .send()
             .await
             .map_err(|err| self.sdk_error("Query", err))?;
@@ -385,7 +403,7 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_values(":gone", s(ConnectionStatus::Gone.as_str()))
             .expression_attribute_values(":now", s(iso_millis(at)))
             .customize()
-            .config_override(self.budget("UpdateItem", deadline)?)
+            .config_override(self.budget("UpdateItem", Call::Item, deadline)?)
             .send()
             .await;
         match result {
@@ -417,7 +435,7 @@ impl crate::testing::ReadBack for DynamoStore {
             .set_key(Some(key(connection_id)))
             .consistent_read(true)
             .customize()
-            .config_override(self.budget("GetItem", deadline)?)
+            .config_override(self.budget("GetItem", Call::Item, deadline)?)
             .send()
             .await
             .map_err(|err| self.sdk_error("GetItem", err))?;

@@ -19,8 +19,9 @@
 //! # An unknown outcome is resolved before answering
 //! A put that fails with an error may still have landed (the response was lost, or a stalled
 //! attempt arrives after the retry). Answering 500 then would leave a `CONNECTED` record for a
-//! socket API Gateway refused. So the put gets half of the time left, and on an error the rest
-//! goes to a conditional put of a tombstone: if it lands, no late put can ever land after it and
+//! socket API Gateway refused. So the put gets a third of the time left, and on an error the rest
+//! goes to a conditional put of a tombstone, tried again and again (each attempt cut after
+//! `ws_shared::dynamo::WRITE_ATTEMPT_TIMEOUT`, so stalls cannot use up the time): if it lands, no late put can ever land after it and
 //! 500 is safe; if it finds the key taken, DynamoDB returns what holds it (no read permission
 //! needed): the connect's own record means the connect succeeded (200); a tombstone (a
 //! `$disconnect` or an earlier try of this resolution) means 500.
@@ -255,7 +256,8 @@ impl<S: ConnectionStore> Connect<S> {
             user_id,
         };
         let authenticated = record.user_id.is_some();
-        let put_deadline = Deadline::after(deadline.budget() / 2);
+        // Settling an unknown outcome needs more tries than the put: it gets two thirds.
+        let put_deadline = Deadline::after(deadline.budget() / 3);
         match self.store.put_connection(&record, &put_deadline).await {
             Ok(PutOutcome::Created) => {
                 counters.incr(Metric::Connected);

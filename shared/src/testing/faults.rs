@@ -3,10 +3,12 @@
 //! throttling, a 500, a connection reset, a response lost after the request landed, or a stall
 //! past the caller's deadline (after which the request may still land, as on AWS).
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -45,12 +47,42 @@ impl Fault {
     }
 }
 
-/// One request the proxy saw: which operation (the `X-Amz-Target` suffix, else the path) and
-/// what it did with it.
+/// One request the proxy saw: which operation (the `X-Amz-Target` suffix, else the path), what it
+/// did with it, and when, so a failed assertion can show what happened to one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
+    /// The request's sequence number (from 0), as the plan was given it.
+    pub n: u64,
     pub operation: String,
     pub fault: Fault,
+    /// The connection the request is about: the first `CONN#<id>` in its body, if any.
+    pub connection: Option<String>,
+    /// When it arrived, from the proxy's start.
+    pub arrived: Duration,
+    /// When the upstream took it (for a fault that lands), from the proxy's start.
+    pub landed: Option<Duration>,
+    /// When the proxy answered or closed, from the proxy's start.
+    pub ended: Option<Duration>,
+    /// The upstream's status, when it answered (a landed write's own outcome: 400 is a failed condition).
+    pub upstream_status: Option<u16>,
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), |d| format!("{}ms", d.as_millis()));
+        write!(
+            f,
+            "#{:<5} {:>7} {:<12} {:<24} landed {:>7} upstream {:>3} ended {:>7}  {}",
+            self.n,
+            ms(Some(self.arrived)),
+            self.operation,
+            format!("{:?}", self.fault),
+            ms(self.landed),
+            self.upstream_status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            ms(self.ended),
+            self.connection.as_deref().unwrap_or("-"),
+        )
+    }
 }
 
 type Plan = dyn Fn(u64, &str) -> Fault + Send + Sync;
@@ -59,8 +91,18 @@ struct Shared {
     upstream: String,
     plan: Box<Plan>,
     next: AtomicU64,
-    seen: Mutex<Vec<Seen>>,
+    seen: Mutex<BTreeMap<u64, Seen>>,
     client: Client<HttpConnector, Full<Bytes>>,
+    started: Instant,
+}
+
+impl Shared {
+    fn update(&self, n: u64, change: impl FnOnce(&mut Seen, Duration)) {
+        let now = self.started.elapsed();
+        if let Some(seen) = self.seen.lock().expect("not poisoned").get_mut(&n) {
+            change(seen, now);
+        }
+    }
 }
 
 /// The running proxy; stops when dropped.
@@ -84,8 +126,9 @@ impl FaultProxy {
             upstream: upstream.trim_end_matches('/').to_owned(),
             plan: Box::new(plan),
             next: AtomicU64::new(0),
-            seen: Mutex::new(Vec::new()),
+            seen: Mutex::new(BTreeMap::new()),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            started: Instant::now(),
         });
         let state = Arc::clone(&shared);
         let server = Loopback::start(move |req| handle(Arc::clone(&state), req)).await;
@@ -99,8 +142,32 @@ impl FaultProxy {
 
     /// Every request so far, in arrival order.
     pub fn seen(&self) -> Vec<Seen> {
-        self.shared.seen.lock().expect("not poisoned").clone()
+        self.shared.seen.lock().expect("not poisoned").values().cloned().collect()
     }
+
+    /// The log of the requests about `connection` (one line each), for an assertion's message.
+    pub fn log_of(&self, connection: &str) -> String {
+        self.seen().iter().filter(|s| s.connection.as_deref() == Some(connection)).fold(String::new(), |mut out, s| {
+            let _ = writeln!(out, "  {s}");
+            out
+        })
+    }
+
+    /// The whole log, one line per request (what a nightly run uploads when it fails).
+    pub fn log(&self) -> String {
+        self.seen().iter().fold(String::new(), |mut out, s| {
+            let _ = writeln!(out, "{s}");
+            out
+        })
+    }
+}
+
+/// The connection id in a DynamoDB request body: the first `CONN#<id>` key value.
+fn connection_in(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("CONN#")? + "CONN#".len();
+    let rest = &text[start..];
+    Some(rest[..rest.find('"').unwrap_or(rest.len())].to_owned())
 }
 
 /// Why the proxy closed a connection without an answer.
@@ -115,12 +182,57 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         .and_then(|v| v.to_str().ok())
         .and_then(|target| target.rsplit('.').next())
         .map_or_else(|| req.uri().path().to_owned(), str::to_owned);
-    let n = shared.next.fetch_add(1, Ordering::Relaxed);
-    let fault = (shared.plan)(n, &operation);
-    shared.seen.lock().expect("not poisoned").push(Seen { operation, fault });
-
+    let arrived = shared.started.elapsed();
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| ResetOnPurpose)?.to_bytes();
+    let n = shared.next.fetch_add(1, Ordering::Relaxed);
+    let fault = (shared.plan)(n, &operation);
+    let seen = Seen {
+        n,
+        operation,
+        fault,
+        connection: connection_in(&body),
+        arrived,
+        landed: None,
+        ended: None,
+        upstream_status: None,
+    };
+    shared.seen.lock().expect("not poisoned").insert(n, seen);
+    let answer = respond(&shared, n, fault, parts, body).await;
+    shared.update(n, |seen, now| seen.ended = Some(now));
+    answer
+}
+
+/// Forwards `forward` to the upstream; notes when it landed and what the upstream said.
+async fn forward_to_upstream(
+    shared: &Shared,
+    n: u64,
+    forward: Request<Full<Bytes>>,
+) -> Result<Response<Full<Bytes>>, ResetOnPurpose> {
+    let answer = shared.client.request(forward).await.map_err(|_| ResetOnPurpose);
+    let answer = match answer {
+        Ok(answer) => {
+            let (parts, body) = answer.into_parts();
+            let body = body.collect().await.map_err(|_| ResetOnPurpose)?.to_bytes();
+            Ok(Response::from_parts(parts, Full::new(body)))
+        }
+        Err(err) => Err(err),
+    };
+    let status = answer.as_ref().ok().map(|a| a.status().as_u16());
+    shared.update(n, |seen, now| {
+        seen.landed = Some(now);
+        seen.upstream_status = status;
+    });
+    answer
+}
+
+async fn respond(
+    shared: &Arc<Shared>,
+    n: u64,
+    fault: Fault,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, ResetOnPurpose> {
     let mut forward = Request::builder().method(parts.method).uri(format!(
         "{}{}",
         shared.upstream,
@@ -134,12 +246,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let forward = forward.body(Full::new(body)).expect("a request built from a valid one");
 
     match fault {
-        Fault::Pass => {
-            let answer = shared.client.request(forward).await.map_err(|_| ResetOnPurpose)?;
-            let (parts, body) = answer.into_parts();
-            let body = body.collect().await.map_err(|_| ResetOnPurpose)?.to_bytes();
-            Ok(Response::from_parts(parts, Full::new(body)))
-        }
+        Fault::Pass => forward_to_upstream(shared, n, forward).await,
         Fault::ProvisionedThroughput => Ok(dynamodb_error(
             StatusCode::BAD_REQUEST,
             "ProvisionedThroughputExceededException",
@@ -151,14 +258,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
         Fault::Reset => Err(ResetOnPurpose),
         Fault::LostResponse => {
-            let _ = shared.client.request(forward).await;
+            let _ = forward_to_upstream(shared, n, forward).await;
             Ok(dynamodb_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error"))
         }
         Fault::StallThenLand(stall) => {
             // Its own task: the caller gives up and closes, the request still lands.
+            let shared = Arc::clone(shared);
             let landed = tokio::spawn(async move {
                 tokio::time::sleep(stall).await;
-                let _ = shared.client.request(forward).await;
+                let _ = forward_to_upstream(&shared, n, forward).await;
             });
             let _ = landed.await;
             Err(ResetOnPurpose)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The property and fault suites at the size the reliability goal names, run nightly by
+# .github/workflows/nightly.yml (and by hand before a change to $connect, $disconnect or the
+# store): the fault tests at FAULT_CASES cases for each seed in FAULT_SEEDS, then the generated
+# histories and hostile events at PROPTEST_CASES cases. Installs what it needs (as scripts/test.sh
+# does), starts moto on a free port and stops it. A failed fault run leaves the proxy's whole log
+# and its seed in $FAULT_LOG_DIR (default target/nightly).
+#
+#   scripts/nightly.sh                              1,000 faults x seeds 1-10, 100,000 proptest cases
+#   FAULT_SEEDS="12 101" FAULT_CASES=200 scripts/nightly.sh
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+trap stop_servers EXIT
+
+FAULT_CASES="${FAULT_CASES:-1000}"
+FAULT_SEEDS="${FAULT_SEEDS:-1 2 3 4 5 6 7 8 9 10}"
+PROPTEST_CASES="${PROPTEST_CASES:-100000}"
+export FAULT_LOG_DIR="${FAULT_LOG_DIR:-$ROOT/target/nightly}"
+mkdir -p "$FAULT_LOG_DIR"
+
+cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest || die "could not install cargo-nextest"
+ensure_venv
+start_moto
+export DYNAMODB_ENDPOINT="$MOTO_ENDPOINT"
+
+log "building the property tests"
+cargo nextest run -p ws-properties --locked --no-run
+
+fault_seed() {
+  local seed="$1"
+  # The fault tests print one summary line each (requests, faults injected, answers 500).
+  FAULT_SEED="$seed" FAULT_CASES="$FAULT_CASES" cargo nextest run -p ws-properties --locked --test faults \
+    --no-fail-fast --no-capture -E 'test(/^faulted_/)' 2>&1 | tee "$FAULT_LOG_DIR/run-seed$seed.txt" \
+    | grep -E '^seed [0-9]+:|panicked|FAIL \[' || true
+  return "${PIPESTATUS[0]}"
+}
+for seed in $FAULT_SEEDS; do
+  step "faults seed $seed x $FAULT_CASES" fault_seed "$seed"
+done
+
+step "histories and hostile events x $PROPTEST_CASES" env PROPTEST_CASES="$PROPTEST_CASES" \
+  cargo nextest run -p ws-properties --locked --test histories --test hostile --no-fail-fast
+
+step_summary
