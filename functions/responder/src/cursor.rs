@@ -1,9 +1,11 @@
 //! The fan-out's continuation cursor (DESIGN §8): where in the audience's index a fan-out stopped,
 //! bound to the fan-out it came from.
 //!
-//! It is opaque to callers but not secret: `v1.<base64url(JSON)>.<checksum>`. The JSON names the
-//! audience, a digest of the message, and the last connection (in index order) that this fan-out
-//! has dealt with. A cursor only continues the fan-out it came from: another audience or another
+//! It is opaque to callers but not secret: `v2.<base64url(JSON)>.<checksum>`. The JSON names the
+//! audience, a digest of the message, the last connection (in index order) that this fan-out has
+//! taken, and the connections still owed the message because the Management API throttled them
+//! (DESIGN §9: a refused post is retried, never dropped), with their tries so far. A `v1` cursor
+//! (no owed list) from before that change still continues its fan-out. A cursor only continues the fan-out it came from: another audience or another
 //! message is refused, and so is one whose checksum does not match (edited or cut). The cursor
 //! grants nothing the event does not already: the audience always comes from the event, and the
 //! position only moves the start within that audience's index.
@@ -15,9 +17,12 @@ use sha2::{Digest as _, Sha256};
 use ws_shared::id::ConnectionId;
 use ws_shared::store::Audience;
 
-const VERSION: &str = "v1";
-/// Longest cursor accepted: ids are at most 128 characters, so a real one is far shorter.
-const MAX_LEN: usize = 1024;
+const VERSION: &str = "v2";
+/// The version before the owed list; still read.
+const VERSION_1: &str = "v1";
+/// Longest cursor accepted: a position and at most `MAX_OWED` (256) owed ids of at most 128
+/// characters each, in base64.
+const MAX_LEN: usize = 64 * 1024;
 
 /// Why a cursor cannot continue this fan-out. Each message tells the caller what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,9 +48,28 @@ struct Body {
     t: String,
     /// The message's digest (hex, 16 bytes of SHA-256).
     m: String,
-    /// The last connection dealt with; absent: nothing yet.
+    /// The last connection taken; absent: nothing yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     a: Option<String>,
+    /// Connections owed a retry: `[id, tries, strikes]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    o: Vec<(String, u8, u8)>,
+}
+
+/// A connection a continuation still owes the message (its post was throttled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwedPost {
+    pub id: ConnectionId,
+    pub tries: u8,
+    pub strikes: u8,
+}
+
+/// Where a fan-out continues: after `after` in index order (from the start when `None`), and
+/// first with the `owed` connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    pub after: Option<ConnectionId>,
+    pub owed: Vec<OwedPost>,
 }
 
 fn target(audience: &Audience) -> String {
@@ -75,18 +99,22 @@ fn checksum(encoded: &str) -> String {
     hex16(&hasher.finalize())
 }
 
-/// The cursor of a fan-out to `audience` of the message with `digest`, stopped after `after`.
-pub fn encode(audience: &Audience, digest: &str, after: Option<&ConnectionId>) -> String {
-    let body = Body { t: target(audience), m: digest.to_owned(), a: after.map(|id| id.as_str().to_owned()) };
+/// The cursor of a fan-out to `audience` of the message with `digest`, stopped at `resume`.
+pub fn encode(audience: &Audience, digest: &str, resume: &Resume) -> String {
+    let body = Body {
+        t: target(audience),
+        m: digest.to_owned(),
+        a: resume.after.as_ref().map(|id| id.as_str().to_owned()),
+        o: resume.owed.iter().map(|o| (o.id.as_str().to_owned(), o.tries, o.strikes)).collect(),
+    };
     let json = serde_json::to_vec(&body).expect("a cursor body serializes");
     let encoded = URL_SAFE_NO_PAD.encode(json);
     let sum = checksum(&encoded);
     format!("{VERSION}.{encoded}.{sum}")
 }
 
-/// Where the fan-out to `audience` of the message with `digest` resumes: after the returned
-/// connection, or from the start when `None`.
-pub fn decode(raw: &str, audience: &Audience, digest: &str) -> Result<Option<ConnectionId>, CursorError> {
+/// Where the fan-out to `audience` of the message with `digest` resumes.
+pub fn decode(raw: &str, audience: &Audience, digest: &str) -> Result<Resume, CursorError> {
     if raw.len() > MAX_LEN {
         return Err(CursorError::Malformed("too long"));
     }
@@ -95,7 +123,7 @@ pub fn decode(raw: &str, audience: &Audience, digest: &str) -> Result<Option<Con
     else {
         return Err(CursorError::Malformed("expected three dot-separated parts"));
     };
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(CursorError::Malformed("unknown version"));
     }
     if checksum(encoded) != sum {
@@ -106,7 +134,15 @@ pub fn decode(raw: &str, audience: &Audience, digest: &str) -> Result<Option<Con
     if body.t != target(audience) || body.m != digest {
         return Err(CursorError::OtherFanOut);
     }
-    body.a.map(ConnectionId::parse).transpose().map_err(|_| CursorError::Malformed("not a connection id"))
+    let parse = |id: String| ConnectionId::parse(id).map_err(|_| CursorError::Malformed("not a connection id"));
+    Ok(Resume {
+        after: body.a.map(parse).transpose()?,
+        owed: body
+            .o
+            .into_iter()
+            .map(|(id, tries, strikes)| Ok(OwedPost { id: parse(id)?, tries, strikes }))
+            .collect::<Result<_, CursorError>>()?,
+    })
 }
 
 #[cfg(test)]
@@ -124,14 +160,26 @@ mod tests {
         let audience = conversation("conv-1");
         let digest = message_digest(b"{\"m\":1}");
         let at = ConnectionId::parse("abc123=").unwrap();
-        assert_eq!(decode(&encode(&audience, &digest, Some(&at)), &audience, &digest), Ok(Some(at)));
-        assert_eq!(decode(&encode(&audience, &digest, None), &audience, &digest), Ok(None));
+        let owed = vec![OwedPost { id: ConnectionId::parse("owed1=").unwrap(), tries: 2, strikes: 1 }];
+        let resume = Resume { after: Some(at), owed };
+        assert_eq!(decode(&encode(&audience, &digest, &resume), &audience, &digest), Ok(resume));
+        assert_eq!(decode(&encode(&audience, &digest, &Resume::default()), &audience, &digest), Ok(Resume::default()));
+    }
+
+    #[test]
+    fn a_version_1_cursor_still_continues_its_fan_out() {
+        let audience = conversation("conv-1");
+        let digest = message_digest(b"{}");
+        let encoded = URL_SAFE_NO_PAD.encode(format!(r#"{{"t":"c:conv-1","m":"{digest}","a":"abc="}}"#));
+        let raw = format!("v1.{encoded}.{}", checksum(&encoded));
+        let resume = decode(&raw, &audience, &digest).unwrap();
+        assert_eq!((resume.after.unwrap().as_str(), resume.owed.len()), ("abc=", 0));
     }
 
     #[test]
     fn a_cursor_from_another_audience_or_message_is_refused() {
         let digest = message_digest(b"a");
-        let cursor = encode(&conversation("conv-1"), &digest, None);
+        let cursor = encode(&conversation("conv-1"), &digest, &Resume::default());
         assert_eq!(decode(&cursor, &conversation("conv-2"), &digest), Err(CursorError::OtherFanOut));
         let user = Audience::User(UserId::parse("conv-1").unwrap());
         assert_eq!(decode(&cursor, &user, &digest), Err(CursorError::OtherFanOut), "same id, other index");
@@ -142,19 +190,20 @@ mod tests {
     fn an_edited_or_malformed_cursor_says_so() {
         let audience = conversation("conv-1");
         let digest = message_digest(b"a");
-        let cursor = encode(&audience, &digest, Some(&ConnectionId::parse("x").unwrap()));
+        let resume = Resume { after: Some(ConnectionId::parse("x").unwrap()), owed: Vec::new() };
+        let cursor = encode(&audience, &digest, &resume);
         let (head, sum) = cursor.rsplit_once('.').unwrap();
         let flipped = format!("{head}.{}", sum.replace(&sum[..1], if &sum[..1] == "0" { "1" } else { "0" }));
         assert_eq!(decode(&flipped, &audience, &digest), Err(CursorError::Tampered));
         // Re-pointing the cursor at another conversation by editing its body breaks the checksum.
-        let other = encode(&conversation("conv-2"), &digest, None);
-        let forged = format!("v1.{}.{}", other.split('.').nth(1).unwrap(), sum);
+        let other = encode(&conversation("conv-2"), &digest, &Resume::default());
+        let forged = format!("v2.{}.{}", other.split('.').nth(1).unwrap(), sum);
         assert_eq!(decode(&forged, &audience, &digest), Err(CursorError::Tampered));
-        for raw in ["", "v1", "v1.a", "v2.a.b", "v1.a.b.c", &"x".repeat(2000)] {
+        for raw in ["", "v1", "v1.a", "v3.a.b", "v1.a.b.c", &"x".repeat(70_000)] {
             assert!(matches!(decode(raw, &audience, &digest), Err(CursorError::Malformed(_))), "{raw:?}");
         }
         let not_json = URL_SAFE_NO_PAD.encode("nope");
-        let raw = format!("v1.{not_json}.{}", checksum(&not_json));
+        let raw = format!("v2.{not_json}.{}", checksum(&not_json));
         assert_eq!(decode(&raw, &audience, &digest), Err(CursorError::Malformed("not a cursor body")));
     }
 }

@@ -17,21 +17,33 @@
 //!
 //! # Deadlines
 //! Every network call gets the time left when it starts ([`Deadline`]): each index page, each
-//! post, each `GONE` update. A fan-out reads the index page by page and posts while reading, up to
-//! `FANOUT_CONCURRENCY` posts in flight; it starts a new post (or page) only while the time left
-//! covers the slowest post seen so far, so it stops in time and answers with where it stopped.
-//! Connections are taken in index order and each is attempted once, so the position of the last
-//! one taken is the whole state a continuation needs: a cursor never repeats a post.
+//! post, each `GONE` update. A fan-out reads the index page by page and posts while reading; it
+//! starts a new post (or page) only while the time left covers the slowest post seen so far, so it
+//! stops in time and answers with where it stopped. Connections are taken in index order and each
+//! is posted to at most once: the position of the last one taken, plus the connections still owed
+//! a retry, is the whole state a continuation needs.
+//!
+//! # The quota (DESIGN §9)
+//! The Management API's rate is a quota per account and region shared by every fan-out, and a
+//! `429 LimitExceededException` means the post was *not* delivered. The SDK does not retry a 429
+//! ([`management::NoThrottleRetries`]); the fan-out does: the number of posts in flight adapts to
+//! throttling ([`pacing::Pacer`]: slow start, additive increase, multiplicative decrease, bounded
+//! by `FANOUT_CONCURRENCY` and `FANOUT_MAX_RATE`), a throttled connection waits out its own
+//! backoff and is tried again (before new ones), and one still owed at the deadline goes into
+//! the cursor. A connection throttled while the others go through (its own buffer is full) is
+//! given up after [`pacing::MAX_STRIKES`] tries and counted `failed`; so is one throttled
+//! [`pacing::MAX_TRIES`] times. Only a post cut by the deadline has an unknown outcome (`failed`).
 
 pub mod cursor;
 pub mod endpoint;
 pub mod event;
 pub mod management;
+pub mod pacing;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -52,6 +64,7 @@ use ws_shared::store::{Audience, ConnectionStore, GoneOutcome, StoreError};
 use crate::endpoint::Endpoint;
 use crate::event::{MAX_MESSAGE_BYTES, Request, Target};
 use crate::management::{PostError, Poster};
+use crate::pacing::{Pacer, Signal};
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-responder";
@@ -64,6 +77,7 @@ pub const WS_ENDPOINT: &str = "WS_ENDPOINT";
 pub const MARK_GONE: &str = "MARK_GONE";
 pub const FANOUT_CONCURRENCY: &str = "FANOUT_CONCURRENCY";
 pub const FANOUT_PAGE_SIZE: &str = "FANOUT_PAGE_SIZE";
+pub const FANOUT_MAX_RATE: &str = "FANOUT_MAX_RATE";
 pub const TLS_ROOTS: &str = "TLS_ROOTS";
 
 /// The least time a new post (or index page) needs before it is started; raised to the slowest
@@ -84,6 +98,9 @@ pub struct Config {
     /// `FANOUT_PAGE_SIZE`: index entries read per page (1-1000, default 1000): enough to keep the
     /// posts busy with few round trips, bounded so memory does not grow with the audience.
     pub fanout_page_size: NonZeroU32,
+    /// `FANOUT_MAX_RATE`: at most this many posts/s in one fan-out (1-10000), for an account that
+    /// shares its Management API quota with other traffic. Unset: paced by throttling alone.
+    pub fanout_max_rate: Option<NonZeroU32>,
     /// `TLS_ROOTS`: whose certificates the HTTPS client trusts, `amazon` (default: every AWS
     /// endpoint and ACM-issued certificate) or `system` (a `WS_ENDPOINT` custom domain whose
     /// certificate was imported into ACM from another authority). See `ws_shared::aws`.
@@ -118,6 +135,12 @@ impl Config {
             mark_gone,
             fanout_concurrency: config::count(env, FANOUT_CONCURRENCY, 32, 1000, "use a whole number from 1 to 1000")?,
             fanout_page_size: config::count(env, FANOUT_PAGE_SIZE, 1000, 1000, "use a whole number from 1 to 1000")?,
+            fanout_max_rate: config::optional_count(
+                env,
+                FANOUT_MAX_RATE,
+                10_000,
+                "use a whole number of posts per second from 1 to 10000, or leave it unset",
+            )?,
             tls_roots: config::choice(
                 env,
                 TLS_ROOTS,
@@ -145,14 +168,19 @@ pub struct Outcome {
     pub cursor: Option<String>,
 }
 
-/// Per-outcome counts of a fan-out's invocation: `targets` connections were attempted, each
-/// ending `posted`, `gone` (410) or `failed` (an error, or an outcome unknown at the deadline).
+/// Per-outcome counts of a fan-out's invocation: `targets` connections were taken from the index,
+/// each ending `posted`, `gone` (410) or `failed` (an error, an outcome unknown at the deadline,
+/// or throttled on every try) — or still owed a retry, carried in the cursor. `throttled` counts
+/// the 429 answers met, `retried` the posts that were a retry after one (connections owed by the
+/// previous invocation included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FanOutCounts {
     pub targets: usize,
     pub posted: usize,
     pub gone: usize,
     pub failed: usize,
+    pub throttled: usize,
+    pub retried: usize,
 }
 
 impl Outcome {
@@ -177,6 +205,7 @@ pub struct Responder<P, S> {
     ws_endpoint: Option<Endpoint>,
     mark_gone: bool,
     concurrency: usize,
+    max_rate: Option<u32>,
     page_size: u32,
     clock: Arc<dyn Clock>,
     invocations: Invocations<Metric>,
@@ -193,9 +222,13 @@ impl<P, S> std::fmt::Debug for Responder<P, S> {
 }
 
 /// How one post ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Delivery {
     Posted,
     Gone,
+    /// Refused with 429: not delivered, may be tried again.
+    Throttled,
+    /// An error, or an outcome unknown at the deadline: never tried again.
     Failed,
 }
 
@@ -208,6 +241,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             ws_endpoint: config.ws_endpoint.clone(),
             mark_gone: config.mark_gone,
             concurrency: config.fanout_concurrency.get() as usize,
+            max_rate: config.fanout_max_rate.map(NonZeroU32::get),
             page_size: config.fanout_page_size.get(),
             clock: Arc::new(SystemClock),
             invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),
@@ -269,7 +303,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
 
         match &request.target {
             Target::One(id) => {
-                let delivery = self.deliver(&endpoint, id, body, deadline, self.mark_gone, counters).await;
+                let delivery = self.deliver_one(&endpoint, id, body, deadline, counters).await;
                 match delivery {
                     Delivery::Posted => {
                         info!(bytes, messageType = message_type, sequence, "message posted");
@@ -280,6 +314,11 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                         Outcome::status(410)
                     }
                     Delivery::Failed => Outcome::refused(500, "the post failed; see the function's logs"),
+                    Delivery::Throttled => Outcome::refused(
+                        500,
+                        "the Management API throttled every try (429 LimitExceededException: the account's quota, \
+                         or the client is not reading); retry later",
+                    ),
                 }
             }
             Target::FanOut(audience) => {
@@ -304,84 +343,118 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             );
         };
         let digest = cursor::message_digest(body);
-        let start = match cursor.map(|raw| cursor::decode(raw, audience, &digest)).transpose() {
-            Ok(start) => start.flatten(),
+        let resume = match cursor.map(|raw| cursor::decode(raw, audience, &digest)).transpose() {
+            Ok(resume) => resume.unwrap_or_default(),
             Err(err) => return Outcome::refused(400, err),
         };
-        let source = Source {
-            store,
-            audience,
-            deadline,
-            page_size: self.page_size,
-            slowest: &AtomicU64::new(duration_micros(MIN_CALL)),
-            state: Mutex::new(SourceState {
-                buffer: VecDeque::new(),
-                next: Next::After(start.clone()),
-                position: start,
-                cut: false,
-            }),
+        let mut run = FanOut {
+            pacer: Pacer::new(self.concurrency_max(), self.max_rate, Instant::now()),
+            owed: resume
+                .owed
+                .into_iter()
+                .map(|o| Owed {
+                    attempt: Attempt { id: o.id, tries: o.tries, strikes: o.strikes },
+                    ready: Instant::now(),
+                })
+                .collect(),
+            buffer: VecDeque::new(),
+            next: Next::After(resume.after.clone()),
+            position: resume.after,
+            cut: false,
+            slowest: MIN_CALL,
+            counts: FanOutCounts::default(),
         };
-        // Connections are taken from the index one at a time, in order, only while a post still
-        // fits in the time left; each is posted at once, up to `concurrency` in flight.
-        let counts =
-            {
-                let deliveries = futures_util::stream::unfold(&source, |source| async move {
-                    source.next().await.map(|id| (id, source))
-                })
-                .map(|id| async move {
-                    let mut own = self.invocations.metrics().start();
-                    let started = Instant::now();
-                    let delivery = self.deliver(endpoint, &id, body.to_vec(), deadline, true, &mut own).await;
-                    source.slowest.fetch_max(duration_micros(started.elapsed()), Ordering::Relaxed);
-                    (delivery, own)
-                })
-                .buffer_unordered(self.concurrency);
-                futures_util::pin_mut!(deliveries);
-                let mut counts = FanOutCounts::default();
-                while let Some((delivery, own)) = deliveries.next().await {
-                    counters.merge(&own);
-                    counts.targets += 1;
-                    match delivery {
-                        Delivery::Posted => counts.posted += 1,
-                        Delivery::Gone => counts.gone += 1,
-                        Delivery::Failed => counts.failed += 1,
-                    }
+        let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        let mut page: Option<std::pin::Pin<Box<dyn Future<Output = PageRead> + Send + '_>>> = None;
+        loop {
+            // Start what the window, the rate cap and the time left allow: connections owed a
+            // retry first (when their backoff is over), then the next ones in index order.
+            let mut wake: Option<Instant> = None;
+            while in_flight.len() < run.pacer.window() && !deadline.is_short_of(run.slowest) {
+                let now = Instant::now();
+                if let Some(wait) = run.pacer.wait(now) {
+                    wake = Some(now + wait);
+                    break;
                 }
-                counts
-            };
-        let state = source.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let done = state.buffer.is_empty() && matches!(state.next, Next::Done);
-        let cursor = (!done).then(|| cursor::encode(audience, &digest, state.position.as_ref()));
-        info!(
-            targets = counts.targets,
-            posted = counts.posted,
-            gone = counts.gone,
-            failed = counts.failed,
-            bytes = body.len(),
-            more = cursor.is_some(),
-            "fan-out done"
-        );
-        if state.cut && counts.targets == 0 {
-            // Not one post fit: a retry (with the cursor) is the caller's move, not another loop.
-            counters.incr(Metric::Errors);
-            error!("fan-out could not read the connections before the deadline");
-            return Outcome::index_failed(
-                "the fan-out could not read the connections in time; retry with the cursor",
-                counts,
-                cursor,
-            );
+                let Some(attempt) = run.take(now, &mut wake) else { break };
+                let ticket = run.pacer.start(now);
+                let mut own = self.invocations.metrics().start();
+                in_flight.push(async move {
+                    let started = Instant::now();
+                    let delivery = self.deliver(endpoint, &attempt.id, body.to_vec(), deadline, true, &mut own).await;
+                    (attempt, ticket, delivery, own, started.elapsed())
+                });
+            }
+            // An index page when the buffer is empty and room is left for what it holds.
+            if page.is_none() && run.wants_page() && !deadline.is_short_of(run.slowest) {
+                let Next::After(after) = &run.next else { unreachable!("wants_page checks it") };
+                let after = after.clone();
+                page = Some(Box::pin(async move {
+                    let read = store.connected_page(audience, after.as_ref(), self.page_size, deadline).await;
+                    PageRead { after, read }
+                }));
+                continue;
+            }
+            if in_flight.is_empty() && page.is_none() {
+                match wake {
+                    // Only backoffs (or the rate cap) are left: wait for the first one, if time allows.
+                    Some(at) if !deadline.is_short_of(at.saturating_duration_since(Instant::now()) + run.slowest) => {
+                        tokio::time::sleep_until(at.into()).await;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            let sleep = wake.map(|at| tokio::time::sleep_until(at.into()));
+            tokio::select! {
+                Some((attempt, ticket, delivery, own, took)) = in_flight.next(), if !in_flight.is_empty() => {
+                    counters.merge(&own);
+                    run.slowest = run.slowest.max(took);
+                    run.ended(attempt, ticket, delivery);
+                }
+                read = async { page.as_mut().expect("polled only when set").await }, if page.is_some() => {
+                    page = None;
+                    run.page_read(read, deadline);
+                }
+                () = async { if let Some(sleep) = sleep { sleep.await } }, if wake.is_some() => {}
+            }
         }
-        if let Next::Failed(err) = &state.next {
-            counters.incr(Metric::Errors);
-            error!(error = error_chain(err), "fan-out could not read the connections");
-            return Outcome::index_failed(
-                "the fan-out could not read the connections; see the function's logs",
-                counts,
-                cursor,
-            );
+        run.finish(audience, &digest, body.len(), counters)
+    }
+
+    fn concurrency_max(&self) -> u32 {
+        u32::try_from(self.concurrency).unwrap_or(u32::MAX)
+    }
+
+    /// Posts to the one connection an event names, trying again after a backoff while the
+    /// Management API throttles and time is left (up to [`pacing::MAX_STRIKES`] tries).
+    async fn deliver_one(
+        &self,
+        endpoint: &Endpoint,
+        id: &ConnectionId,
+        body: Vec<u8>,
+        deadline: &Deadline,
+        counters: &mut Counters<'_, Metric>,
+    ) -> Delivery {
+        let mut tries = 0u8;
+        loop {
+            tries += 1;
+            let started = Instant::now();
+            let delivery = self.deliver(endpoint, id, body.clone(), deadline, self.mark_gone, counters).await;
+            let delay = pacing::retry_delay(tries, jitter(id, tries));
+            let next_fits = !deadline.is_short_of(delay + started.elapsed().max(MIN_CALL));
+            match delivery {
+                Delivery::Throttled if tries < pacing::MAX_STRIKES && next_fits => {
+                    tokio::time::sleep(delay).await;
+                }
+                Delivery::Throttled => {
+                    counters.incr(Metric::Errors);
+                    error!(connectionId = id.as_str(), tries, "throttled on every try");
+                    return Delivery::Throttled;
+                }
+                other => return other,
+            }
         }
-        let status_code = if counts.targets > 0 && counts.failed == counts.targets { 500 } else { 200 };
-        Outcome { status_code, error: None, counts: Some(counts), cursor }
     }
 
     /// Posts to one connection, counts the result, and marks a gone connection `GONE` when asked.
@@ -420,6 +493,10 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 }
                 Delivery::Gone
             }
+            Err(PostError::Throttled) => {
+                debug!(connectionId = id.as_str(), "throttled");
+                Delivery::Throttled
+            }
             Err(err @ PostError::Failed(_)) => {
                 counters.incr(Metric::Errors);
                 error!(connectionId = id.as_str(), error = error_chain(&err), "post failed");
@@ -427,10 +504,6 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             }
         }
     }
-}
-
-fn duration_micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Where the next index page starts.
@@ -443,68 +516,183 @@ enum Next {
     Failed(StoreError),
 }
 
-struct SourceState {
+/// Most connections owed a retry at once: past it, no new connection is taken from the index until
+/// retries go through, so memory (and the cursor) stay bounded whatever the audience.
+pub const MAX_OWED: usize = 256;
+
+/// A connection whose post was throttled and not yet tried again.
+#[derive(Debug)]
+struct Owed {
+    attempt: Attempt,
+    /// Not tried again before this.
+    ready: Instant,
+}
+
+/// One connection's post, with what earlier tries of this fan-out met (carried in the cursor).
+#[derive(Debug, Clone)]
+struct Attempt {
+    id: ConnectionId,
+    /// Tries so far.
+    tries: u8,
+    /// Throttles that were this connection's own (the others went through).
+    strikes: u8,
+}
+
+/// An index page that came back.
+struct PageRead {
+    after: Option<ConnectionId>,
+    read: Result<ws_shared::store::Page, StoreError>,
+}
+
+/// One invocation's share of a fan-out: what is left to post to, and what happened so far.
+struct FanOut {
+    pacer: Pacer,
+    /// Throttled connections, each waiting for its backoff to end (at most [`MAX_OWED`]).
+    owed: VecDeque<Owed>,
+    /// Connections of the last index page not taken yet.
     buffer: VecDeque<ConnectionId>,
     next: Next,
-    /// Every connection up to here (in index order) has been taken or was not a target.
+    /// Every connection up to here (in index order) has been taken (posted, or owed) or was not
+    /// a target.
     position: Option<ConnectionId>,
     /// An index page was cut by the deadline.
     cut: bool,
+    /// The slowest post so far: what one more post is expected to need.
+    slowest: Duration,
+    counts: FanOutCounts,
 }
 
-/// The audience's `CONNECTED` connections, read a page at a time as the posts need them.
-struct Source<'a, S> {
-    store: &'a S,
-    audience: &'a Audience,
-    deadline: &'a Deadline,
-    page_size: u32,
-    /// The slowest post so far (µs): what one more post is expected to need.
-    slowest: &'a AtomicU64,
-    /// Only this stream's own future touches it; a `Mutex` keeps the stream `Send`.
-    state: Mutex<SourceState>,
-}
-
-impl<S: ConnectionStore> Source<'_, S> {
-    fn state(&self) -> std::sync::MutexGuard<'_, SourceState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+impl FanOut {
+    /// The next connection to post to and its tries so far: an owed one whose backoff is over,
+    /// else the next in the index. Notes in `wake` when the first backoff ends.
+    fn take(&mut self, now: Instant, wake: &mut Option<Instant>) -> Option<Attempt> {
+        if let Some(i) = self.owed.iter().position(|o| o.ready <= now) {
+            let owed = self.owed.remove(i).expect("found at i");
+            self.counts.retried += 1;
+            return Some(owed.attempt);
+        }
+        if let Some(first) = self.owed.iter().map(|o| o.ready).min() {
+            *wake = Some(wake.map_or(first, |w| w.min(first)));
+        }
+        if self.owed.len() >= MAX_OWED {
+            return None;
+        }
+        let id = self.buffer.pop_front()?;
+        self.position = Some(id.clone());
+        self.counts.targets += 1;
+        Some(Attempt { id, tries: 0, strikes: 0 })
     }
 
-    /// The next connection to post to, or `None` when the audience is done, the index failed, or
-    /// the time left would not cover another post.
-    async fn next(&self) -> Option<ConnectionId> {
-        loop {
-            let need = Duration::from_micros(self.slowest.load(Ordering::Relaxed));
-            if self.deadline.is_short_of(need) {
-                return None;
+    /// The answer: the counts, and a cursor unless every connection was dealt with.
+    fn finish(self, audience: &Audience, digest: &str, bytes: usize, counters: &mut Counters<'_, Metric>) -> Outcome {
+        let counts = self.counts;
+        let done = self.buffer.is_empty() && self.owed.is_empty() && matches!(self.next, Next::Done);
+        let cursor = (!done).then(|| {
+            let owed = self
+                .owed
+                .iter()
+                .map(|o| cursor::OwedPost {
+                    id: o.attempt.id.clone(),
+                    tries: o.attempt.tries,
+                    strikes: o.attempt.strikes,
+                })
+                .collect();
+            cursor::encode(audience, digest, &cursor::Resume { after: self.position.clone(), owed })
+        });
+        info!(
+            targets = counts.targets,
+            posted = counts.posted,
+            gone = counts.gone,
+            failed = counts.failed,
+            throttled = counts.throttled,
+            retried = counts.retried,
+            owed = self.owed.len(),
+            bytes,
+            more = cursor.is_some(),
+            "fan-out done"
+        );
+        if self.cut && counts.targets == 0 && counts.throttled == 0 {
+            // Not one post fit: a retry (with the cursor) is the caller's move, not another loop.
+            counters.incr(Metric::Errors);
+            error!("fan-out could not read the connections before the deadline");
+            return Outcome::index_failed(
+                "the fan-out could not read the connections in time; retry with the cursor",
+                counts,
+                cursor,
+            );
+        }
+        if let Next::Failed(err) = &self.next {
+            counters.incr(Metric::Errors);
+            error!(error = error_chain(err), "fan-out could not read the connections");
+            return Outcome::index_failed(
+                "the fan-out could not read the connections; see the function's logs",
+                counts,
+                cursor,
+            );
+        }
+        let status_code = if counts.targets > 0 && counts.failed == counts.targets { 500 } else { 200 };
+        Outcome { status_code, error: None, counts: Some(counts), cursor }
+    }
+
+    fn wants_page(&self) -> bool {
+        self.buffer.is_empty() && self.owed.len() < MAX_OWED && matches!(self.next, Next::After(_))
+    }
+
+    fn page_read(&mut self, page: PageRead, deadline: &Deadline) {
+        // Only read with an empty buffer: everything up to where this page starts is done.
+        self.position.clone_from(&page.after);
+        match page.read {
+            Ok(read) => {
+                self.buffer.extend(read.ids);
+                self.next = read.resume_after.map_or(Next::Done, |id| Next::After(Some(id)));
             }
-            let after = {
-                let mut state = self.state();
-                if let Some(id) = state.buffer.pop_front() {
-                    state.position = Some(id.clone());
-                    return Some(id);
+            Err(err) if deadline.is_short_of(MIN_CALL) => {
+                // Cut by the deadline, not failed: the next invocation reads this page again.
+                warn!(error = error_chain(&err), "index page cut by the deadline");
+                self.cut = true;
+            }
+            Err(err) => self.next = Next::Failed(err),
+        }
+    }
+
+    /// Counts how a post ended; a throttled one is owed a retry unless it has had its tries.
+    fn ended(&mut self, attempt: Attempt, ticket: u64, delivery: Delivery) {
+        let tries = attempt.tries.saturating_add(1);
+        let signal = if matches!(delivery, Delivery::Throttled) { Signal::Throttled } else { Signal::Through };
+        let alone = self.pacer.ended(ticket, signal);
+        match delivery {
+            Delivery::Posted => self.counts.posted += 1,
+            Delivery::Gone => self.counts.gone += 1,
+            Delivery::Failed => self.counts.failed += 1,
+            Delivery::Throttled => {
+                self.counts.throttled += 1;
+                // A throttle while the others go through is this connection's own (full buffer):
+                // it uses up its tries faster than the quota's throttles do.
+                let strikes = attempt.strikes.saturating_add(u8::from(alone));
+                if strikes >= pacing::MAX_STRIKES || tries >= pacing::MAX_TRIES {
+                    warn!(connectionId = attempt.id.as_str(), tries, strikes, "throttled on every try; given up");
+                    self.counts.failed += 1;
+                } else {
+                    let delay = pacing::retry_delay(tries, jitter(&attempt.id, tries));
+                    self.owed.push_back(Owed {
+                        attempt: Attempt { tries, strikes, ..attempt },
+                        ready: Instant::now() + delay,
+                    });
                 }
-                match &state.next {
-                    Next::After(after) => after.clone(),
-                    Next::Done | Next::Failed(_) => return None,
-                }
-            };
-            let page = self.store.connected_page(self.audience, after.as_ref(), self.page_size, self.deadline).await;
-            let mut state = self.state();
-            // The whole previous page was taken: everything up to where this page starts is done.
-            state.position.clone_from(&after);
-            match page {
-                Ok(page) => {
-                    state.buffer.extend(page.ids);
-                    state.next = page.resume_after.map_or(Next::Done, |id| Next::After(Some(id)));
-                }
-                Err(err) if self.deadline.is_short_of(MIN_CALL) => {
-                    // Cut by the deadline, not failed: the next invocation reads this page again.
-                    warn!(error = error_chain(&err), "index page cut by the deadline");
-                    state.cut = true;
-                    return None;
-                }
-                Err(err) => state.next = Next::Failed(err),
             }
         }
     }
+}
+
+/// A number in 0..1 that spreads the retries of different connections (deterministic per
+/// connection and try, so no random source is needed).
+fn jitter(id: &ConnectionId, tries: u8) -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+    hasher.write(id.as_str().as_bytes());
+    hasher.write_u8(tries);
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    fraction
 }

@@ -1,6 +1,9 @@
 //! A Management API stand-in for the responder's tests: a real HTTP server on loopback that
 //! answers `POST /{stage}/@connections/{id}` with 200 for known ids and a `GoneException` 410
-//! for others, and records what it received.
+//! for others, and records what it received. With a quota it behaves like an AWS account's
+//! Management API: a token bucket of posts/s (with a burst), and every post past it answered
+//! `429` `LimitExceededException` (not delivered); ids marked `full` are always refused the same
+//! way (a client whose buffer is full).
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -32,6 +35,39 @@ struct State {
     posts: Vec<Post>,
     /// How long each answer is held back.
     delay: std::time::Duration,
+    quota: Option<Quota>,
+    /// Always throttled.
+    full: HashSet<String>,
+    /// Requests answered 429, per connection.
+    refused: Vec<String>,
+}
+
+/// A token bucket: `rate` posts/s, at most `burst` at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub rate: f64,
+    pub burst: f64,
+    tokens: f64,
+    at: Option<std::time::Instant>,
+}
+
+impl Quota {
+    pub fn new(rate: f64, burst: f64) -> Self {
+        Self { rate, burst, tokens: burst, at: None }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let elapsed = self.at.map_or(0.0, |at| now.duration_since(at).as_secs_f64());
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 pub struct StandIn {
@@ -52,10 +88,32 @@ impl StandIn {
             known: known.into_iter().map(Into::into).collect(),
             posts: Vec::new(),
             delay,
+            ..State::default()
         }));
         let shared = Arc::clone(&state);
         let server = Loopback::start(move |req| answer(Arc::clone(&shared), req)).await;
         Self { addr: server.addr, state, _server: server }
+    }
+
+    /// Like [`StandIn::start_slow`], behind an account quota; `full` ids are always throttled.
+    pub async fn with_quota(
+        known: impl IntoIterator<Item = impl Into<String>>,
+        delay: std::time::Duration,
+        quota: Quota,
+        full: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        let standin = Self::start_slow(known, delay).await;
+        {
+            let mut state = standin.state.lock().unwrap();
+            state.quota = Some(quota);
+            state.full = full.into_iter().map(Into::into).collect();
+        }
+        standin
+    }
+
+    /// The connection of every request answered 429, in order.
+    pub fn refused(&self) -> Vec<String> {
+        self.state.lock().unwrap().refused.clone()
     }
 
     /// `http://127.0.0.1:{port}/{stage}`: what the responder is given as its endpoint.
@@ -84,6 +142,11 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
     };
     let connection_id = percent_decode(id);
     let mut recorded = shared.lock().unwrap();
+    let over_quota = recorded.quota.as_mut().is_some_and(|quota| !quota.take());
+    if over_quota || recorded.full.contains(&connection_id) {
+        recorded.refused.push(connection_id);
+        return Ok(reply(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Rate exceeded"));
+    }
     let known = recorded.known.contains(&connection_id);
     recorded.posts.push(Post {
         stage: stage.to_owned(),
