@@ -2,6 +2,9 @@
 # continues with each answer's cursor until one has none (DESIGN §8). Its input is the responder's
 # event; it retries Lambda's throttling and service errors and a statusCode 500 with backoff, ends on
 # 200 without a cursor and on 410, and fails on anything else (a 400 or 413 will not get better).
+# It adds up each answer's `failed` (posts throttled on every try, errors, outcomes cut by a
+# deadline): a fan-out that reached its end with any of them fails as FanOutIncomplete, so an
+# execution never ends green while some of the audience may have missed the message.
 
 data "aws_caller_identity" "this" {}
 
@@ -14,7 +17,7 @@ locals {
     States = {
       Start = {
         Type       = "Pass"
-        Parameters = { "event.$" = "$", attempt = 0 }
+        Parameters = { "event.$" = "$", attempt = 0, failed = 0 }
         Next       = "Post"
       }
       Post = {
@@ -33,6 +36,22 @@ locals {
           MaxAttempts     = 6
           JitterStrategy  = "FULL"
         }]
+        Next = "Counted"
+      }
+      # A fan-out's answer carries counts; a single post's does not.
+      Counted = {
+        Type    = "Choice"
+        Choices = [{ Variable = "$.last.result.failed", IsPresent = true, Next = "Tally" }]
+        Default = "Route"
+      }
+      Tally = {
+        Type = "Pass"
+        Parameters = {
+          "event.$"   = "$.event"
+          "attempt.$" = "$.attempt"
+          "last.$"    = "$.last"
+          "failed.$"  = "States.MathAdd($.failed, $.last.result.failed)"
+        }
         Next = "Route"
       }
       Route = {
@@ -44,6 +63,13 @@ locals {
               { Variable = "$.last.result.cursor", IsPresent = true },
             ]
             Next = "TakeCursor"
+          },
+          {
+            And = [
+              { Variable = "$.last.result.statusCode", NumericEquals = 200 },
+              { Variable = "$.failed", NumericGreaterThan = 0 },
+            ]
+            Next = "Incomplete"
           },
           { Variable = "$.last.result.statusCode", NumericEquals = 200, Next = "Delivered" },
           { Variable = "$.last.result.statusCode", NumericEquals = 410, Next = "Gone" },
@@ -73,7 +99,7 @@ locals {
       }
       Continue = {
         Type       = "Pass"
-        Parameters = { "event.$" = "States.JsonMerge($.event, $.patch, false)", attempt = 0 }
+        Parameters = { "event.$" = "States.JsonMerge($.event, $.patch, false)", attempt = 0, "failed.$" = "$.failed" }
         Next       = "Post"
       }
       # A 500 with a cursor: retry from the cursor, so connections already attempted are not posted to again.
@@ -85,7 +111,7 @@ locals {
       }
       ContinueAfterBackOff = {
         Type       = "Pass"
-        Parameters = { "event.$" = "States.JsonMerge($.event, $.patch, false)", "attempt.$" = "$.attempt" }
+        Parameters = { "event.$" = "States.JsonMerge($.event, $.patch, false)", "attempt.$" = "$.attempt", "failed.$" = "$.failed" }
         Next       = "BackOff"
       }
       BackOff = {
@@ -93,6 +119,7 @@ locals {
         Parameters = {
           "event.$"   = "$.event"
           "attempt.$" = "States.MathAdd($.attempt, 1)"
+          "failed.$"  = "$.failed"
           "wait.$"    = "States.ArrayGetItem(States.Array(${join(", ", local.backoff_seconds)}), $.attempt)"
         }
         Next = "Wait"
@@ -104,6 +131,11 @@ locals {
       }
       Delivered = { Type = "Succeed" }
       Gone      = { Type = "Succeed", Comment = "410: the one connection is gone; nothing more to do." }
+      Incomplete = {
+        Type  = "Fail"
+        Error = "FanOutIncomplete"
+        Cause = "Every connection was attempted, but some posts failed (throttled on every try, an error, or an outcome cut by a deadline): those clients may have missed the message. The responder's log lines say which."
+      }
       Failed = {
         Type  = "Fail"
         Error = "FanOutFailed"

@@ -63,8 +63,27 @@ run "it_loops_on_the_cursor_and_ends_on_200_or_410" {
   }
 
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.Route.Choices[3].And[1] == { Variable = "$.attempt", NumericLessThan = 5 } && jsondecode(aws_sfn_state_machine.this.definition).States.Wait.SecondsPath == "$.wait"
+    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.Route.Choices[4].And[1] == { Variable = "$.attempt", NumericLessThan = 5 } && jsondecode(aws_sfn_state_machine.this.definition).States.Wait.SecondsPath == "$.wait"
     error_message = "A 500 is retried after a growing wait, at most max_retries times."
+  }
+}
+
+run "it_never_ends_green_while_posts_failed" {
+  command = apply
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.Post.Next == "Counted" && jsondecode(aws_sfn_state_machine.this.definition).States.Tally.Parameters["failed.$"] == "States.MathAdd($.failed, $.last.result.failed)"
+    error_message = "Each fan-out answer's failed count is added up."
+  }
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.Route.Choices[1].Next == "Incomplete" && jsondecode(aws_sfn_state_machine.this.definition).States.Route.Choices[1].And[1] == { Variable = "$.failed", NumericGreaterThan = 0 } && jsondecode(aws_sfn_state_machine.this.definition).States.Incomplete.Type == "Fail"
+    error_message = "A fan-out that reached its end with failed posts fails (FanOutIncomplete), before the 200 that ends green."
+  }
+
+  assert {
+    condition     = alltrue([for state in ["Continue", "ContinueAfterBackOff", "BackOff"] : jsondecode(aws_sfn_state_machine.this.definition).States[state].Parameters["failed.$"] == "$.failed"])
+    error_message = "The running count survives every continuation and back-off."
   }
 }
 
