@@ -131,6 +131,15 @@ impl DynamoStore {
         Self { client: Client::from_conf(config.retry_config(retry).build()), table: table.into() }
     }
 
+    /// The SDK client (with this adapter's retries) and the table it writes.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     fn error(&self, operation: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
         StoreError { operation, table: self.table.clone(), permanent: false, source: Box::new(source) }
     }
@@ -417,28 +426,5 @@ impl ConnectionStore for DynamoStore {
             }
             Err(err) => Err(self.sdk_error("UpdateItem", err)),
         }
-    }
-}
-
-/// Tests read records back (the production functions never read: `$connect` may only put).
-#[cfg(feature = "testing")]
-impl crate::testing::ReadBack for DynamoStore {
-    async fn connection(
-        &self,
-        connection_id: &ConnectionId,
-        deadline: &Deadline,
-    ) -> Result<Option<crate::testing::StoredConnection>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(connection_id)))
-            .consistent_read(true)
-            .customize()
-            .config_override(self.budget("GetItem", Call::Item, deadline)?)
-            .send()
-            .await
-            .map_err(|err| self.sdk_error("GetItem", err))?;
-        output.item().map(|item| crate::testing::stored(item).map_err(|err| self.error("GetItem", err))).transpose()
     }
 }

@@ -119,6 +119,36 @@ impl IdSource for SequentialIds {
 
 pub use crate::output::Captured;
 
+/// Tests read records back (the production functions never read: `$connect` may only put). Here,
+/// not in the adapter, so the production module does not know the test helpers.
+impl ReadBack for crate::dynamo::DynamoStore {
+    async fn connection(
+        &self,
+        connection_id: &ConnectionId,
+        deadline: &Deadline,
+    ) -> Result<Option<StoredConnection>, StoreError> {
+        let error = |source: Box<dyn std::error::Error + Send + Sync>| StoreError {
+            operation: "GetItem",
+            table: self.table().to_owned(),
+            permanent: false,
+            source,
+        };
+        let timeouts = aws_config::timeout::TimeoutConfig::builder().operation_timeout(deadline.budget()).build();
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(crate::dynamo::key(connection_id)))
+            .consistent_read(true)
+            .customize()
+            .config_override(aws_sdk_dynamodb::Config::builder().timeout_config(timeouts))
+            .send()
+            .await
+            .map_err(|err| error(Box::new(err)))?;
+        output.item().map(|item| stored(item).map_err(|err| error(Box::new(err)))).transpose()
+    }
+}
+
 /// A connection's item as stored (every attribute), read consistently; `None` when there is none.
 pub async fn raw_item(client: &Client, table: &str, connection_id: &str) -> Option<HashMap<String, AttributeValue>> {
     let id = ConnectionId::parse(connection_id).expect("a valid connection id");

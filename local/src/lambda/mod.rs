@@ -7,8 +7,10 @@
 //! and the instance is thrown away; the next invocation gets a fresh one.
 //!
 //! - [`pool`]: the instances of one function, started, reused and thrown away;
-//! - [`runtime_api`]: the Runtime API one instance polls.
+//! - [`runtime_api`]: the Runtime API one instance polls;
+//! - [`job`]: one invocation handed from the pool to an instance's Runtime API.
 
+mod job;
 mod pool;
 mod runtime_api;
 

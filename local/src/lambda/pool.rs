@@ -18,6 +18,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use crate::http::{self};
 use crate::logs::Logs;
 
+use super::job::Job;
 use super::runtime_api::RuntimeApi;
 use super::{FunctionConfig, InvokeError};
 
@@ -277,14 +278,6 @@ pub(super) fn describe_exit(status: std::process::ExitStatus) -> String {
 #[cfg(not(unix))]
 pub(super) fn describe_exit(status: std::process::ExitStatus) -> String {
     status.to_string()
-}
-
-#[derive(Debug)]
-pub(super) struct Job {
-    pub(super) request_id: String,
-    pub(super) payload: Bytes,
-    pub(super) deadline_ms: i64,
-    pub(super) respond: oneshot::Sender<Result<Bytes, InvokeError>>,
 }
 
 #[derive(Debug)]

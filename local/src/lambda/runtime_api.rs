@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::http::{self, Body};
 
-use super::pool::Job;
+use super::job::Job;
 use super::{InvokeError, MAX_RESPONSE};
 
 /// The Runtime API one instance talks to.
