@@ -385,8 +385,8 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                     (attempt, ticket, delivery, own, started.elapsed())
                 });
             }
-            // An index page when the buffer is empty and room is left for what it holds.
-            if page.is_none() && run.wants_page() && !deadline.is_short_of(run.slowest) {
+            // The next index page, read while the posts of this one go on.
+            if page.is_none() && run.wants_page(self.page_size) && !deadline.is_short_of(run.slowest) {
                 let Next::After(after) = &run.next else { unreachable!("wants_page checks it") };
                 let after = after.clone();
                 page = Some(Box::pin(async move {
@@ -634,13 +634,20 @@ impl FanOut {
         Outcome { status_code, error: None, counts: Some(counts), cursor }
     }
 
-    fn wants_page(&self) -> bool {
-        self.buffer.is_empty() && self.owed.len() < MAX_OWED && matches!(self.next, Next::After(_))
+    /// True when the next page should be read now: the buffer is down to half a page (so the
+    /// read overlaps the posts of the rest, instead of every page stopping the posts), and the
+    /// owed retries leave room.
+    fn wants_page(&self, page_size: u32) -> bool {
+        self.buffer.len() <= page_size as usize / 2
+            && self.owed.len() < MAX_OWED
+            && matches!(self.next, Next::After(_))
     }
 
     fn page_read(&mut self, page: PageRead, deadline: &Deadline) {
-        // Only read with an empty buffer: everything up to where this page starts is done.
-        self.position.clone_from(&page.after);
+        if self.buffer.is_empty() {
+            // Everything up to where this page starts was taken (or was not a target).
+            self.position.clone_from(&page.after);
+        }
         match page.read {
             Ok(read) => {
                 self.buffer.extend(read.ids);
