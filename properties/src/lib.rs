@@ -42,6 +42,10 @@ impl Poster for AlwaysGone {
     async fn post(&self, _: &Endpoint, _: &ConnectionId, _: Vec<u8>, _: Duration) -> Result<(), PostError> {
         Err(PostError::Gone)
     }
+
+    async fn close(&self, _: &Endpoint, _: &ConnectionId, _: Duration) -> Result<(), PostError> {
+        Err(PostError::Gone)
+    }
 }
 
 /// The three table-writing handlers over one store, on the fixed test clock.

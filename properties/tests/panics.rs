@@ -12,7 +12,9 @@ use ws_shared::deadline::Deadline;
 use ws_shared::id::ConnectionId;
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::{ConnectionRecord, Disconnection, Tombstone};
-use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, GoneOutcome, Page, PutOutcome, StoreError};
+use ws_shared::store::{
+    Audience, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, Page, PutOutcome, StoreError,
+};
 use ws_shared::testing::capture_logs;
 
 /// The in-memory store, except that its first write panics (clones share both).
@@ -51,6 +53,25 @@ impl ConnectionStore for PanicsOnce {
     }
     async fn mark_gone(&self, id: &ConnectionId, at: DateTime<Utc>, d: &Deadline) -> Result<GoneOutcome, StoreError> {
         self.inner.mark_gone(id, at, d).await
+    }
+    async fn expired_page(
+        &self,
+        shard: u8,
+        now: i64,
+        after: Option<&str>,
+        limit: u32,
+        d: &Deadline,
+    ) -> Result<ExpiredPage, StoreError> {
+        self.inner.expired_page(shard, now, after, limit, d).await
+    }
+    async fn note_closing(
+        &self,
+        id: &ConnectionId,
+        reason: &str,
+        at: DateTime<Utc>,
+        d: &Deadline,
+    ) -> Result<GoneOutcome, StoreError> {
+        self.inner.note_closing(id, reason, at, d).await
     }
 }
 

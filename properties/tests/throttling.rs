@@ -65,6 +65,10 @@ impl Poster for Shared {
         *planned.delivered.lock().unwrap().entry(id).or_default() += 1;
         Ok(())
     }
+
+    async fn close(&self, _: &Endpoint, _: &ConnectionId, _: Duration) -> Result<(), PostError> {
+        unreachable!("these fan-outs post")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +108,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
                 domain_name: None,
                 stage: None,
                 expires_at: now + chrono::Duration::hours(1),
+                token_expires_at: None,
             };
             store.put_connection(&record, &no_hurry()).await.unwrap();
         }

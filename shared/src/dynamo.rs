@@ -34,7 +34,8 @@ use crate::deadline::Deadline;
 use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
 use crate::store::{
-    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, Page, PutOutcome, StoreError,
+    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, Existing, ExpiredPage, GoneOutcome, Page, PutOutcome,
+    StoreError,
 };
 
 /// The least time one attempt may take before it is cut and retried. DynamoDB answers in
@@ -212,6 +213,11 @@ pub fn record_item(record: &ConnectionRecord) -> HashMap<String, AttributeValue>
             item.insert(name.into(), s(value.as_str()));
         }
     }
+    if let Some(exp) = record.token_expires_at {
+        item.insert(attr::TOKEN_EXP.into(), n(exp));
+        item.insert(keys::GSI3PK.into(), s(keys::expiry_partition(keys::expiry_shard(&record.connection_id))));
+        item.insert(keys::GSI3SK.into(), s(keys::expiry_sort(exp, &record.connection_id)));
+    }
     item.insert(attr::TTL.into(), n(record.expires_at.timestamp()));
     item
 }
@@ -320,8 +326,11 @@ impl ConnectionStore for DynamoStore {
                 .expression_attribute_names("#closeReason", attr::CLOSE_REASON)
                 .expression_attribute_values(":closeReason", s(reason.as_str()));
         }
+        // A closed connection leaves GSI3, so the expiry sweep reads only live ones.
         let output = request
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .expression_attribute_names("#gsi3pk", keys::GSI3PK)
+            .expression_attribute_names("#gsi3sk", keys::GSI3SK)
+            .update_expression(format!("SET {} REMOVE #gsi3pk, #gsi3sk", sets.join(", ")))
             .customize()
             .config_override(self.budget("UpdateItem", Call::Item, deadline)?)
             .send()
@@ -392,6 +401,105 @@ impl ConnectionStore for DynamoStore {
         Ok(Page { ids, resume_after })
     }
 
+    async fn expired_page(
+        &self,
+        shard: u8,
+        now: i64,
+        after: Option<&str>,
+        limit: u32,
+        deadline: &Deadline,
+    ) -> Result<ExpiredPage, StoreError> {
+        let partition = keys::expiry_partition(shard);
+        let start = after
+            .map(|sort| {
+                let id = keys::connection_of_expiry(sort)
+                    .ok_or_else(|| self.error("Query", MalformedItem("not a GSI3 sort key to resume after")))?;
+                let mut start = key(&id);
+                start.insert(keys::GSI3PK.to_owned(), s(partition.clone()));
+                start.insert(keys::GSI3SK.to_owned(), s(sort));
+                Ok(start)
+            })
+            .transpose()?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI3)
+            .key_condition_expression("#pk = :pk AND #sk < :cutoff")
+            .filter_expression("#status = :connected")
+            .projection_expression("#connectionId, #sk")
+            .expression_attribute_names("#pk", keys::GSI3PK)
+            .expression_attribute_names("#sk", keys::GSI3SK)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#connectionId", attr::CONNECTION_ID)
+            .expression_attribute_values(":pk", s(partition))
+            .expression_attribute_values(":cutoff", s(keys::expiry_cutoff(now)))
+            .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
+            .set_exclusive_start_key(start)
+            .customize()
+            .config_override(self.budget("Query", Call::Index, deadline)?)
+            .send()
+            .await
+            .map_err(|err| self.sdk_error("Query", err))?;
+        let entries = output
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let sort = item.get(keys::GSI3SK)?.as_s().ok()?;
+                Some((keys::connection_of_expiry(sort)?, sort.clone()))
+            })
+            .collect();
+        let resume_after = output
+            .last_evaluated_key()
+            .map(|last| {
+                last.get(keys::GSI3SK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .ok_or_else(|| self.error("Query", MalformedItem("the last evaluated key has no gsi3sk")))
+            })
+            .transpose()?;
+        Ok(ExpiredPage { entries, resume_after })
+    }
+
+    async fn note_closing(
+        &self,
+        connection_id: &ConnectionId,
+        reason: &str,
+        at: DateTime<Utc>,
+        deadline: &Deadline,
+    ) -> Result<GoneOutcome, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(connection_id)))
+            .condition_expression("attribute_exists(#pk) AND #status = :connected")
+            .update_expression("SET #closeReason = if_not_exists(#closeReason, :reason), #updatedAt = :now")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#closeReason", attr::CLOSE_REASON)
+            .expression_attribute_names("#updatedAt", attr::UPDATED_AT)
+            .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(iso_millis(at)))
+            .customize()
+            .config_override(self.budget("UpdateItem", Call::Item, deadline)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(GoneOutcome::Marked),
+            Err(err)
+                if err.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+                ) =>
+            {
+                Ok(GoneOutcome::NotConnected)
+            }
+            Err(err) => Err(self.sdk_error("UpdateItem", err)),
+        }
+    }
+
     async fn mark_gone(
         &self,
         connection_id: &ConnectionId,
@@ -404,7 +512,9 @@ impl ConnectionStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(connection_id)))
             .condition_expression("attribute_exists(#pk) AND #status = :connected")
-            .update_expression("SET #status = :gone, #updatedAt = :now")
+            .update_expression("SET #status = :gone, #updatedAt = :now REMOVE #gsi3pk, #gsi3sk")
+            .expression_attribute_names("#gsi3pk", keys::GSI3PK)
+            .expression_attribute_names("#gsi3sk", keys::GSI3SK)
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#updatedAt", attr::UPDATED_AT)

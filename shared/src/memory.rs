@@ -18,7 +18,7 @@ use crate::dynamo::{self, key, record_item, tombstone_item};
 use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
 use crate::store::{
-    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, GoneOutcome, Page, PutOutcome, StoreError,
+    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, Page, PutOutcome, StoreError,
 };
 use crate::testing::{ReadBack, StoredConnection};
 
@@ -90,6 +90,8 @@ impl ConnectionStore for MemoryStore {
         if let Some(reason) = &d.close_reason {
             item.entry(attr::CLOSE_REASON.into()).or_insert_with(|| s(reason.as_str()));
         }
+        item.remove(keys::GSI3PK);
+        item.remove(keys::GSI3SK);
         Ok(if was_connected { DisconnectOutcome::Disconnected } else { DisconnectOutcome::NotFound })
     }
 
@@ -137,6 +139,56 @@ impl ConnectionStore for MemoryStore {
             return Ok(GoneOutcome::NotConnected);
         }
         item.insert(attr::STATUS.into(), s(ConnectionStatus::Gone.as_str()));
+        item.insert(attr::UPDATED_AT.into(), s(iso_millis(at)));
+        item.remove(keys::GSI3PK);
+        item.remove(keys::GSI3SK);
+        Ok(GoneOutcome::Marked)
+    }
+
+    async fn expired_page(
+        &self,
+        shard: u8,
+        now: i64,
+        after: Option<&str>,
+        limit: u32,
+        _: &Deadline,
+    ) -> Result<ExpiredPage, StoreError> {
+        let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let partition = keys::expiry_partition(shard);
+        let cutoff = keys::expiry_cutoff(now);
+        let index: BTreeMap<String, Item> = self
+            .items()
+            .values()
+            .filter(|item| text(item, keys::GSI3PK).as_deref() == Some(partition.as_str()))
+            .filter_map(|item| Some((text(item, keys::GSI3SK)?, item.clone())))
+            .filter(|(sort, _)| *sort < cutoff && after.is_none_or(|after| sort.as_str() > after))
+            .collect();
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let read: Vec<(&String, &Item)> = index.iter().take(limit).collect();
+        let resume_after = if read.len() == limit { read.last().map(|(sort, _)| (*sort).clone()) } else { None };
+        let entries = read
+            .iter()
+            .filter(|(_, item)| text(item, attr::STATUS).as_deref() == Some(ConnectionStatus::Connected.as_str()))
+            .filter_map(|(sort, _)| Some((keys::connection_of_expiry(sort)?, (*sort).clone())))
+            .collect();
+        Ok(ExpiredPage { entries, resume_after })
+    }
+
+    async fn note_closing(
+        &self,
+        id: &ConnectionId,
+        reason: &str,
+        at: DateTime<Utc>,
+        _: &Deadline,
+    ) -> Result<GoneOutcome, StoreError> {
+        let mut items = self.items();
+        let Some(item) = items.get_mut(&pk_of(id)) else { return Ok(GoneOutcome::NotConnected) };
+        if item.get(attr::STATUS).and_then(|v| v.as_s().ok()).map(String::as_str)
+            != Some(ConnectionStatus::Connected.as_str())
+        {
+            return Ok(GoneOutcome::NotConnected);
+        }
+        item.entry(attr::CLOSE_REASON.into()).or_insert_with(|| s(reason));
         item.insert(attr::UPDATED_AT.into(), s(iso_millis(at)));
         Ok(GoneOutcome::Marked)
     }

@@ -17,6 +17,12 @@ pub mod keys {
     pub const GSI2: &str = "GSI2";
     pub const GSI2PK: &str = "gsi2pk";
     pub const GSI2SK: &str = "gsi2sk";
+    pub const GSI3: &str = "GSI3";
+    pub const GSI3PK: &str = "gsi3pk";
+    pub const GSI3SK: &str = "gsi3sk";
+    /// GSI3's partitions: a record's expiry entry goes to the shard its connection id hashes to,
+    /// so connects whose tokens expire in the same minute do not all write one index partition.
+    pub const EXPIRY_SHARDS: u8 = 16;
     /// The sort key of every connection record.
     pub const CONNECTION_SK: &str = "CONNECTION";
 
@@ -39,6 +45,33 @@ pub mod keys {
     pub fn user(id: &UserId) -> String {
         format!("USER#{id}")
     }
+
+    /// The GSI3 shard of a connection (FNV-1a of its id): stable across processes and versions.
+    pub fn expiry_shard(id: &ConnectionId) -> u8 {
+        let hash = id.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        u8::try_from(hash % u32::from(EXPIRY_SHARDS)).expect("below EXPIRY_SHARDS")
+    }
+
+    /// `EXP#<shard>`: GSI3's partition key.
+    pub fn expiry_partition(shard: u8) -> String {
+        format!("EXP#{shard:02}")
+    }
+
+    /// `<exp, 12 digits>#<connectionId>`: GSI3's sort key, ordered by the token's expiry.
+    pub fn expiry_sort(exp: i64, id: &ConnectionId) -> String {
+        format!("{exp:012}#{id}")
+    }
+
+    /// The GSI3 sort keys below this one are the tokens expired before `now` (epoch seconds).
+    pub fn expiry_cutoff(now: i64) -> String {
+        format!("{now:012}")
+    }
+
+    /// The connection a GSI3 sort key names, if it is one.
+    pub fn connection_of_expiry(sort: &str) -> Option<ConnectionId> {
+        let (exp, id) = sort.split_once('#')?;
+        (exp.len() == 12 && exp.bytes().all(|b| b.is_ascii_digit())).then(|| ConnectionId::parse(id).ok()).flatten()
+    }
 }
 
 /// Non-key attribute names.
@@ -56,8 +89,11 @@ pub mod attr {
     pub const STAGE: &str = "stage";
     /// API Gateway's `disconnectStatusCode` (the WebSocket close code).
     pub const CLOSE_CODE: &str = "closeCode";
-    /// API Gateway's `disconnectReason`.
+    /// API Gateway's `disconnectReason`, or why the responder closed the connection (`reason`, or
+    /// `expired`), written before it closes so the `$disconnect` that follows keeps it.
     pub const CLOSE_REASON: &str = "closeReason";
+    /// The authorizer's token expiry (epoch seconds, a number), when an authorizer gave one.
+    pub const TOKEN_EXP: &str = "tokenExp";
     /// Epoch seconds; the table's TTL attribute.
     pub const TTL: &str = "ttl";
 }
@@ -100,6 +136,9 @@ pub struct ConnectionRecord {
     pub stage: Option<String>,
     /// When DynamoDB may delete the record.
     pub expires_at: DateTime<Utc>,
+    /// When the token the connection was authorized with expires (epoch seconds); `None` when no
+    /// authorizer ran (such a connection is never closed for expiry).
+    pub token_expires_at: Option<i64>,
 }
 
 /// What `$disconnect` records.
@@ -133,6 +172,20 @@ impl ConnectionStatus {
 #[cfg(test)]
 mod tests {
     use super::{attr, keys};
+    use crate::id::ConnectionId;
+
+    #[test]
+    fn an_expiry_sort_key_orders_by_time_and_names_its_connection() {
+        let id = ConnectionId::parse("abc123=").unwrap();
+        let sort = keys::expiry_sort(1_767_225_600, &id);
+        assert_eq!(sort, "001767225600#abc123=");
+        assert!(sort.as_str() < keys::expiry_cutoff(1_767_225_601).as_str(), "expired a second later");
+        assert!(sort.as_str() > keys::expiry_cutoff(1_767_225_600).as_str(), "not expired at its own second");
+        assert_eq!(keys::connection_of_expiry(&sort), Some(id.clone()));
+        assert_eq!(keys::connection_of_expiry("12#abc"), None);
+        assert!(keys::expiry_shard(&id) < keys::EXPIRY_SHARDS);
+        assert_eq!(keys::expiry_shard(&id), keys::expiry_shard(&ConnectionId::parse("abc123=").unwrap()));
+    }
 
     /// `terraform/modules/table/schema.json` is the schema Terraform deploys; the names the code
     /// writes and queries must be its names.
@@ -142,8 +195,12 @@ mod tests {
             serde_json::from_str(include_str!("../../terraform/modules/table/schema.json")).unwrap();
         assert_eq!((schema["hash_key"].as_str(), schema["range_key"].as_str()), (Some(keys::PK), Some(keys::SK)));
         let indexes = schema["indexes"].as_object().unwrap();
-        assert_eq!(indexes.len(), 2, "the code knows GSI1 and GSI2 only");
-        for (index, pk, sk) in [(keys::GSI1, keys::GSI1PK, keys::GSI1SK), (keys::GSI2, keys::GSI2PK, keys::GSI2SK)] {
+        assert_eq!(indexes.len(), 3, "the code knows GSI1, GSI2 and GSI3 only");
+        for (index, pk, sk) in [
+            (keys::GSI1, keys::GSI1PK, keys::GSI1SK),
+            (keys::GSI2, keys::GSI2PK, keys::GSI2SK),
+            (keys::GSI3, keys::GSI3PK, keys::GSI3SK),
+        ] {
             assert_eq!(indexes[index]["hash_key"], pk, "{index}");
             assert_eq!(indexes[index]["range_key"], sk, "{index}");
         }

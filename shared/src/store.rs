@@ -106,6 +106,15 @@ pub struct Page {
     pub resume_after: Option<ConnectionId>,
 }
 
+/// One page of GSI3: live connections whose token expired, with each one's sort key (where a
+/// continuation resumes after it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpiredPage {
+    pub entries: Vec<(ConnectionId, String)>,
+    /// The sort key the next page starts after; `None` when the shard has no more expired entries.
+    pub resume_after: Option<String>,
+}
+
 /// The connections table. Every call is bounded by `deadline`: it gets the time left when it
 /// starts, and returns an error rather than outlive it.
 pub trait ConnectionStore: Send + Sync {
@@ -142,6 +151,28 @@ pub trait ConnectionStore: Send + Sync {
         limit: u32,
         deadline: &Deadline,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// Up to `limit` GSI3 entries of `shard` whose token expired before `now` (epoch seconds),
+    /// after the sort key `after`, keeping the `CONNECTED` ones. Closed connections have left the
+    /// index, so a page costs in proportion to the expired live connections it returns.
+    fn expired_page(
+        &self,
+        shard: u8,
+        now: i64,
+        after: Option<&str>,
+        limit: u32,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<ExpiredPage, StoreError>> + Send;
+
+    /// Records why the responder is about to close a connection (`closeReason`, first one wins,
+    /// so the `$disconnect` that follows keeps it), only while it is still `CONNECTED`.
+    fn note_closing(
+        &self,
+        connection_id: &ConnectionId,
+        reason: &str,
+        at: DateTime<Utc>,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send;
 
     /// Marks a connection `GONE` (a post found it gone), only while it is still `CONNECTED`.
     fn mark_gone(

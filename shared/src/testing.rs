@@ -71,6 +71,10 @@ pub struct StoredConnection {
     /// In GSI1 / GSI2: the record carries that index's keys.
     pub in_conversation_index: bool,
     pub in_user_index: bool,
+    /// The token's expiry (epoch seconds), when the connect had one.
+    pub token_exp: Option<i64>,
+    /// In GSI3 (live connections by token expiry).
+    pub in_expiry_index: bool,
 }
 
 /// Reading a record back, for the store contract and the property tests; both adapters have it.
@@ -103,6 +107,8 @@ pub fn stored<H: std::hash::BuildHasher>(
         ttl: number(attr::TTL),
         in_conversation_index: item.contains_key(keys::GSI1PK),
         in_user_index: item.contains_key(keys::GSI2PK),
+        token_exp: number(attr::TOKEN_EXP),
+        in_expiry_index: item.contains_key(keys::GSI3PK),
     })
 }
 

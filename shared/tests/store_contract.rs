@@ -6,7 +6,7 @@ use chrono::Duration;
 use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::memory::MemoryStore;
-use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone};
+use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, keys};
 use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, PutOutcome};
 use ws_shared::testing::{FixedClock, ReadBack, fresh_table, no_hurry};
 
@@ -27,6 +27,7 @@ fn record(connection: &str, conversation: &str, user: Option<&str>) -> Connectio
         domain_name: None,
         stage: Some("prod".into()),
         expires_at: now + Duration::hours(3),
+        token_expires_at: None,
     }
 }
 
@@ -60,6 +61,33 @@ async fn audience_of(store: &impl ConnectionStore, audience: &Audience, limit: u
         }
     }
     panic!("the pages never end");
+}
+
+/// Every expired live connection across GSI3's shards, reading pages of `limit`.
+async fn expired_of(store: &impl ConnectionStore, now: i64, limit: u32) -> Vec<String> {
+    let mut ids = Vec::new();
+    for shard in 0..keys::EXPIRY_SHARDS {
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.expired_page(shard, now, after.as_deref(), limit, &no_hurry()).await.unwrap();
+            assert!(page.entries.len() <= limit as usize, "a page holds at most its limit");
+            for (id, sort) in &page.entries {
+                assert_eq!(keys::expiry_shard(id), shard, "{id} listed in another shard");
+                assert_eq!(keys::connection_of_expiry(sort).as_ref(), Some(id));
+            }
+            ids.extend(page.entries.iter().map(|(id, _)| id.as_str().to_owned()));
+            match page.resume_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    ids.sort();
+    ids
+}
+
+fn expiring(connection: &str, exp: i64) -> ConnectionRecord {
+    ConnectionRecord { token_expires_at: Some(exp), ..record(connection, "conv-x", Some("u-x")) }
 }
 
 fn conversation(raw: &str) -> Audience {
@@ -175,6 +203,51 @@ mod rules {
         assert_eq!(rest, ["m6=", "m7=", "m8=", "m9="]);
         assert!(audience_of(&store, &conversation("conv-nobody"), 10).await.is_empty());
     }
+
+    pub async fn expired_tokens_are_listed_until_their_connection_closes(store: impl ConnectionStore + ReadBack) {
+        // GIVEN tokens that expired, one that has not, and a connection without a token expiry
+        let now = 1_767_225_600;
+        for (i, exp) in [now - 3600, now - 60, now - 1, now, now + 60].into_iter().enumerate() {
+            store.put_connection(&expiring(&format!("x{i}="), exp), &no_hurry()).await.unwrap();
+        }
+        for i in 0..20 {
+            store.put_connection(&expiring(&format!("many{i:02}="), now - 5), &no_hurry()).await.unwrap();
+        }
+        store.put_connection(&record("no-exp=", "conv-x", None), &no_hurry()).await.unwrap();
+        let stored = store.connection(&id("x0="), &no_hurry()).await.unwrap().unwrap();
+        assert_eq!((stored.token_exp, stored.in_expiry_index), (Some(now - 3600), true));
+        assert!(!store.connection(&id("no-exp="), &no_hurry()).await.unwrap().unwrap().in_expiry_index);
+
+        // THEN exactly the expired ones are listed, whatever the page size
+        let mut expected: Vec<String> = (0..20).map(|i| format!("many{i:02}=")).collect();
+        expected.extend(["x0=", "x1=", "x2="].map(str::to_owned));
+        expected.sort();
+        assert_eq!(expired_of(&store, now, 1000).await, expected);
+        assert_eq!(expired_of(&store, now, 2).await, expected);
+
+        // AND a connection leaves the index when it closes or is found gone
+        store.mark_disconnected(&disconnection("x0=", 1000, 1), &no_hurry()).await.unwrap();
+        store.mark_gone(&id("x1="), FixedClock::default().0, &no_hurry()).await.unwrap();
+        assert!(!store.connection(&id("x0="), &no_hurry()).await.unwrap().unwrap().in_expiry_index);
+        let left = expired_of(&store, now, 1000).await;
+        assert!(
+            !left.contains(&"x0=".to_owned()) && !left.contains(&"x1=".to_owned()) && left.contains(&"x2=".to_owned())
+        );
+    }
+
+    pub async fn the_reason_for_a_close_is_kept_by_the_disconnect_that_follows(store: impl ConnectionStore + ReadBack) {
+        store.put_connection(&record("r=", "conv-1", Some("u-1")), &no_hurry()).await.unwrap();
+        let at = FixedClock::default().0;
+        assert_eq!(store.note_closing(&id("r="), "banned", at, &no_hurry()).await.unwrap(), GoneOutcome::Marked);
+        store.mark_disconnected(&disconnection("r=", 1000, 1), &no_hurry()).await.unwrap();
+        let stored = store.connection(&id("r="), &no_hurry()).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.close_reason.as_deref()), (ConnectionStatus::Disconnected, Some("banned")));
+        assert_eq!(stored.close_code, Some(1000), "the close code is API Gateway's");
+        // A closed one is not noted again (nor revived).
+        let late = store.note_closing(&id("r="), "other", at, &no_hurry()).await.unwrap();
+        assert_eq!(late, GoneOutcome::NotConnected);
+        assert_eq!(store.note_closing(&id("never="), "x", at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
+    }
 }
 
 macro_rules! contract {
@@ -211,4 +284,6 @@ contract!(
     a_tombstone_holds_a_free_place_and_names_what_holds_a_taken_one,
     gone_is_marked_only_while_connected,
     an_audience_is_its_connected_records_in_index_order_across_pages,
+    expired_tokens_are_listed_until_their_connection_closes,
+    the_reason_for_a_close_is_kept_by_the_disconnect_that_follows,
 );

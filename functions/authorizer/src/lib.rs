@@ -274,6 +274,8 @@ impl Reason {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    /// Checked in `verify`; handed on so the connection can be closed when the token expires.
+    exp: u64,
     #[serde(default)]
     aud: Option<Audience>,
     #[serde(default)]
@@ -410,6 +412,10 @@ impl<S: JwksSource> Authorizer<S> {
         if let Some(scope) = claims.scope {
             context.insert("scope".to_owned(), Value::from(scope));
         }
+        // The token's expiry (epoch seconds): ConnectFunction keeps it on the record and the
+        // responder's expiry sweep closes the connection once it has passed (API Gateway checks
+        // the token only at $connect). API Gateway hands context values on as strings.
+        context.insert("exp".to_owned(), Value::from(claims.exp));
         Ok((user, context))
     }
 

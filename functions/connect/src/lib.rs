@@ -11,7 +11,10 @@
 //! `conversationId`, else the authorizer context, else `conv-<uuid>`. The authorizer's
 //! `principalId` is the user; a query `userId` counts only when no authorizer ran, and one that
 //! contradicts the authorizer is a 403. With `ORIGIN_VERIFY_SECRET` set, a request without the
-//! matching `X-Origin-Verify` header (added by CloudFront) is a 403 too. With
+//! matching `X-Origin-Verify` header (added by CloudFront) is a 403 too. The
+//! authorizer's context `exp` (the token's expiry, epoch seconds) is kept on the record and in
+//! GSI3, so the responder's expiry sweep can close the connection when the token expires; an
+//! `exp` that is not epoch seconds is a 403 (its lifetime could not be enforced). With
 //! `MAX_CONNECTIONS_PER_USER` set, a user who already has that many `CONNECTED` connections is
 //! refused with 429 (counted through GSI2). `CLIENT_INFO` decides how much of the client's IP and
 //! user agent the record keeps ([`client_info`]).
@@ -127,6 +130,8 @@ pub enum ConnectError {
     InvalidIdentifier(#[from] IdError),
     #[error("the query userId contradicts the authorizer's principalId")]
     UserMismatch,
+    #[error("the authorizer context's exp is not a token expiry in epoch seconds: {0:?}")]
+    InvalidExpiry(String),
     #[error("the request did not come through the edge: {ORIGIN_HEADER} is missing or wrong")]
     NotThroughEdge,
     #[error("the user already has {0} connections (MAX_CONNECTIONS_PER_USER)")]
@@ -142,7 +147,8 @@ impl ConnectError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Event(_) | Self::InvalidIdentifier(_) => 400,
-            Self::UserMismatch | Self::NotThroughEdge => 403,
+            // A connection whose token lifetime cannot be enforced is not let in.
+            Self::UserMismatch | Self::NotThroughEdge | Self::InvalidExpiry(_) => 403,
             Self::TooManyConnections(_) => 429,
             Self::Count(_) | Self::Store(_) => 500,
         }
@@ -232,6 +238,7 @@ impl<S: ConnectionStore> Connect<S> {
         }
 
         let user_id = user_of(&event)?;
+        let token_expires_at = token_expiry_of(&event)?;
         let conversation_id = match conversation_of(&event)? {
             Some(id) => id,
             None => ConversationId::generate(self.ids.uuid()),
@@ -254,6 +261,7 @@ impl<S: ConnectionStore> Connect<S> {
             connection_id,
             conversation_id,
             user_id,
+            token_expires_at,
         };
         let authenticated = record.user_id.is_some();
         // Settling an unknown outcome needs more tries than the put: it gets two thirds.
@@ -357,6 +365,19 @@ fn user_of(event: &ApiGatewayWebsocketProxyRequest) -> Result<Option<UserId>, Co
         }
         (None, Some(query)) => Ok(Some(UserId::parse(query)?)),
         (None, None) => Ok(None),
+    }
+}
+
+/// The token's expiry the authorizer put in its context as `exp` (epoch seconds; API Gateway
+/// hands context values on as strings, so `"1767225600"` and `1767225600` both count). `None`
+/// when no authorizer ran or it gave none.
+fn token_expiry_of(event: &ApiGatewayWebsocketProxyRequest) -> Result<Option<i64>, ConnectError> {
+    let Some(raw) = event.request_context.authorizer.fields.get("exp") else { return Ok(None) };
+    let text = scalar_string(raw).unwrap_or_else(|| raw.to_string());
+    // Epoch seconds between 2001 and 5138: a millisecond value or a date string is refused.
+    match text.trim().parse::<i64>() {
+        Ok(exp) if (1_000_000_000..100_000_000_000).contains(&exp) => Ok(Some(exp)),
+        _ => Err(ConnectError::InvalidExpiry(text.chars().take(40).collect())),
     }
 }
 

@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use ws_shared::id::ConnectionId;
+use ws_shared::record::keys;
 use ws_shared::store::Audience;
 
 const VERSION: &str = "v2";
@@ -44,13 +45,16 @@ pub enum CursorError {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Body {
-    /// `c:<conversationId>` or `u:<userId>`.
+    /// `c:<conversationId>`, `u:<userId>`, or `e:` (the expiry sweep).
     t: String,
     /// The message's digest (hex, 16 bytes of SHA-256).
     m: String,
-    /// The last connection taken; absent: nothing yet.
+    /// The last connection taken (its GSI3 sort key for the sweep); absent: nothing yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     a: Option<String>,
+    /// The sweep's GSI3 shard.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    s: u8,
     /// Connections owed a retry: `[id, tries, strikes]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     o: Vec<(String, u8, u8)>,
@@ -64,18 +68,40 @@ pub struct OwedPost {
     pub strikes: u8,
 }
 
-/// Where a fan-out continues: after `after` in index order (from the start when `None`), and
-/// first with the `owed` connections.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if takes a reference
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+/// Which fan-out a cursor continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Audience(Audience),
+    /// The expiry sweep (`{"action":"disconnect","expired":true}`).
+    Expired,
+}
+
+/// A place in a fan-out's index: in GSI3's `shard` for the sweep (0 otherwise), after `after`
+/// (a connection id, or a GSI3 sort key for the sweep; from the start when `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    pub shard: u8,
+    pub after: Option<String>,
+}
+
+/// Where a fan-out continues: at `position` in index order, and first with the `owed`
+/// connections.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resume {
-    pub after: Option<ConnectionId>,
+    pub position: Position,
     pub owed: Vec<OwedPost>,
 }
 
-fn target(audience: &Audience) -> String {
-    match audience {
-        Audience::Conversation(id) => format!("c:{id}"),
-        Audience::User(id) => format!("u:{id}"),
+fn target(target: &Target) -> String {
+    match target {
+        Target::Audience(Audience::Conversation(id)) => format!("c:{id}"),
+        Target::Audience(Audience::User(id)) => format!("u:{id}"),
+        Target::Expired => "e:".to_owned(),
     }
 }
 
@@ -99,12 +125,14 @@ fn checksum(encoded: &str) -> String {
     hex16(&hasher.finalize())
 }
 
-/// The cursor of a fan-out to `audience` of the message with `digest`, stopped at `resume`.
-pub fn encode(audience: &Audience, digest: &str, resume: &Resume) -> String {
+/// The cursor of the fan-out to `fan_out` with `digest` (of its message, or of its close),
+/// stopped at `resume`.
+pub fn encode(fan_out: &Target, digest: &str, resume: &Resume) -> String {
     let body = Body {
-        t: target(audience),
+        t: target(fan_out),
         m: digest.to_owned(),
-        a: resume.after.as_ref().map(|id| id.as_str().to_owned()),
+        a: resume.position.after.clone(),
+        s: resume.position.shard,
         o: resume.owed.iter().map(|o| (o.id.as_str().to_owned(), o.tries, o.strikes)).collect(),
     };
     let json = serde_json::to_vec(&body).expect("a cursor body serializes");
@@ -113,8 +141,8 @@ pub fn encode(audience: &Audience, digest: &str, resume: &Resume) -> String {
     format!("{VERSION}.{encoded}.{sum}")
 }
 
-/// Where the fan-out to `audience` of the message with `digest` resumes.
-pub fn decode(raw: &str, audience: &Audience, digest: &str) -> Result<Resume, CursorError> {
+/// Where the fan-out to `fan_out` with `digest` resumes.
+pub fn decode(raw: &str, fan_out: &Target, digest: &str) -> Result<Resume, CursorError> {
     if raw.len() > MAX_LEN {
         return Err(CursorError::Malformed("too long"));
     }
@@ -131,12 +159,21 @@ pub fn decode(raw: &str, audience: &Audience, digest: &str) -> Result<Resume, Cu
     }
     let json = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| CursorError::Malformed("not base64url"))?;
     let body: Body = serde_json::from_slice(&json).map_err(|_| CursorError::Malformed("not a cursor body"))?;
-    if body.t != target(audience) || body.m != digest {
+    if body.t != target(fan_out) || body.m != digest {
         return Err(CursorError::OtherFanOut);
     }
     let parse = |id: String| ConnectionId::parse(id).map_err(|_| CursorError::Malformed("not a connection id"));
+    let after = match (fan_out, body.a) {
+        (Target::Audience(_), Some(id)) => Some(parse(id)?.as_str().to_owned()),
+        (Target::Expired, Some(sort)) if keys::connection_of_expiry(&sort).is_some() => Some(sort),
+        (Target::Expired, Some(_)) => return Err(CursorError::Malformed("not a position in the expiry index")),
+        (_, None) => None,
+    };
+    if body.s >= keys::EXPIRY_SHARDS || (body.s > 0 && *fan_out != Target::Expired) {
+        return Err(CursorError::Malformed("no such shard"));
+    }
     Ok(Resume {
-        after: body.a.map(parse).transpose()?,
+        position: Position { shard: body.s, after },
         owed: body
             .o
             .into_iter()
@@ -151,17 +188,16 @@ mod tests {
 
     use super::*;
 
-    fn conversation(id: &str) -> Audience {
-        Audience::Conversation(ConversationId::parse(id).unwrap())
+    fn conversation(id: &str) -> Target {
+        Target::Audience(Audience::Conversation(ConversationId::parse(id).unwrap()))
     }
 
     #[test]
     fn a_cursor_round_trips_to_its_position() {
         let audience = conversation("conv-1");
         let digest = message_digest(b"{\"m\":1}");
-        let at = ConnectionId::parse("abc123=").unwrap();
         let owed = vec![OwedPost { id: ConnectionId::parse("owed1=").unwrap(), tries: 2, strikes: 1 }];
-        let resume = Resume { after: Some(at), owed };
+        let resume = Resume { position: Position { shard: 0, after: Some("abc123=".into()) }, owed };
         assert_eq!(decode(&encode(&audience, &digest, &resume), &audience, &digest), Ok(resume));
         assert_eq!(decode(&encode(&audience, &digest, &Resume::default()), &audience, &digest), Ok(Resume::default()));
     }
@@ -173,7 +209,17 @@ mod tests {
         let encoded = URL_SAFE_NO_PAD.encode(format!(r#"{{"t":"c:conv-1","m":"{digest}","a":"abc="}}"#));
         let raw = format!("v1.{encoded}.{}", checksum(&encoded));
         let resume = decode(&raw, &audience, &digest).unwrap();
-        assert_eq!((resume.after.unwrap().as_str(), resume.owed.len()), ("abc=", 0));
+        assert_eq!((resume.position.after.as_deref(), resume.owed.len()), (Some("abc="), 0));
+    }
+
+    #[test]
+    fn a_sweep_cursor_keeps_its_shard_and_place_in_the_expiry_index() {
+        let digest = message_digest(b"disconnect\nexpired");
+        let resume =
+            Resume { position: Position { shard: 7, after: Some("001767225600#abc=".into()) }, owed: Vec::new() };
+        let cursor = encode(&Target::Expired, &digest, &resume);
+        assert_eq!(decode(&cursor, &Target::Expired, &digest), Ok(resume));
+        assert_eq!(decode(&cursor, &conversation("conv-1"), &digest), Err(CursorError::OtherFanOut));
     }
 
     #[test]
@@ -181,7 +227,7 @@ mod tests {
         let digest = message_digest(b"a");
         let cursor = encode(&conversation("conv-1"), &digest, &Resume::default());
         assert_eq!(decode(&cursor, &conversation("conv-2"), &digest), Err(CursorError::OtherFanOut));
-        let user = Audience::User(UserId::parse("conv-1").unwrap());
+        let user = Target::Audience(Audience::User(UserId::parse("conv-1").unwrap()));
         assert_eq!(decode(&cursor, &user, &digest), Err(CursorError::OtherFanOut), "same id, other index");
         assert_eq!(decode(&cursor, &conversation("conv-1"), &message_digest(b"b")), Err(CursorError::OtherFanOut));
     }
@@ -190,7 +236,7 @@ mod tests {
     fn an_edited_or_malformed_cursor_says_so() {
         let audience = conversation("conv-1");
         let digest = message_digest(b"a");
-        let resume = Resume { after: Some(ConnectionId::parse("x").unwrap()), owed: Vec::new() };
+        let resume = Resume { position: Position { shard: 0, after: Some("x".into()) }, owed: Vec::new() };
         let cursor = encode(&audience, &digest, &resume);
         let (head, sum) = cursor.rsplit_once('.').unwrap();
         let flipped = format!("{head}.{}", sum.replace(&sum[..1], if &sum[..1] == "0" { "1" } else { "0" }));

@@ -61,6 +61,113 @@ pub enum EventError {
     IsFinal,
     #[error(transparent)]
     Cursor(#[from] CursorError),
+    #[error("action must be \"disconnect\" (or absent: the event is a post)")]
+    UnknownAction,
+    #[error(
+        "a disconnect names one target: connectionId, conversationId or userId, or \"expired\": true for every \
+         connection whose token has expired"
+    )]
+    CloseTarget,
+    #[error("expired must be true (or absent)")]
+    Expired,
+    #[error("reason must be a string of 1 to {MAX_REASON} characters")]
+    Reason,
+}
+
+/// The longest `reason` a disconnect may give (it is stored on the record).
+pub const MAX_REASON: usize = 256;
+
+/// What an invocation asks for: a post (no `action`, the seed's contract), or closing
+/// connections (`"action": "disconnect"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    Post(Request),
+    Close(CloseRequest),
+}
+
+/// Whose connections a disconnect closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseTarget {
+    One(ConnectionId),
+    Audience(Audience),
+    /// Every `CONNECTED` connection whose token has expired (GSI3).
+    Expired,
+}
+
+/// A validated `{"action":"disconnect", …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub target: CloseTarget,
+    /// Why, kept on each record as `closeReason` (`expired` for the sweep, `revoked` by default).
+    pub reason: String,
+    pub ws_endpoint: Option<String>,
+    pub context: Option<(String, String)>,
+    pub cursor: Option<String>,
+}
+
+impl Invocation {
+    pub fn parse(event: Value) -> Result<Self, EventError> {
+        let Value::Object(object) = &event else { return Err(EventError::NotAnObject) };
+        match object.get("action") {
+            None | Some(Value::Null) => Request::parse(event).map(Self::Post),
+            Some(Value::String(action)) if action == "disconnect" => CloseRequest::parse(object).map(Self::Close),
+            Some(_) => Err(EventError::UnknownAction),
+        }
+    }
+}
+
+fn context_of(event: &Map<String, Value>) -> Option<(String, String)> {
+    event.get("requestContext").and_then(|ctx| {
+        let field = |name: &str| ctx.get(name).and_then(Value::as_str).map(str::to_owned);
+        Some((field("domainName")?, field("stage")?))
+    })
+}
+
+fn cursor_of(event: &Map<String, Value>) -> Result<Option<String>, EventError> {
+    match event.get("cursor") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(CursorError::NotAString.into()),
+    }
+}
+
+impl CloseRequest {
+    fn parse(event: &Map<String, Value>) -> Result<Self, EventError> {
+        let connection = optional_string(event, "connectionId")?.map(ConnectionId::parse).transpose()?;
+        let conversation = optional_string(event, "conversationId")?.map(ConversationId::parse).transpose()?;
+        let user = optional_string(event, "userId")?.map(UserId::parse).transpose()?;
+        let expired = match event.get("expired") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(true)) => true,
+            Some(_) => return Err(EventError::Expired),
+        };
+        let target = match (connection, conversation, user, expired) {
+            (Some(id), None, None, false) => CloseTarget::One(id),
+            (None, Some(id), None, false) => CloseTarget::Audience(Audience::Conversation(id)),
+            (None, None, Some(id), false) => CloseTarget::Audience(Audience::User(id)),
+            (None, None, None, true) => CloseTarget::Expired,
+            _ => return Err(EventError::CloseTarget),
+        };
+        let reason = match (optional_string(event, "reason")?, &target) {
+            (Some(reason), _) if reason.trim().is_empty() || reason.chars().count() > MAX_REASON => {
+                return Err(EventError::Reason);
+            }
+            (Some(reason), _) => reason,
+            (None, CloseTarget::Expired) => "expired".to_owned(),
+            (None, _) => "revoked".to_owned(),
+        };
+        let cursor = cursor_of(event)?;
+        if cursor.is_some() && matches!(target, CloseTarget::One(_)) {
+            return Err(CursorError::NotAFanOut.into());
+        }
+        Ok(Self {
+            target,
+            reason,
+            ws_endpoint: optional_string(event, "wsEndpoint")?,
+            context: context_of(event),
+            cursor,
+        })
+    }
 }
 
 fn optional_string(event: &Map<String, Value>, field: &'static str) -> Result<Option<String>, EventError> {
@@ -103,15 +210,8 @@ impl Request {
         let correlation_id =
             optional_string(&event, "correlationId")?.or_else(|| default_correlation.map(|c| c.as_str().to_owned()));
         let ws_endpoint = optional_string(&event, "wsEndpoint")?;
-        let context = event.get("requestContext").and_then(|ctx| {
-            let field = |name: &str| ctx.get(name).and_then(Value::as_str).map(str::to_owned);
-            Some((field("domainName")?, field("stage")?))
-        });
-        let cursor = match event.get("cursor") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(CursorError::NotAString.into()),
-        };
+        let context = context_of(&event);
+        let cursor = cursor_of(&event)?;
         if cursor.is_some() && matches!(target, Target::One(_)) {
             return Err(CursorError::NotAFanOut.into());
         }
@@ -222,6 +322,45 @@ mod tests {
             let event = json!({"connectionId": "abc=", "messageType": "m", "payload": payload});
             assert_eq!(Request::parse(event).unwrap().envelope.payload, payload);
         }
+    }
+
+    #[test]
+    fn a_disconnect_names_one_target_and_a_reason() {
+        let parse = |event: Value| match Invocation::parse(event) {
+            Ok(Invocation::Close(close)) => Ok(close),
+            Ok(other) => panic!("not a close: {other:?}"),
+            Err(err) => Err(err.to_string()),
+        };
+        let user = parse(json!({"action": "disconnect", "userId": "u-1", "reason": "banned"})).unwrap();
+        assert_eq!(
+            (user.target, user.reason.as_str()),
+            (CloseTarget::Audience(Audience::User(UserId::parse("u-1").unwrap())), "banned")
+        );
+        let sweep = parse(json!({"action": "disconnect", "expired": true})).unwrap();
+        assert_eq!((sweep.target, sweep.reason.as_str()), (CloseTarget::Expired, "expired"));
+        let one = parse(json!({"action": "disconnect", "connectionId": "abc="})).unwrap();
+        assert_eq!(one.reason, "revoked");
+        for (event, message) in [
+            (json!({"action": "disconnect"}), "a disconnect names one target"),
+            (json!({"action": "disconnect", "userId": "u", "conversationId": "c"}), "a disconnect names one target"),
+            (json!({"action": "disconnect", "userId": "u", "expired": true}), "a disconnect names one target"),
+            (json!({"action": "disconnect", "expired": "yes"}), "expired must be true"),
+            (json!({"action": "disconnect", "userId": "u", "reason": ""}), "reason must be a string of 1 to 256"),
+            (
+                json!({"action": "disconnect", "userId": "u", "reason": "x".repeat(257)}),
+                "reason must be a string of 1 to 256",
+            ),
+            (json!({"action": "close", "userId": "u"}), "action must be \"disconnect\""),
+            (json!({"action": 1, "userId": "u"}), "action must be \"disconnect\""),
+        ] {
+            let err = parse(event.clone()).unwrap_err();
+            assert!(err.starts_with(message), "{event}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_event_without_action_is_a_post_as_the_seed_describes() {
+        assert!(matches!(Invocation::parse(sample()), Ok(Invocation::Post(_))));
     }
 
     #[test]

@@ -59,10 +59,12 @@ use ws_shared::invocation::Invocations;
 use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
+use ws_shared::record::keys;
 use ws_shared::store::{Audience, ConnectionStore, GoneOutcome, StoreError};
 
+use crate::cursor::Position;
 use crate::endpoint::Endpoint;
-use crate::event::{MAX_MESSAGE_BYTES, Request, Target};
+use crate::event::{CloseRequest, CloseTarget, Invocation, MAX_MESSAGE_BYTES, Target};
 use crate::management::{PostError, Poster};
 use crate::pacing::{Pacer, Signal};
 
@@ -70,7 +72,7 @@ use crate::pacing::{Pacer, Signal};
 pub const SVC: &str = "ws-responder";
 ws_shared::metrics! {
     /// The EMF counters this function emits (a fan-out adds up its posts).
-    pub enum Metric { Posted = "Posted", Gone = "Gone", Errors = "Errors" }
+    pub enum Metric { Posted = "Posted", Closed = "Closed", Gone = "Gone", Errors = "Errors" }
 }
 
 pub const WS_ENDPOINT: &str = "WS_ENDPOINT";
@@ -168,19 +170,159 @@ pub struct Outcome {
     pub cursor: Option<String>,
 }
 
-/// Per-outcome counts of a fan-out's invocation: `targets` connections were taken from the index,
-/// each ending `posted`, `gone` (410) or `failed` (an error, an outcome unknown at the deadline,
-/// or throttled on every try) — or still owed a retry, carried in the cursor. `throttled` counts
-/// the 429 answers met, `retried` the posts that were a retry after one (connections owed by the
-/// previous invocation included).
+/// Per-outcome counts of a fan-out's (or a close's) invocation: `targets` connections were taken
+/// from the index, each ending `posted` (or `closed`), `gone` (410) or `failed` (an error, an
+/// outcome unknown at the deadline, or throttled on every try) — or still owed a retry, carried in
+/// the cursor. `throttled` counts the 429 answers met, `retried` the calls that were a retry after
+/// one (connections owed by the previous invocation included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FanOutCounts {
     pub targets: usize,
-    pub posted: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub posted: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed: Option<usize>,
     pub gone: usize,
     pub failed: usize,
     pub throttled: usize,
     pub retried: usize,
+}
+
+/// What one invocation did, whatever the operation.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    targets: usize,
+    delivered: usize,
+    gone: usize,
+    failed: usize,
+    throttled: usize,
+    retried: usize,
+}
+
+impl Tally {
+    fn count(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Posted => self.delivered += 1,
+            Delivery::Gone => self.gone += 1,
+            Delivery::Failed | Delivery::Throttled => self.failed += 1,
+        }
+    }
+
+    fn counts(self, op: Op<'_>) -> FanOutCounts {
+        let (posted, closed) = match op {
+            Op::Post(_) => (Some(self.delivered), None),
+            Op::Close(_) => (None, Some(self.delivered)),
+        };
+        FanOutCounts {
+            targets: self.targets,
+            posted,
+            closed,
+            gone: self.gone,
+            failed: self.failed,
+            throttled: self.throttled,
+            retried: self.retried,
+        }
+    }
+}
+
+/// What a fan-out does to each connection.
+#[derive(Debug, Clone, Copy)]
+enum Op<'a> {
+    /// `PostToConnection` with this envelope.
+    Post(&'a [u8]),
+    /// `DeleteConnection`, recording this reason on the record first.
+    Close(&'a str),
+}
+
+impl Op<'_> {
+    /// What binds a cursor to this fan-out: the message, or the close and its reason.
+    fn digest(self) -> String {
+        match self {
+            Self::Post(body) => cursor::message_digest(body),
+            Self::Close(reason) => cursor::message_digest(format!("disconnect\n{reason}").as_bytes()),
+        }
+    }
+
+    fn metric(self) -> Metric {
+        match self {
+            Self::Post(_) => Metric::Posted,
+            Self::Close(_) => Metric::Closed,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Post(_) => "post",
+            Self::Close(_) => "close",
+        }
+    }
+
+    fn done(self) -> &'static str {
+        match self {
+            Self::Post(_) => "posted",
+            Self::Close(_) => "closed",
+        }
+    }
+}
+
+/// Which connections a fan-out goes through, page by page.
+#[derive(Debug)]
+enum Listing<'a> {
+    /// A conversation's or a user's `CONNECTED` connections (GSI1, GSI2).
+    Audience(&'a Audience),
+    /// The `CONNECTED` connections whose token expired before `now` (GSI3, shard by shard).
+    Expired { now: i64 },
+}
+
+impl Listing<'_> {
+    fn target(&self) -> cursor::Target {
+        match self {
+            Self::Audience(audience) => cursor::Target::Audience((*audience).clone()),
+            Self::Expired { .. } => cursor::Target::Expired,
+        }
+    }
+
+    /// The page that starts after `from`, each connection with the position just past it.
+    async fn read<S: ConnectionStore>(&self, store: &S, from: Position, limit: u32, deadline: &Deadline) -> PageRead {
+        let read = match self {
+            Self::Audience(audience) => {
+                let after = from.after.as_deref().and_then(|id| ConnectionId::parse(id).ok());
+                store.connected_page(audience, after.as_ref(), limit, deadline).await.map(|page| {
+                    let entries = page
+                        .ids
+                        .into_iter()
+                        .map(|id| {
+                            let past = Position { shard: 0, after: Some(id.as_str().to_owned()) };
+                            (id, past)
+                        })
+                        .collect();
+                    let next = page.resume_after.map_or(Next::Done, |id| {
+                        Next::After(Position { shard: 0, after: Some(id.as_str().to_owned()) })
+                    });
+                    (entries, next)
+                })
+            }
+            Self::Expired { now } => {
+                store.expired_page(from.shard, *now, from.after.as_deref(), limit, deadline).await.map(|page| {
+                    let shard = from.shard;
+                    let entries = page
+                        .entries
+                        .into_iter()
+                        .map(|(id, sort)| (id, Position { shard, after: Some(sort) }))
+                        .collect();
+                    let next = match page.resume_after {
+                        Some(sort) => Next::After(Position { shard, after: Some(sort) }),
+                        None if shard + 1 < keys::EXPIRY_SHARDS => {
+                            Next::After(Position { shard: shard + 1, after: None })
+                        }
+                        None => Next::Done,
+                    };
+                    (entries, next)
+                })
+            }
+        };
+        PageRead { from, read }
+    }
 }
 
 impl Outcome {
@@ -274,8 +416,9 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
     }
 
     async fn respond(&self, event: Value, deadline: &Deadline, counters: &mut Counters<'_, Metric>) -> Outcome {
-        let request = match Request::parse(event) {
-            Ok(request) => request,
+        let request = match Invocation::parse(event) {
+            Ok(Invocation::Post(request)) => request,
+            Ok(Invocation::Close(close)) => return self.close(close, deadline, counters).await,
             Err(err) => return Outcome::refused(400, err),
         };
         let span = tracing::Span::current();
@@ -303,7 +446,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
 
         match &request.target {
             Target::One(id) => {
-                let delivery = self.deliver_one(&endpoint, id, body, deadline, counters).await;
+                let delivery = self.deliver_one(&endpoint, id, Op::Post(&body), deadline, counters).await;
                 match delivery {
                     Delivery::Posted => {
                         info!(bytes, messageType = message_type, sequence, "message posted");
@@ -322,17 +465,43 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 }
             }
             Target::FanOut(audience) => {
-                self.fan_out(audience, request.cursor.as_deref(), &endpoint, &body, deadline, counters).await
+                let listing = Listing::Audience(audience);
+                self.fan_out(&listing, request.cursor.as_deref(), &endpoint, Op::Post(&body), deadline, counters).await
             }
         }
     }
 
+    /// `{"action":"disconnect", …}`: closes the target's `CONNECTED` connections with the
+    /// fan-out's rules (deadline, cursor, at most once each), recording `reason` on each record.
+    async fn close(&self, request: CloseRequest, deadline: &Deadline, counters: &mut Counters<'_, Metric>) -> Outcome {
+        let context = request.context.as_ref().map(|(domain, stage)| (domain.as_str(), stage.as_str()));
+        let endpoint = match endpoint::resolve(request.ws_endpoint.as_deref(), self.ws_endpoint.as_ref(), context) {
+            Ok(endpoint) => endpoint,
+            Err(err) => return Outcome::refused(400, err),
+        };
+        let op = Op::Close(&request.reason);
+        let listing = match &request.target {
+            CloseTarget::One(id) => {
+                tracing::Span::current().record("connectionId", id.as_str());
+                let delivery = self.deliver_one(&endpoint, id, op, deadline, counters).await;
+                let mut tally = Tally { targets: 1, ..Tally::default() };
+                tally.count(delivery);
+                info!(reason = request.reason.as_str(), closed = tally.delivered, gone = tally.gone, "close done");
+                let status_code = if tally.failed > 0 { 500 } else { 200 };
+                return Outcome { status_code, error: None, counts: Some(tally.counts(op)), cursor: None };
+            }
+            CloseTarget::Audience(audience) => Listing::Audience(audience),
+            CloseTarget::Expired => Listing::Expired { now: self.clock.now().timestamp() },
+        };
+        self.fan_out(&listing, request.cursor.as_deref(), &endpoint, op, deadline, counters).await
+    }
+
     async fn fan_out(
         &self,
-        audience: &Audience,
+        listing: &Listing<'_>,
         cursor: Option<&str>,
         endpoint: &Endpoint,
-        body: &[u8],
+        op: Op<'_>,
         deadline: &Deadline,
         counters: &mut Counters<'_, Metric>,
     ) -> Outcome {
@@ -342,8 +511,8 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 "fan-out needs the connections table; this function has no TABLE_CONNECTIONS",
             );
         };
-        let digest = cursor::message_digest(body);
-        let resume = match cursor.map(|raw| cursor::decode(raw, audience, &digest)).transpose() {
+        let digest = op.digest();
+        let resume = match cursor.map(|raw| cursor::decode(raw, &listing.target(), &digest)).transpose() {
             Ok(resume) => resume.unwrap_or_default(),
             Err(err) => return Outcome::refused(400, err),
         };
@@ -358,11 +527,11 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 })
                 .collect(),
             buffer: VecDeque::new(),
-            next: Next::After(resume.after.clone()),
-            position: resume.after,
+            next: Next::After(resume.position.clone()),
+            position: resume.position,
             cut: false,
             slowest: MIN_CALL,
-            counts: FanOutCounts::default(),
+            counts: Tally::default(),
         };
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
         let mut page: Option<std::pin::Pin<Box<dyn Future<Output = PageRead> + Send + '_>>> = None;
@@ -381,18 +550,14 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 let mut own = self.invocations.metrics().start();
                 in_flight.push(async move {
                     let started = Instant::now();
-                    let delivery = self.deliver(endpoint, &attempt.id, body.to_vec(), deadline, true, &mut own).await;
+                    let delivery = self.deliver(endpoint, &attempt.id, op, deadline, true, &mut own).await;
                     (attempt, ticket, delivery, own, started.elapsed())
                 });
             }
             // The next index page, read while the posts of this one go on.
             if page.is_none() && run.wants_page(self.page_size) && !deadline.is_short_of(run.slowest) {
-                let Next::After(after) = &run.next else { unreachable!("wants_page checks it") };
-                let after = after.clone();
-                page = Some(Box::pin(async move {
-                    let read = store.connected_page(audience, after.as_ref(), self.page_size, deadline).await;
-                    PageRead { after, read }
-                }));
+                let Next::After(from) = &run.next else { unreachable!("wants_page checks it") };
+                page = Some(Box::pin(listing.read(store, from.clone(), self.page_size, deadline)));
                 continue;
             }
             if in_flight.is_empty() && page.is_none() {
@@ -419,7 +584,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 () = async { if let Some(sleep) = sleep { sleep.await } }, if wake.is_some() => {}
             }
         }
-        run.finish(audience, &digest, body.len(), counters)
+        run.finish(&listing.target(), &digest, op, counters)
     }
 
     fn concurrency_max(&self) -> u32 {
@@ -432,7 +597,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         &self,
         endpoint: &Endpoint,
         id: &ConnectionId,
-        body: Vec<u8>,
+        op: Op<'_>,
         deadline: &Deadline,
         counters: &mut Counters<'_, Metric>,
     ) -> Delivery {
@@ -440,7 +605,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         loop {
             tries += 1;
             let started = Instant::now();
-            let delivery = self.deliver(endpoint, id, body.clone(), deadline, self.mark_gone, counters).await;
+            let delivery = self.deliver(endpoint, id, op, deadline, self.mark_gone, counters).await;
             let delay = pacing::retry_delay(tries, jitter(id, tries));
             let next_fits = !deadline.is_short_of(delay + started.elapsed().max(MIN_CALL));
             match delivery {
@@ -462,15 +627,27 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         &self,
         endpoint: &Endpoint,
         id: &ConnectionId,
-        body: Vec<u8>,
+        op: Op<'_>,
         deadline: &Deadline,
         mark_gone: bool,
         counters: &mut Counters<'_, Metric>,
     ) -> Delivery {
-        match self.poster.post(endpoint, id, body, deadline.budget()).await {
+        let result = match op {
+            Op::Post(body) => self.poster.post(endpoint, id, body.to_vec(), deadline.budget()).await,
+            Op::Close(reason) => {
+                // The reason first, so the $disconnect that the close brings keeps it.
+                if let Some(store) = &self.store
+                    && let Err(err) = store.note_closing(id, reason, self.clock.now(), deadline).await
+                {
+                    warn!(connectionId = id.as_str(), error = error_chain(&err), "could not record why it is closed");
+                }
+                self.poster.close(endpoint, id, deadline.budget()).await
+            }
+        };
+        match result {
             Ok(()) => {
-                counters.incr(Metric::Posted);
-                debug!(connectionId = id.as_str(), "posted");
+                counters.incr(op.metric());
+                debug!(connectionId = id.as_str(), "{}", op.done());
                 Delivery::Posted
             }
             Err(PostError::Gone) => {
@@ -499,7 +676,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             }
             Err(err @ PostError::Failed(_)) => {
                 counters.incr(Metric::Errors);
-                error!(connectionId = id.as_str(), error = error_chain(&err), "post failed");
+                error!(connectionId = id.as_str(), error = error_chain(&err), "{} failed", op.name());
                 Delivery::Failed
             }
         }
@@ -508,9 +685,9 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
 
 /// Where the next index page starts.
 enum Next {
-    /// After this connection (from the start when `None`).
-    After(Option<ConnectionId>),
-    /// The index has nothing more for the audience.
+    /// At this position.
+    After(Position),
+    /// The index has nothing more for the fan-out.
     Done,
     /// Reading the index failed; the fan-out stops here.
     Failed(StoreError),
@@ -520,7 +697,7 @@ enum Next {
 /// retries go through, so memory (and the cursor) stay bounded whatever the audience.
 pub const MAX_OWED: usize = 256;
 
-/// A connection whose post was throttled and not yet tried again.
+/// A connection whose call was throttled and not yet tried again.
 #[derive(Debug)]
 struct Owed {
     attempt: Attempt,
@@ -528,7 +705,7 @@ struct Owed {
     ready: Instant,
 }
 
-/// One connection's post, with what earlier tries of this fan-out met (carried in the cursor).
+/// One connection's call, with what earlier tries of this fan-out met (carried in the cursor).
 #[derive(Debug, Clone)]
 struct Attempt {
     id: ConnectionId,
@@ -538,32 +715,33 @@ struct Attempt {
     strikes: u8,
 }
 
-/// An index page that came back.
+/// An index page that came back: where it started, and its connections with the position just
+/// past each, and where the next page starts.
 struct PageRead {
-    after: Option<ConnectionId>,
-    read: Result<ws_shared::store::Page, StoreError>,
+    from: Position,
+    read: Result<(Vec<(ConnectionId, Position)>, Next), StoreError>,
 }
 
-/// One invocation's share of a fan-out: what is left to post to, and what happened so far.
+/// One invocation's share of a fan-out: what is left to do, and what happened so far.
 struct FanOut {
     pacer: Pacer,
     /// Throttled connections, each waiting for its backoff to end (at most [`MAX_OWED`]).
     owed: VecDeque<Owed>,
-    /// Connections of the last index page not taken yet.
-    buffer: VecDeque<ConnectionId>,
+    /// Connections of the pages read and not taken yet, each with the position just past it.
+    buffer: VecDeque<(ConnectionId, Position)>,
     next: Next,
-    /// Every connection up to here (in index order) has been taken (posted, or owed) or was not
+    /// Every connection up to here (in index order) has been taken (called, or owed) or was not
     /// a target.
-    position: Option<ConnectionId>,
+    position: Position,
     /// An index page was cut by the deadline.
     cut: bool,
-    /// The slowest post so far: what one more post is expected to need.
+    /// The slowest call so far: what one more is expected to need.
     slowest: Duration,
-    counts: FanOutCounts,
+    counts: Tally,
 }
 
 impl FanOut {
-    /// The next connection to post to and its tries so far: an owed one whose backoff is over,
+    /// The next connection to call and its tries so far: an owed one whose backoff is over,
     /// else the next in the index. Notes in `wake` when the first backoff ends.
     fn take(&mut self, now: Instant, wake: &mut Option<Instant>) -> Option<Attempt> {
         if let Some(i) = self.owed.iter().position(|o| o.ready <= now) {
@@ -577,14 +755,14 @@ impl FanOut {
         if self.owed.len() >= MAX_OWED {
             return None;
         }
-        let id = self.buffer.pop_front()?;
-        self.position = Some(id.clone());
+        let (id, past) = self.buffer.pop_front()?;
+        self.position = past;
         self.counts.targets += 1;
         Some(Attempt { id, tries: 0, strikes: 0 })
     }
 
     /// The answer: the counts, and a cursor unless every connection was dealt with.
-    fn finish(self, audience: &Audience, digest: &str, bytes: usize, counters: &mut Counters<'_, Metric>) -> Outcome {
+    fn finish(self, target: &cursor::Target, digest: &str, op: Op<'_>, counters: &mut Counters<'_, Metric>) -> Outcome {
         let counts = self.counts;
         let done = self.buffer.is_empty() && self.owed.is_empty() && matches!(self.next, Next::Done);
         let cursor = (!done).then(|| {
@@ -597,27 +775,27 @@ impl FanOut {
                     strikes: o.attempt.strikes,
                 })
                 .collect();
-            cursor::encode(audience, digest, &cursor::Resume { after: self.position.clone(), owed })
+            cursor::encode(target, digest, &cursor::Resume { position: self.position.clone(), owed })
         });
         info!(
+            operation = op.name(),
             targets = counts.targets,
-            posted = counts.posted,
+            done = counts.delivered,
             gone = counts.gone,
             failed = counts.failed,
             throttled = counts.throttled,
             retried = counts.retried,
             owed = self.owed.len(),
-            bytes,
             more = cursor.is_some(),
             "fan-out done"
         );
         if self.cut && counts.targets == 0 && counts.throttled == 0 {
-            // Not one post fit: a retry (with the cursor) is the caller's move, not another loop.
+            // Not one call fit: a retry (with the cursor) is the caller's move, not another loop.
             counters.incr(Metric::Errors);
             error!("fan-out could not read the connections before the deadline");
             return Outcome::index_failed(
                 "the fan-out could not read the connections in time; retry with the cursor",
-                counts,
+                counts.counts(op),
                 cursor,
             );
         }
@@ -626,32 +804,30 @@ impl FanOut {
             error!(error = error_chain(err), "fan-out could not read the connections");
             return Outcome::index_failed(
                 "the fan-out could not read the connections; see the function's logs",
-                counts,
+                counts.counts(op),
                 cursor,
             );
         }
         let status_code = if counts.targets > 0 && counts.failed == counts.targets { 500 } else { 200 };
-        Outcome { status_code, error: None, counts: Some(counts), cursor }
+        Outcome { status_code, error: None, counts: Some(counts.counts(op)), cursor }
     }
 
     /// True when the next page should be read now: the buffer is down to half a page (so the
-    /// read overlaps the posts of the rest, instead of every page stopping the posts), and the
-    /// owed retries leave room.
+    /// read overlaps the calls of the rest, instead of every page stopping them), and the owed
+    /// retries leave room.
     fn wants_page(&self, page_size: u32) -> bool {
-        self.buffer.len() <= page_size as usize / 2
-            && self.owed.len() < MAX_OWED
-            && matches!(self.next, Next::After(_))
+        self.buffer.len() <= page_size as usize / 2 && self.owed.len() < MAX_OWED && matches!(self.next, Next::After(_))
     }
 
     fn page_read(&mut self, page: PageRead, deadline: &Deadline) {
         if self.buffer.is_empty() {
             // Everything up to where this page starts was taken (or was not a target).
-            self.position.clone_from(&page.after);
+            self.position = page.from;
         }
         match page.read {
-            Ok(read) => {
-                self.buffer.extend(read.ids);
-                self.next = read.resume_after.map_or(Next::Done, |id| Next::After(Some(id)));
+            Ok((entries, next)) => {
+                self.buffer.extend(entries);
+                self.next = next;
             }
             Err(err) if deadline.is_short_of(MIN_CALL) => {
                 // Cut by the deadline, not failed: the next invocation reads this page again.
@@ -662,31 +838,25 @@ impl FanOut {
         }
     }
 
-    /// Counts how a post ended; a throttled one is owed a retry unless it has had its tries.
+    /// Counts how a call ended; a throttled one is owed a retry unless it has had its tries.
     fn ended(&mut self, attempt: Attempt, ticket: u64, delivery: Delivery) {
         let tries = attempt.tries.saturating_add(1);
         let signal = if matches!(delivery, Delivery::Throttled) { Signal::Throttled } else { Signal::Through };
         let alone = self.pacer.ended(ticket, signal);
-        match delivery {
-            Delivery::Posted => self.counts.posted += 1,
-            Delivery::Gone => self.counts.gone += 1,
-            Delivery::Failed => self.counts.failed += 1,
-            Delivery::Throttled => {
-                self.counts.throttled += 1;
-                // A throttle while the others go through is this connection's own (full buffer):
-                // it uses up its tries faster than the quota's throttles do.
-                let strikes = attempt.strikes.saturating_add(u8::from(alone));
-                if strikes >= pacing::MAX_STRIKES || tries >= pacing::MAX_TRIES {
-                    warn!(connectionId = attempt.id.as_str(), tries, strikes, "throttled on every try; given up");
-                    self.counts.failed += 1;
-                } else {
-                    let delay = pacing::retry_delay(tries, jitter(&attempt.id, tries));
-                    self.owed.push_back(Owed {
-                        attempt: Attempt { tries, strikes, ..attempt },
-                        ready: Instant::now() + delay,
-                    });
-                }
-            }
+        if delivery != Delivery::Throttled {
+            self.counts.count(delivery);
+            return;
+        }
+        self.counts.throttled += 1;
+        // A throttle while the others go through is this connection's own (full buffer): it
+        // counts as a strike; the quota's throttles only as tries.
+        let strikes = attempt.strikes.saturating_add(u8::from(alone));
+        if strikes >= pacing::MAX_STRIKES || tries >= pacing::MAX_TRIES {
+            warn!(connectionId = attempt.id.as_str(), tries, strikes, "throttled on every try; given up");
+            self.counts.failed += 1;
+        } else {
+            let delay = pacing::retry_delay(tries, jitter(&attempt.id, tries));
+            self.owed.push_back(Owed { attempt: Attempt { tries, strikes, ..attempt }, ready: Instant::now() + delay });
         }
     }
 }

@@ -8,10 +8,12 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnectionError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::{Client, Config, config};
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use ws_shared::id::ConnectionId;
 
@@ -32,9 +34,10 @@ pub enum PostError {
     Failed(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
-/// Delivers one message to one connection.
+/// The Management API calls the responder makes on one connection.
 pub trait Poster: Send + Sync {
-    /// Posts `data` to `connection` through `endpoint`, retrying throttling within `budget`.
+    /// Posts `data` to `connection` through `endpoint` within `budget` (a 429 comes back as
+    /// [`PostError::Throttled`], not retried).
     fn post(
         &self,
         endpoint: &Endpoint,
@@ -42,6 +45,33 @@ pub trait Poster: Send + Sync {
         data: Vec<u8>,
         budget: Duration,
     ) -> impl Future<Output = Result<(), PostError>> + Send;
+
+    /// Closes `connection` (`DeleteConnection`); API Gateway then sends its `$disconnect`. The
+    /// errors are a post's: 410 when it is already gone, a 429 is `Throttled`.
+    fn close(
+        &self,
+        endpoint: &Endpoint,
+        connection: &ConnectionId,
+        budget: Duration,
+    ) -> impl Future<Output = Result<(), PostError>> + Send;
+}
+
+/// A failed Management API call as a [`PostError`]: 410 → `Gone`, 429 → `Throttled`.
+fn classify<E>(
+    err: aws_sdk_apigatewaymanagement::error::SdkError<E, HttpResponse>,
+    gone: bool,
+    throttled: bool,
+) -> PostError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    if gone {
+        PostError::Gone
+    } else if throttled || err.raw_response().is_some_and(|r| r.status().as_u16() == 429) {
+        PostError::Throttled
+    } else {
+        PostError::Failed(Box::new(err))
+    }
 }
 
 type ClientFactory = dyn Fn(&Endpoint) -> Client + Send + Sync;
@@ -135,18 +165,28 @@ impl Poster for ManagementApi {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if matches!(err.as_service_error(), Some(PostToConnectionError::GoneException(_))) => {
-                Err(PostError::Gone)
-            }
-            Err(err)
-                if matches!(err.as_service_error(), Some(PostToConnectionError::LimitExceededException(_)))
-                    || err.raw_response().is_some_and(|r| r.status().as_u16() == 429) =>
-            {
-                Err(PostError::Throttled)
-            }
-            Err(err) => Err(PostError::Failed(Box::new(err))),
-        }
+        result.map(|_| ()).map_err(|err| {
+            let gone = matches!(err.as_service_error(), Some(PostToConnectionError::GoneException(_)));
+            let throttled = matches!(err.as_service_error(), Some(PostToConnectionError::LimitExceededException(_)));
+            classify(err, gone, throttled)
+        })
+    }
+
+    async fn close(&self, endpoint: &Endpoint, connection: &ConnectionId, budget: Duration) -> Result<(), PostError> {
+        let result = self
+            .client(endpoint)
+            .delete_connection()
+            .connection_id(connection.as_str())
+            .customize()
+            .config_override(
+                Config::builder().timeout_config(TimeoutConfig::builder().operation_timeout(budget).build()),
+            )
+            .send()
+            .await;
+        result.map(|_| ()).map_err(|err| {
+            let gone = matches!(err.as_service_error(), Some(DeleteConnectionError::GoneException(_)));
+            let throttled = matches!(err.as_service_error(), Some(DeleteConnectionError::LimitExceededException(_)));
+            classify(err, gone, throttled)
+        })
     }
 }
