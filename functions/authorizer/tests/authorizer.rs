@@ -220,7 +220,9 @@ async fn a_valid_token_is_allowed_from_each_source() {
         assert_allowed(result);
     }
     assert_eq!(h.jwks.fetches(), 1, "keys are fetched once and cached");
-    insta::assert_json_snapshot!("allow", from_query.0);
+    // The token's expiry is handed on for the expiry sweep (its value follows the clock).
+    assert_eq!(from_query.0.context["exp"], h.claims()["exp"]);
+    insta::assert_json_snapshot!("allow", from_query.0, { ".context.exp" => "[the token's exp]" });
 }
 
 #[tokio::test]
@@ -244,7 +246,7 @@ async fn a_cognito_access_token_is_matched_on_client_id_and_token_use() {
     assert_allowed(&allowed);
     assert_eq!(
         serde_json::to_value(&allowed.0.context).unwrap(),
-        json!({"clientId": AUDIENCE, "scope": "chat/write", "tokenUse": "access", "userId": "u-42"})
+        json!({"clientId": AUDIENCE, "exp": access["exp"], "scope": "chat/write", "tokenUse": "access", "userId": "u-42"})
     );
     assert_denied(&h.authorize_token(&rs256(&id_token, "rsa-1")).await, "wrong_token_use");
 }

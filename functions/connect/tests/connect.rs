@@ -487,3 +487,44 @@ async fn the_index_is_read_only_with_a_limit_and_an_unreadable_count_writes_noth
     assert!(queries > 0, "the limited connect never read the index");
     assert_eq!(proxy.seen().iter().take(5).filter(|s| s.operation == "Query").count(), 0);
 }
+
+#[tokio::test]
+async fn the_token_expiry_from_the_authorizer_is_kept_on_the_record_and_indexed_for_the_sweep() {
+    let h = Harness::new().await;
+    // API Gateway hands authorizer context values on as strings; a number is accepted too.
+    for (id, exp) in [("exp-text=", json!("1767225600")), ("exp-number=", json!(1_767_225_601))] {
+        let mut event = sample_event();
+        event["requestContext"]["connectionId"] = json!(id);
+        event["requestContext"]["authorizer"]["exp"] = exp;
+        assert_eq!(h.connect(event).await["statusCode"], 200, "{id}");
+    }
+    let item = h.item("exp-text=").await.unwrap();
+    assert_eq!(item["tokenExp"].as_n().unwrap(), "1767225600");
+    let shard = keys::expiry_shard(&ConnectionId::parse("exp-text=").unwrap());
+    assert_eq!(item["gsi3pk"].as_s().unwrap(), &keys::expiry_partition(shard));
+    assert_eq!(item["gsi3sk"].as_s().unwrap(), "001767225600#exp-text=");
+    assert_eq!(h.item("exp-number=").await.unwrap()["tokenExp"].as_n().unwrap(), "1767225601");
+
+    // No authorizer, or one that gives no exp: never swept, so no index entry.
+    let mut anonymous = without_authorizer(with_query(sample_event(), json!({"userId": "u-anon"})));
+    anonymous["requestContext"]["connectionId"] = json!("no-exp=");
+    assert_eq!(h.connect(anonymous).await["statusCode"], 200);
+    let item = h.item("no-exp=").await.unwrap();
+    assert!(!item.contains_key("tokenExp") && !item.contains_key("gsi3pk"), "{item:?}");
+}
+
+#[tokio::test]
+async fn an_authorizer_exp_that_is_not_epoch_seconds_is_refused_because_its_lifetime_could_not_be_enforced() {
+    let h = Harness::new().await;
+    for (i, exp) in [json!("soon"), json!("1767225600000"), json!(-5), json!("2026-01-01T00:00:00Z"), json!({"a": 1})]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("bad-exp{i}=");
+        let mut event = sample_event();
+        event["requestContext"]["connectionId"] = json!(id);
+        event["requestContext"]["authorizer"]["exp"] = exp.clone();
+        assert_eq!(h.connect(event).await, json!({"statusCode": 403, "body": "Forbidden"}), "{exp}");
+        assert_eq!(h.item(&id).await, None, "{exp}: nothing recorded");
+    }
+}

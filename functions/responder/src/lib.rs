@@ -601,11 +601,16 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         deadline: &Deadline,
         counters: &mut Counters<'_, Metric>,
     ) -> Delivery {
+        // A close has the table whenever it notes reasons; a post marks only with MARK_GONE.
+        let mark_gone = match op {
+            Op::Post(_) => self.mark_gone,
+            Op::Close(_) => self.store.is_some(),
+        };
         let mut tries = 0u8;
         loop {
             tries += 1;
             let started = Instant::now();
-            let delivery = self.deliver(endpoint, id, op, deadline, self.mark_gone, counters).await;
+            let delivery = self.deliver(endpoint, id, op, deadline, mark_gone, counters).await;
             let delay = pacing::retry_delay(tries, jitter(id, tries));
             let next_fits = !deadline.is_short_of(delay + started.elapsed().max(MIN_CALL));
             match delivery {
@@ -780,7 +785,7 @@ impl FanOut {
         info!(
             operation = op.name(),
             targets = counts.targets,
-            done = counts.delivered,
+            delivered = counts.delivered,
             gone = counts.gone,
             failed = counts.failed,
             throttled = counts.throttled,

@@ -87,6 +87,11 @@ impl Harness {
     }
 
     async fn connect(&self, id: &str, conversation: &str, user: Option<&str>) {
+        self.connect_expiring(id, conversation, user, None).await;
+    }
+
+    /// A record whose token expires `exp` (epoch seconds) when given.
+    async fn connect_expiring(&self, id: &str, conversation: &str, user: Option<&str>, exp: Option<i64>) {
         let now = FixedClock::default().0;
         let record = ConnectionRecord {
             connection_id: ConnectionId::parse(id).unwrap(),
@@ -99,14 +104,18 @@ impl Harness {
             domain_name: None,
             stage: None,
             expires_at: now + chrono::Duration::hours(3),
-            token_expires_at: None,
+            token_expires_at: exp,
         };
         self.store().put_connection(&record, &no_hurry()).await.expect("put");
     }
 
     async fn status(&self, id: &str) -> String {
+        self.attribute(id, "status").await.expect("a status")
+    }
+
+    async fn attribute(&self, id: &str, name: &str) -> Option<String> {
         let item = raw_item(&self.client, &self.table, id).await.expect("record exists");
-        item["status"].as_s().unwrap().clone()
+        item.get(name).and_then(|v| v.as_s().ok()).cloned()
     }
 }
 
@@ -661,4 +670,112 @@ async fn throttled_posts_cut_short_by_the_deadline_are_delivered_by_the_continua
 fn cursor_digest(event: &Value) -> String {
     let request = ws_responder::event::Request::parse(event.clone()).unwrap();
     ws_responder::cursor::message_digest(&serde_json::to_vec(&request.envelope).unwrap())
+}
+
+fn close_event(endpoint: &str, target: Value) -> Value {
+    let mut event = json!({"action": "disconnect", "wsEndpoint": endpoint});
+    for (key, value) in target.as_object().unwrap() {
+        event[key] = value.clone();
+    }
+    event
+}
+
+#[tokio::test]
+async fn one_call_closes_every_live_connection_of_a_banned_user_and_nothing_else() {
+    // GIVEN a user with two live connections and one already disconnected, and another user
+    let standin = StandIn::start(["b1=", "b2=", "b3=", "o1="]).await;
+    let h = Harness::new(&[], true).await;
+    for id in ["b1=", "b2=", "b3="] {
+        h.connect(id, "conv-ban", Some("u-ban")).await;
+    }
+    h.connect("o1=", "conv-ban", Some("u-other")).await;
+    let at = FixedClock::default().0;
+    let gone_already = Disconnection {
+        connection_id: ConnectionId::parse("b3=").unwrap(),
+        at,
+        close_code: Some(1001),
+        close_reason: None,
+        expires_at: at,
+    };
+    h.store().mark_disconnected(&gone_already, &no_hurry()).await.unwrap();
+
+    // WHEN the operator bans the user
+    let answer = h.invoke(close_event(&standin.endpoint("prod"), json!({"userId": "u-ban", "reason": "banned"}))).await;
+
+    // THEN exactly the two live ones were closed, nothing was posted, and each record says why
+    assert_eq!(
+        answer,
+        json!({"statusCode": 200, "targets": 2, "closed": 2, "gone": 0, "failed": 0, "throttled": 0, "retried": 0})
+    );
+    let mut closed = standin.closed();
+    closed.sort();
+    assert_eq!(closed, ["b1=", "b2="]);
+    assert!(standin.posts().is_empty(), "a close posts nothing");
+    for id in ["b1=", "b2="] {
+        assert_eq!(h.attribute(id, "closeReason").await.as_deref(), Some("banned"), "{id}");
+    }
+    assert_eq!(h.status("o1=").await, "CONNECTED");
+    assert_eq!(h.attribute("o1=", "closeReason").await, None);
+}
+
+#[tokio::test]
+async fn the_expiry_sweep_closes_only_connections_whose_token_has_expired() {
+    // GIVEN connections with an expired token, a valid one, and none (no authorizer)
+    let now = FixedClock::default().0.timestamp();
+    let standin = StandIn::start(["e-old=", "e-new=", "e-none="]).await;
+    let h = Harness::new(&[], true).await;
+    h.connect_expiring("e-old=", "conv-e", Some("u-e"), Some(now - 5)).await;
+    h.connect_expiring("e-new=", "conv-e", Some("u-e"), Some(now + 600)).await;
+    h.connect_expiring("e-none=", "conv-e", None, None).await;
+
+    let answer = h.invoke(close_event(&standin.endpoint("prod"), json!({"expired": true}))).await;
+
+    assert_eq!(
+        answer,
+        json!({"statusCode": 200, "targets": 1, "closed": 1, "gone": 0, "failed": 0, "throttled": 0, "retried": 0})
+    );
+    assert_eq!(standin.closed(), ["e-old="]);
+    assert_eq!(h.attribute("e-old=", "closeReason").await.as_deref(), Some("expired"));
+    // A sweep a minute later finds nothing new while the $disconnect has not come yet? The first
+    // is still CONNECTED (API Gateway's $disconnect marks it): closing it again gets 410 → GONE.
+    let again = h.invoke(close_event(&standin.endpoint("prod"), json!({"expired": true}))).await;
+    assert_eq!((again["closed"].as_u64(), again["gone"].as_u64()), (Some(0), Some(1)), "{again}");
+    assert_eq!(h.status("e-old=").await, "GONE");
+    let third = h.invoke(close_event(&standin.endpoint("prod"), json!({"expired": true}))).await;
+    assert_eq!(third["targets"], 0, "a GONE record has left the expiry index: {third}");
+}
+
+#[tokio::test]
+async fn closing_many_connections_stops_before_its_deadline_and_its_cursor_closes_each_once() {
+    let ids: Vec<String> = (0..40).map(|i| format!("many-{i:02}=")).collect();
+    let standin = StandIn::start_slow(ids.clone(), std::time::Duration::from_millis(200)).await;
+    let h = Harness::new(&[("FANOUT_CONCURRENCY", "4")], true).await;
+    for id in &ids {
+        h.connect(id, "conv-many", Some("u-many")).await;
+    }
+
+    let event = close_event(&standin.endpoint("prod"), json!({"userId": "u-many", "reason": "logout"}));
+    let answers = fan_out_until_done(&h, &event, 1200).await;
+
+    assert!(answers.len() >= 2, "40 closes × 200 ms / 4 do not fit in 1.2 s: {answers:?}");
+    assert_eq!(sum(&answers, "targets"), 40);
+    assert_eq!(sum(&answers, "closed") + sum(&answers, "failed"), 40, "{answers:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let closed = standin.closed();
+    let unique: std::collections::HashSet<&String> = closed.iter().collect();
+    assert_eq!(unique.len(), closed.len(), "a connection was closed twice");
+    assert!(closed.len() as u64 >= sum(&answers, "closed"));
+}
+
+#[tokio::test]
+async fn a_close_of_a_connection_already_gone_marks_it_gone() {
+    let standin = StandIn::start(Vec::<String>::new()).await;
+    let h = Harness::new(&[], true).await;
+    h.connect("left=", "conv-left", Some("u-left")).await;
+    let answer = h.invoke(close_event(&standin.endpoint("prod"), json!({"connectionId": "left="}))).await;
+    assert_eq!(
+        answer,
+        json!({"statusCode": 200, "targets": 1, "closed": 0, "gone": 1, "failed": 0, "throttled": 0, "retried": 0})
+    );
+    assert_eq!(h.status("left=").await, "GONE");
 }

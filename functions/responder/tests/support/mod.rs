@@ -1,6 +1,6 @@
 //! A Management API stand-in for the responder's tests: a real HTTP server on loopback that
 //! answers `POST /{stage}/@connections/{id}` with 200 for known ids and a `GoneException` 410
-//! for others, and records what it received. With a quota it behaves like an AWS account's
+//! for others, closes a known one on `DELETE` (204, then gone), and records what it received. With a quota it behaves like an AWS account's
 //! Management API: a token bucket of posts/s (with a burst), and every post past it answered
 //! `429` `LimitExceededException` (not delivered); ids marked `full` are always refused the same
 //! way (a client whose buffer is full).
@@ -40,6 +40,8 @@ struct State {
     full: HashSet<String>,
     /// Requests answered 429, per connection.
     refused: Vec<String>,
+    /// Connections closed with `DELETE` (each then gone).
+    closed: Vec<String>,
 }
 
 /// A token bucket: `rate` posts/s, at most `burst` at once.
@@ -111,6 +113,11 @@ impl StandIn {
         standin
     }
 
+    /// The connection of every `DELETE` that closed one, in order.
+    pub fn closed(&self) -> Vec<String> {
+        self.state.lock().unwrap().closed.clone()
+    }
+
     /// The connection of every request answered 429, in order.
     pub fn refused(&self) -> Vec<String> {
         self.state.lock().unwrap().refused.clone()
@@ -137,15 +144,27 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
 
     let mut segments = raw_path.trim_start_matches('/').splitn(3, '/');
     let (stage, marker, id) = (segments.next(), segments.next(), segments.next());
-    let (Some(stage), Some("@connections"), Some(id), hyper::Method::POST) = (stage, marker, id, method) else {
+    let (Some(stage), Some("@connections"), Some(id)) = (stage, marker, id) else {
         return Ok(reply(StatusCode::NOT_FOUND, "NotFoundException", "no such route"));
     };
+    if method != hyper::Method::POST && method != hyper::Method::DELETE {
+        return Ok(reply(StatusCode::NOT_FOUND, "NotFoundException", "no such route"));
+    }
     let connection_id = percent_decode(id);
     let mut recorded = shared.lock().unwrap();
     let over_quota = recorded.quota.as_mut().is_some_and(|quota| !quota.take());
     if over_quota || recorded.full.contains(&connection_id) {
         recorded.refused.push(connection_id);
         return Ok(reply(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Rate exceeded"));
+    }
+    if method == hyper::Method::DELETE {
+        // As API Gateway: 204 and the connection is gone (its $disconnect follows), else 410.
+        return Ok(if recorded.known.remove(&connection_id) {
+            recorded.closed.push(connection_id);
+            Response::builder().status(StatusCode::NO_CONTENT).body(Full::new(Bytes::new())).unwrap()
+        } else {
+            reply(StatusCode::GONE, "GoneException", "the connection is gone")
+        });
     }
     let known = recorded.known.contains(&connection_id);
     recorded.posts.push(Post {
