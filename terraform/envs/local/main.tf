@@ -8,7 +8,7 @@ terraform {
 }
 
 locals {
-  services = ["apigateway", "apigatewayv2", "applicationautoscaling", "cloudfront", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "sfn", "sns", "sts", "wafv2"]
+  services = ["apigateway", "apigatewayv2", "applicationautoscaling", "cloudfront", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "scheduler", "sfn", "sns", "sts", "wafv2"]
 }
 
 provider "aws" {
@@ -29,6 +29,7 @@ provider "aws" {
     iam            = var.aws_endpoint
     lambda         = var.aws_endpoint
     logs           = var.aws_endpoint
+    scheduler      = var.aws_endpoint
     sfn            = coalesce(var.shim_endpoint, var.aws_endpoint)
     sns            = var.aws_endpoint
     sts            = var.aws_endpoint

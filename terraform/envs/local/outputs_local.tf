@@ -21,6 +21,11 @@ output "fanout_state_machine_policy_json" {
   value       = module.stack.fanout_state_machine_policy_json
 }
 
+output "expiry_sweep" {
+  description = "The expiry sweep's schedule, its event and its role's policy."
+  value       = module.stack.expiry_sweep
+}
+
 output "dashboard_name" {
   description = "The stack's CloudWatch dashboard."
   value       = try(module.stack.dashboard.name, null)

@@ -29,8 +29,13 @@ output "origin_domain" {
 }
 
 output "manage_connections_arn" {
-  description = "The only resource the responder may call ManageConnections on."
+  description = "What the responder posts through: ManageConnections on POST @connections of this stage."
   value       = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/POST/@connections/*"
+}
+
+output "close_connections_arn" {
+  description = "What the responder closes connections through: ManageConnections on DELETE @connections of this stage."
+  value       = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/DELETE/@connections/*"
 }
 
 output "route_arns" {

@@ -55,8 +55,9 @@ locals {
     disconnectWS      = [{ actions = ["dynamodb:UpdateItem"], resources = [module.table.arn] }]
     ConnectAuthorizer = []
   }
+  # POST to post, DELETE to close (revocation and the expiry sweep); nothing else of the stage.
   responder_permissions = concat(
-    [{ actions = ["execute-api:ManageConnections"], resources = [module.api.manage_connections_arn] }],
+    [{ actions = ["execute-api:ManageConnections"], resources = [module.api.manage_connections_arn, module.api.close_connections_arn] }],
     var.fanout ? [
       { actions = ["dynamodb:Query"], resources = values(module.table.index_arns) },
       { actions = ["dynamodb:UpdateItem"], resources = [module.table.arn] },
@@ -171,6 +172,17 @@ module "fanout_state_machine" {
 
   name          = "${var.name_prefix}-fanout"
   responder_arn = module.responder.arn
+  tags          = local.tags
+}
+
+# Closes connections whose token has expired, every minute (needs the table: fanout).
+module "expiry_sweep" {
+  source = "../sweep"
+  count  = var.fanout && var.expiry_sweep ? 1 : 0
+
+  name          = "${var.name_prefix}-expiry-sweep"
+  responder_arn = module.responder.arn
+  every_minutes = var.expiry_sweep_every_minutes
   tags          = local.tags
 }
 

@@ -81,3 +81,12 @@ output "deployed_environment" {
   value       = { for name, f in local.deployed : name => f.environment }
   sensitive   = true
 }
+
+output "expiry_sweep" {
+  description = "The expiry sweep's schedule ARN, the event it sends and its role's only policy; null when off."
+  value = one([for sweep in module.expiry_sweep : {
+    schedule_arn = sweep.schedule_arn
+    input        = sweep.input
+    policy_json  = sweep.policy_json
+  }])
+}

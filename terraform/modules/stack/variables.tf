@@ -59,6 +59,18 @@ variable "fanout_state_machine" {
   }
 }
 
+variable "expiry_sweep" {
+  description = "Close every connection whose token has expired, on a schedule (modules/sweep: EventBridge Scheduler invokes WebSocketResponder with {\"action\":\"disconnect\",\"expired\":true}). Needs fanout (the responder reads the table)."
+  type        = bool
+  default     = true
+}
+
+variable "expiry_sweep_every_minutes" {
+  description = "The sweep's period in minutes: how long a connection may outlive its token, at most."
+  type        = number
+  default     = 1
+}
+
 variable "mark_gone" {
   description = "WebSocketResponder marks a single target's record GONE on 410 (needs fanout, which grants UpdateItem)."
   type        = bool

@@ -9,6 +9,6 @@ output "arn" {
 }
 
 output "index_arns" {
-  description = "ARNs of GSI1 (by conversation) and GSI2 (by user)."
+  description = "ARNs of GSI1 (by conversation), GSI2 (by user) and GSI3 (live connections by token expiry)."
   value       = { for name in local.indexes : name => "${aws_dynamodb_table.this.arn}/index/${name}" }
 }

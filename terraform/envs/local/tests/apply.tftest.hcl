@@ -35,6 +35,11 @@ run "apply_the_whole_stack" {
   }
 
   assert {
+    condition     = startswith(output.expiry_sweep.schedule_arn, "arn:aws:scheduler:us-east-1:") && jsondecode(output.expiry_sweep.policy_json).Statement[0].Resource == [output.functions.WebSocketResponder.arn]
+    error_message = "The expiry sweep's schedule is applied with the stack, its role invoking the responder only."
+  }
+
+  assert {
     condition     = output.table_name == "ws-connection-local-connections"
     error_message = "The table is named after the stack."
   }
@@ -61,7 +66,7 @@ run "the_table_and_roles_exist_in_the_emulator" {
   }
 
   assert {
-    condition     = jsonencode(output.gsi) == jsonencode({ GSI1 = ["gsi1pk", "gsi1sk"], GSI2 = ["gsi2pk", "gsi2sk"] })
+    condition     = jsonencode(output.gsi) == jsonencode({ GSI1 = ["gsi1pk", "gsi1sk"], GSI2 = ["gsi2pk", "gsi2sk"], GSI3 = ["gsi3pk", "gsi3sk"] })
     error_message = "The table in the emulator has both GSIs."
   }
 

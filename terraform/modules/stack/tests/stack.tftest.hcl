@@ -62,15 +62,22 @@ run "every_role_has_exactly_its_actions_on_exact_arns" {
     condition = jsonencode([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Resource if contains(s.Action, "dynamodb:Query")]) == jsonencode([[
       "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI1",
       "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI2",
+      "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI3",
     ]])
-    error_message = "The responder may Query only the two indexes."
+    error_message = "The responder may Query only the three indexes (conversation, user, token expiry)."
   }
 
   assert {
     condition = jsonencode([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Resource if contains(s.Action, "execute-api:ManageConnections")]) == jsonencode([[
-      "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/POST/@connections/*"
+      "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/POST/@connections/*",
+      "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/DELETE/@connections/*",
     ]])
-    error_message = "ManageConnections must be scoped to POST @connections of this API's stage."
+    error_message = "ManageConnections must be scoped to POST (post) and DELETE (close) @connections of this API's stage."
+  }
+
+  assert {
+    condition     = output.expiry_sweep.input == jsonencode({ action = "disconnect", expired = true }) && jsondecode(output.expiry_sweep.policy_json).Statement[0].Action == ["lambda:InvokeFunction"] && jsondecode(output.expiry_sweep.policy_json).Statement[0].Resource == [output.functions.WebSocketResponder.arn]
+    error_message = "The expiry sweep is on by default, and its role may only invoke the responder."
   }
 
   assert {
@@ -119,6 +126,24 @@ run "without_fan_out_the_responder_only_posts" {
   assert {
     condition     = !contains(keys(output.environment.WebSocketResponder), "TABLE_CONNECTIONS")
     error_message = "Without fan-out the responder gets no table."
+  }
+
+  assert {
+    condition     = output.expiry_sweep == null
+    error_message = "Without the table there is no expiry sweep."
+  }
+}
+
+run "the_expiry_sweep_can_be_turned_off" {
+  command = apply
+
+  variables {
+    expiry_sweep = false
+  }
+
+  assert {
+    condition     = output.expiry_sweep == null
+    error_message = "expiry_sweep = false deploys no schedule."
   }
 }
 

@@ -18,8 +18,9 @@ run "the_schema_is_design_section_2" {
     condition = jsonencode({ for g in aws_dynamodb_table.this.global_secondary_index : g.name => [g.hash_key, g.range_key, g.projection_type] }) == jsonencode({
       GSI1 = ["gsi1pk", "gsi1sk", "INCLUDE"]
       GSI2 = ["gsi2pk", "gsi2sk", "INCLUDE"]
+      GSI3 = ["gsi3pk", "gsi3sk", "INCLUDE"]
     })
-    error_message = "GSI1 (conversation) and GSI2 (user) must be keyed as in shared/src/record.rs."
+    error_message = "GSI1 (conversation), GSI2 (user) and GSI3 (token expiry) must be keyed as in shared/src/record.rs."
   }
 
   assert {
@@ -71,7 +72,7 @@ run "a_bad_table_name_is_refused" {
   expect_failures = [var.name]
 }
 
-run "provisioned_scales_the_table_and_both_indexes" {
+run "provisioned_scales_the_table_and_every_index" {
   command = plan
 
   variables {
@@ -97,8 +98,10 @@ run "provisioned_scales_the_table_and_both_indexes" {
       "table/ws-connection-test-connections/index/GSI1 dynamodb:index:WriteCapacityUnits 5-50",
       "table/ws-connection-test-connections/index/GSI2 dynamodb:index:ReadCapacityUnits 5-100",
       "table/ws-connection-test-connections/index/GSI2 dynamodb:index:WriteCapacityUnits 5-50",
+      "table/ws-connection-test-connections/index/GSI3 dynamodb:index:ReadCapacityUnits 5-100",
+      "table/ws-connection-test-connections/index/GSI3 dynamodb:index:WriteCapacityUnits 5-50",
     ])
-    error_message = "Reads and writes of the table and both indexes scale within the bounds."
+    error_message = "Reads and writes of the table and every index scale within the bounds."
   }
 
   assert {
