@@ -444,3 +444,84 @@ async fn the_console_shows_each_connection_with_its_user_conversation_messages_a
     assert!(later["logs"]["lines"].as_array().unwrap().len() < lines.len());
     stack.stop().await;
 }
+
+/// The records of `user`'s connections.
+async fn records_of_user(stack: &Stack, user: &str) -> Vec<Value> {
+    stack.records().await.into_iter().filter(|r| r["userId"] == user).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_banned_users_sockets_close_and_are_recorded_while_the_others_still_receive_a_fan_out() {
+    // GIVEN two sockets of mallory and one of alice, in one conversation
+    let stack = Stack::start(|_| {}).await;
+    let mut banned = [stack.open("mallory", "conv-ban").await, stack.open("mallory", "conv-ban").await];
+    let mut alice = stack.open("alice", "conv-ban").await;
+
+    // WHEN an operator bans mallory: one call to the responder
+    let ban = json!({ "action": "disconnect", "userId": "mallory", "reason": "banned" });
+    let (_, _, answer) = stack.invoke("WebSocketResponder", &ban).await;
+    assert_eq!(
+        answer,
+        json!({ "statusCode": 200, "targets": 2, "closed": 2, "gone": 0, "failed": 0, "throttled": 0, "retried": 0 })
+    );
+
+    // THEN both of mallory's sockets are closed by the server, as API Gateway's DeleteConnection does
+    for socket in &mut banned {
+        assert_eq!(next_close(socket, 10).await, (1000, "Connection deleted".to_owned()));
+    }
+    // AND their $disconnects were recorded, each record saying why it ended
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let records = records_of_user(&stack, "mallory").await;
+        if records.len() == 2 && records.iter().all(|r| r["status"] == "DISCONNECTED") {
+            assert!(records.iter().all(|r| r["closeReason"] == "banned"), "{records:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "mallory's $disconnects: {records:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // AND alice is still connected and still receives the conversation's messages
+    let fan_out = json!({ "conversationId": "conv-ban", "messageType": "system", "payload": { "text": "still here" } });
+    let (_, _, answer) = stack.invoke("WebSocketResponder", &fan_out).await;
+    assert_eq!(answer["posted"], 1, "{answer}");
+    let received: Value = serde_json::from_str(&next_text(&mut alice, 10).await).unwrap();
+    assert_eq!(received["payload"]["text"], "still here");
+    assert_eq!(records_of_user(&stack, "alice").await[0]["status"], "CONNECTED");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_expiry_sweep_closes_the_socket_whose_token_expired_and_only_that_one() {
+    // GIVEN a socket whose token expired 10 s ago (within the authorizer's 30 s leeway, so it was
+    // let in), one with a valid token
+    let stack = Stack::start(|_| {}).await;
+    let expired = stack
+        .running()
+        .app
+        .issuer
+        .token(&ws_local::issuer::TokenRequest {
+            sub: "late".into(),
+            ttl_seconds: Some(-10),
+            claims: serde_json::Map::new(),
+        })
+        .unwrap();
+    let (mut late, _) = stack.connect(&format!("token={expired}&correlationId=conv-exp"), &[]).await.expect("accepted");
+    let mut fresh = stack.open("fresh", "conv-exp").await;
+
+    // WHEN the schedule's event reaches the responder
+    let (_, _, answer) = stack.invoke("WebSocketResponder", &json!({ "action": "disconnect", "expired": true })).await;
+
+    // THEN only the expired one is closed, and its record says so
+    assert_eq!((answer["targets"].as_u64(), answer["closed"].as_u64()), (Some(1), Some(1)), "{answer}");
+    assert_eq!(next_close(&mut late, 10).await.0, 1000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while records_of_user(&stack, "late").await[0]["status"] != "DISCONNECTED" {
+        assert!(tokio::time::Instant::now() < deadline, "the $disconnect of the expired socket");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(records_of_user(&stack, "late").await[0]["closeReason"], "expired");
+    let still = records_of_user(&stack, "fresh").await;
+    assert_eq!(still[0]["status"], "CONNECTED");
+    fresh.send(Message::Ping(vec![1].into())).await.expect("the valid one is still open");
+    stack.stop().await;
+}
