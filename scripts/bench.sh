@@ -14,6 +14,10 @@
 #            and their ratios; then the same for the other three functions, ours only
 #   fanout   WebSocketResponder fan-out to 1,000 connections (moto + the Management API stand-in
 #            of the responder's tests, all on loopback); median of 5 runs. Target ≤ 0.5 s.
+#   fanout-quota  WebSocketResponder against a Management API stand-in with an account quota (a token
+#            bucket, burst a tenth of a second; 30 ms per post) and FANOUT_CONCURRENCY=128: 20,000
+#            connections (QUOTA_CONNECTIONS) at 500 and 5,000 posts/s; posts/s ÷ quota, refused
+#            share, invocations. Target ≥ 0.8× the quota with ≤ 15 % refused.
 #   local    the local stack (release ws-local + release function binaries + moto with the table
 #            from terraform/envs/local), driven by local/examples/load.rs: connect → record
 #            latency p50/p99 (authorizer + ConnectFunction + the DynamoDB put); posts/s through
@@ -34,7 +38,7 @@ ensure_venv
 export PATH="$VENV/bin:$PATH"
 
 sections=("$@")
-((${#sections[@]})) || sections=(build coldstart fanout local)
+((${#sections[@]})) || sections=(build coldstart fanout fanout-quota local)
 artifacts=(python3 "$ROOT/scripts/lambda_artifacts.py")
 functions() { "${artifacts[@]}" functions lambda.manifest.json | awk -F'\t' '$1 == "function" { print $2 }'; }
 mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1048576:.2f} MiB')" "$1"; }
@@ -195,6 +199,34 @@ PY
   write_section fanout "$out"
 }
 
+bench_fanout_quota() {
+  local out="$work/fanout-quota.md" lines="" rate count="${QUOTA_CONNECTIONS:-20000}"
+  start_moto
+  for rate in 500 5000; do
+    log "fan-out of $count connections against a quota of $rate posts/s (release test build)"
+    lines+="$(DYNAMODB_ENDPOINT="$MOTO_ENDPOINT" QUOTA_RATE="$rate" QUOTA_BURST=$((rate / 10)) QUOTA_CONNECTIONS="$count" \
+      cargo test --release -p ws-responder --test responder a_fan_out_offered_far_more_concurrency -- --nocapture 2>/dev/null \
+      | grep '^quota-bench ')"$'\n'
+  done
+  [[ -n "${lines//$'\n'/}" ]] || die "the quota benchmark printed nothing"
+  python3 - "$(machine)" "$lines" > "$out" <<'PY'
+import sys
+machine, lines = sys.argv[1], [l for l in sys.argv[2].splitlines() if l.strip()]
+print("## Fan-out at the Management API quota\n")
+print(f"{machine}. One fan-out (release build, FANOUT_CONCURRENCY=128: far more than the quota allows) to a")
+print("conversation in moto, posting to a stand-in that, like an account, takes a token bucket of posts/s (burst")
+print("a tenth of a second) at 30 ms per post and answers the rest 429 LimitExceededException. Every connection")
+print("got the message exactly once in each run (the test asserts it). Target: ≥ 0.8× the quota, ≤ 15 % refused.\n")
+print("| quota | connections | time | posts/s | ÷ quota | refused | invocations | target |\n|---:|---:|---:|---:|---:|---:|---:|---|")
+for line in lines:
+    f = dict(kv.split("=", 1) for kv in line.split()[1:])
+    ok = float(f["ratio"]) >= 0.8 and float(f["share"]) <= 0.15
+    print(f"| {int(f['rate']):,}/s | {int(f['connections']):,} | {float(f['seconds']):.1f} s | {float(f['posts_per_second']):,.0f} | "
+          f"{float(f['ratio']):.2f}× | {int(f['refused']):,} ({float(f['share']) * 100:.1f} %) | {f['invocations']} | {'met' if ok else 'NOT met'} |")
+PY
+  write_section fanout-quota "$out"
+}
+
 bench_local() {
   local out="$work/local.md" port pid load=target/release/examples/load
   log "release build of the functions, ws-local and the load tool"
@@ -257,6 +289,7 @@ for section in "${sections[@]}"; do
     build) bench_build ;;
     coldstart) bench_coldstart ;;
     fanout) bench_fanout ;;
+    fanout-quota) bench_fanout_quota ;;
     local) bench_local ;;
     *) die "unknown section '$section'; use: build coldstart fanout local" ;;
   esac

@@ -570,12 +570,21 @@ fn sum(answers: &[Value], field: &str) -> u64 {
     answers.iter().map(|a| a[field].as_u64().unwrap_or(0)).sum()
 }
 
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// `QUOTA_RATE`, `QUOTA_BURST` and `QUOTA_CONNECTIONS` make it the bench's measure
+/// (`scripts/bench.sh fanout-quota`: 20,000 connections at 500 and 5,000 posts/s); it prints one
+/// `quota-bench` line. The rate is reported, never asserted (shared machines are noisy).
 #[tokio::test]
 async fn a_fan_out_offered_far_more_concurrency_than_the_quota_delivers_every_message_once_with_few_refusals() {
     // GIVEN 1,000 connections and a Management API that, like an account, takes 500 posts/s
     // (burst 100) and 30 ms per post, and a fan-out allowed 128 posts in flight (4 × the quota)
-    let ids: Vec<String> = (0..1000).map(|i| format!("q{i:04}=")).collect();
-    let quota = support::Quota::new(500.0, 100.0);
+    let (rate, burst, count) = (knob("QUOTA_RATE", 500), knob("QUOTA_BURST", 100), knob("QUOTA_CONNECTIONS", 1000));
+    let ids: Vec<String> = (0..count).map(|i| format!("q{i:05}=")).collect();
+    #[allow(clippy::cast_precision_loss)]
+    let quota = support::Quota::new(rate as f64, burst as f64);
     let standin =
         StandIn::with_quota(ids.clone(), std::time::Duration::from_millis(30), quota, Vec::<String>::new()).await;
     let h = Harness::new(&[("FANOUT_CONCURRENCY", "128")], true).await;
@@ -592,16 +601,22 @@ async fn a_fan_out_offered_far_more_concurrency_than_the_quota_delivers_every_me
 
     // THEN every connection got the message exactly once, nothing failed, and few were refused
     let per_id = deliveries(&standin);
-    assert_eq!(per_id.len(), 1000, "{answers:?}");
+    assert_eq!(per_id.len() as u64, count, "{answers:?}");
     assert!(per_id.values().all(|&n| n == 1), "a connection got the message twice");
-    assert_eq!((sum(&answers, "posted"), sum(&answers, "failed")), (1000, 0), "{answers:?}");
-    let refused = standin.refused().len();
+    assert_eq!((sum(&answers, "posted"), sum(&answers, "failed")), (count, 0), "{answers:?}");
+    let refused = standin.refused().len() as u64;
     #[allow(clippy::cast_precision_loss)]
-    let share = refused as f64 / (refused + 1000) as f64;
-    assert_eq!(sum(&answers, "throttled"), refused as u64, "the answer counts every 429: {answers:?}");
-    assert!(share <= 0.15, "{refused} of {} requests refused ({share:.2})", refused + 1000);
-    // The rate is measured by scripts/bench.sh (fanout-quota); here it is only reported.
-    println!("quota 500/s: {:.0} posts/s, {refused} refused ({:.1}%)", 1000.0 / took, share * 100.0);
+    let share = refused as f64 / (refused + count) as f64;
+    assert_eq!(sum(&answers, "throttled"), refused, "the answer counts every 429: {answers:?}");
+    assert!(share <= 0.15, "{refused} of {} requests refused ({share:.2})", refused + count);
+    #[allow(clippy::cast_precision_loss)]
+    let posts_per_second = count as f64 / took;
+    println!(
+        "quota-bench rate={rate} connections={count} seconds={took:.2} posts_per_second={posts_per_second:.0} \
+         ratio={:.2} refused={refused} share={share:.3} invocations={}",
+        posts_per_second / rate as f64,
+        answers.len()
+    );
 }
 
 #[tokio::test]
