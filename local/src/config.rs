@@ -80,6 +80,12 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub stage: String,
     pub api_id: String,
+    /// The region this instance stands for (`AWS_REGION` of its functions, the region part of
+    /// its Management API's routed path). Two instances on one table stand for two regions.
+    pub region: String,
+    /// Other instances (`http://host:port`) that stand for other regions: a Management API call
+    /// routed to an API this instance does not serve goes to them (`/{region}/{apiId}/{stage}/…`).
+    pub peers: Vec<String>,
     pub manifest: PathBuf,
     /// Where the functions' binaries are (`target/debug`, `target/release`): one per package.
     pub bin_dir: PathBuf,
@@ -105,6 +111,8 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             stage: "local".into(),
             api_id: "local".into(),
+            region: REGION.into(),
+            peers: Vec::new(),
             manifest: root.join("lambda.manifest.json"),
             bin_dir: root.join("target/debug"),
             table: DEFAULT_TABLE.into(),
@@ -157,6 +165,11 @@ impl Endpoints {
     pub fn management(&self) -> String {
         format!("{}/{}", self.base, self.stage)
     }
+    /// The responder's `WS_ENDPOINT_TEMPLATE`: every API's Management API, by region and id,
+    /// through this instance (which serves its own and hands the others to its peers).
+    pub fn management_template(&self) -> String {
+        format!("{}/{{region}}/{{apiId}}/{{stage}}", self.base)
+    }
     pub fn issuer(&self) -> String {
         format!("{}/issuer", self.base)
     }
@@ -186,7 +199,10 @@ pub fn functions(
     }
     let local: BTreeMap<&str, String> = BTreeMap::from([
         ("TABLE_CONNECTIONS", settings.table.clone()),
-        ("WS_ENDPOINT", endpoints.management()),
+        // This API's Management API in the template's shape, so the responder knows which API a
+        // 410 from it speaks for (a record that names its API is marked GONE only by that API).
+        ("WS_ENDPOINT", format!("{}/{}/{}/{}", endpoints.base, settings.region, settings.api_id, endpoints.stage)),
+        ("WS_ENDPOINT_TEMPLATE", endpoints.management_template()),
         ("JWT_ISSUER", endpoints.issuer()),
         ("JWT_AUDIENCE", LOCAL_AUDIENCE.to_owned()),
         ("MARK_GONE", "true".to_owned()),
@@ -221,8 +237,8 @@ pub fn functions(
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", f.name)),
-            ("AWS_REGION", REGION.into()),
-            ("AWS_DEFAULT_REGION", REGION.into()),
+            ("AWS_REGION", settings.region.clone()),
+            ("AWS_DEFAULT_REGION", settings.region.clone()),
             // Lambda hands every function its role's credentials; locally, moto accepts any.
             ("AWS_ACCESS_KEY_ID", "local".into()),
             ("AWS_SECRET_ACCESS_KEY", "local".into()),
@@ -299,7 +315,8 @@ mod tests {
         assert!(!connect.contains_key("WS_ENDPOINT"), "only what a function declares");
         assert_eq!(env("disconnectWS")["TABLE_CONNECTIONS"], "other");
         let responder = env("WebSocketResponder");
-        assert_eq!(responder["WS_ENDPOINT"], "http://127.0.0.1:9/local");
+        assert_eq!(responder["WS_ENDPOINT"], "http://127.0.0.1:9/us-east-1/local/local");
+        assert_eq!(responder["WS_ENDPOINT_TEMPLATE"], "http://127.0.0.1:9/{region}/{apiId}/{stage}");
         assert_eq!(responder["MARK_GONE"], "true");
         let authorizer = env("ConnectAuthorizer");
         assert_eq!(authorizer["JWT_ISSUER"], "http://127.0.0.1:9/issuer");

@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Serve the WebSocket endpoint, the Management API, the Invoke API and the token issuer,
     /// running each function of the manifest as its real binary.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Print a token signed by a running ws-local's issuer (for ?token= or Authorization: Bearer).
     Token(Token),
 }
@@ -45,6 +45,17 @@ struct Serve {
     /// The API's stage: ws://HOST:PORT/STAGE.
     #[arg(long, default_value = "local")]
     stage: String,
+    /// The region this instance stands for (its functions' `AWS_REGION`). Run a second instance on
+    /// the same table with another --region, --api-id and port to try two regions.
+    #[arg(long, default_value = ws_local::config::REGION)]
+    region: String,
+    /// The API id of this instance (requestContext.apiId, kept on each record).
+    #[arg(long, default_value = "local")]
+    api_id: String,
+    /// Another instance (http://HOST:PORT) that stands for another region: Management API calls
+    /// for an API this one does not serve go there. Repeatable.
+    #[arg(long = "peer", value_name = "URL")]
+    peers: Vec<String>,
     #[arg(long, default_value = "lambda.manifest.json")]
     manifest: PathBuf,
     /// Where the functions' binaries are (one per Cargo package).
@@ -100,7 +111,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Token(args) => runtime.block_on(token(args)),
     };
     match result {
@@ -118,7 +129,9 @@ async fn serve(args: Serve) -> Result<(), String> {
     let settings = Settings {
         listen: SocketAddr::new(args.host, args.port),
         stage: args.stage,
-        api_id: "local".into(),
+        api_id: args.api_id,
+        region: args.region,
+        peers: args.peers,
         manifest: args.manifest,
         bin_dir: args.bin_dir,
         table: args.table,

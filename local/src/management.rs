@@ -16,6 +16,52 @@ use crate::state::App;
 /// What the client sees when the connection is deleted, and what `$disconnect` reports.
 pub const DELETED: (u16, &str) = (1000, "Connection deleted");
 
+/// Marks a call one instance handed to another, so it is never handed on again.
+const FORWARDED: &str = "x-ws-local-forwarded";
+
+/// `/{region}/{apiId}/{stage}/@connections/{id}`: the Management API of one API in one region,
+/// as the responder's `WS_ENDPOINT_TEMPLATE` addresses it. This instance's own API is served here;
+/// another's goes to the peers (`--peer`), each standing for its region, as on AWS each API has
+/// its own endpoint. An API nobody serves is a 403 `ForbiddenException`, as API Gateway answers
+/// for an unknown API.
+pub async fn routed(
+    State(app): State<Arc<App>>,
+    Path((region, api, stage, id)): Path<(String, String, String, String)>,
+    req: Request,
+) -> Response<Body> {
+    let settings = &app.settings;
+    if region == settings.region && api == settings.api_id && stage == settings.stage {
+        return handle(State(app), Path(id), req).await;
+    }
+    if req.headers().contains_key(FORWARDED) {
+        return http::aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, settings.limits.max_message_bytes + 1).await else {
+        return http::aws_error(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException", "Message too large.");
+    };
+    let path = parts.uri.path();
+    for peer in &settings.peers {
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let Ok(request) = hyper::Request::builder()
+            .method(parts.method.clone())
+            .uri(format!("{}{path}", peer.trim_end_matches('/')))
+            .header(FORWARDED, "1")
+            .body(Body::new(body.clone()))
+        else {
+            continue;
+        };
+        let Ok(answer) = client.request(request).await else { continue };
+        if answer.status() == StatusCode::FORBIDDEN {
+            continue; // not that peer's API
+        }
+        let (parts, body) = answer.into_parts();
+        let Ok(body) = http_body_util::BodyExt::collect(body).await else { continue };
+        return Response::from_parts(parts, Body::new(body.to_bytes()));
+    }
+    http::aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
+}
+
 /// `/{stage}/@connections/{id}` (the id percent-decoded by the router).
 pub async fn handle(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response<Body> {
     let gone = || {

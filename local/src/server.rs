@@ -105,6 +105,7 @@ fn router(app: Arc<App>) -> Router {
         .route(&format!("/{stage}"), any(gateway::handshake))
         .route(&format!("/{stage}/"), any(gateway::handshake))
         .route(&format!("/{stage}/@connections/{{id}}"), any(management::handle))
+        .route("/{region}/{api}/{stage}/@connections/{id}", any(management::routed))
         .route("/2015-03-31/functions/{name}/invocations", post(invoke_api::handle))
         .route(
             "/issuer/.well-known/jwks.json",
@@ -127,7 +128,8 @@ fn not_found(stage: &str) -> Response<Body> {
     http::json(
         StatusCode::NOT_FOUND,
         &json!({ "message": format!(
-            "Not found: ws-local serves /{stage} (WebSocket), /{stage}/@connections/{{id}}, \
+            "Not found: ws-local serves /{stage} (WebSocket), /{stage}/@connections/{{id}} (also as \
+             /{{region}}/{{apiId}}/{stage}/@connections/{{id}}), \
              /2015-03-31/functions/{{name}}/invocations, /issuer and the console at /_console"
         ) }),
     )

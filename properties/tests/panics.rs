@@ -11,7 +11,7 @@ use ws_properties::{Handlers, events};
 use ws_shared::deadline::Deadline;
 use ws_shared::id::ConnectionId;
 use ws_shared::memory::MemoryStore;
-use ws_shared::record::{ConnectionRecord, Disconnection, Tombstone};
+use ws_shared::record::{ConnectionRecord, Disconnection, Route, Tombstone};
 use ws_shared::store::{
     Audience, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, Page, PutOutcome, StoreError,
 };
@@ -51,8 +51,14 @@ impl ConnectionStore for PanicsOnce {
     ) -> Result<Page, StoreError> {
         self.inner.connected_page(a, after, limit, d).await
     }
-    async fn mark_gone(&self, id: &ConnectionId, at: DateTime<Utc>, d: &Deadline) -> Result<GoneOutcome, StoreError> {
-        self.inner.mark_gone(id, at, d).await
+    async fn mark_gone(
+        &self,
+        id: &ConnectionId,
+        via: Option<&Route>,
+        at: DateTime<Utc>,
+        d: &Deadline,
+    ) -> Result<GoneOutcome, StoreError> {
+        self.inner.mark_gone(id, via, at, d).await
     }
     async fn expired_page(
         &self,

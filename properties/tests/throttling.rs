@@ -109,6 +109,8 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
                 stage: None,
                 expires_at: now + chrono::Duration::hours(1),
                 token_expires_at: None,
+                api_id: None,
+                region: None,
             };
             store.put_connection(&record, &no_hurry()).await.unwrap();
         }

@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::iso_millis;
 use crate::deadline::Deadline;
 use crate::id::ConnectionId;
-use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
+use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, attr, keys};
 use crate::store::{
     Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, Existing, ExpiredPage, GoneOutcome, Page, PutOutcome,
     StoreError,
@@ -207,6 +207,8 @@ pub fn record_item(record: &ConnectionRecord) -> HashMap<String, AttributeValue>
         (attr::USER_AGENT, &record.user_agent),
         (attr::DOMAIN_NAME, &record.domain_name),
         (attr::STAGE, &record.stage),
+        (attr::API_ID, &record.api_id),
+        (attr::REGION, &record.region),
     ];
     for (name, value) in optional {
         if let Some(value) = value {
@@ -241,6 +243,23 @@ pub fn existing<H: std::hash::BuildHasher>(item: Option<&HashMap<String, Attribu
         Some(item) if item.contains_key(keys::PK) => Existing::Tombstone,
         _ => Existing::Unknown,
     }
+}
+
+/// The route of an item, when it names its API, stage and region.
+pub fn route_of<H: std::hash::BuildHasher>(item: &HashMap<String, AttributeValue, H>) -> Option<Route> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Some(Route { api_id: text(attr::API_ID)?, stage: text(attr::STAGE)?, region: text(attr::REGION)? })
+}
+
+/// The routes of the listed items that have one, by connection.
+fn routes(items: &[HashMap<String, AttributeValue>]) -> HashMap<ConnectionId, Route> {
+    items
+        .iter()
+        .filter_map(|item| {
+            let id = ConnectionId::parse(item.get(attr::CONNECTION_ID)?.as_s().ok()?.as_str()).ok()?;
+            Some((id, route_of(item)?))
+        })
+        .collect()
 }
 
 /// A stored item that does not have the shape this code writes.
@@ -364,7 +383,10 @@ impl ConnectionStore for DynamoStore {
             .index_name(index)
             .key_condition_expression("#pk = :pk")
             .filter_expression("#status = :connected")
-            .projection_expression("#connectionId")
+            .projection_expression("#connectionId, #apiId, #stage, #region")
+            .expression_attribute_names("#apiId", attr::API_ID)
+            .expression_attribute_names("#stage", attr::STAGE)
+            .expression_attribute_names("#region", attr::REGION)
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#connectionId", attr::CONNECTION_ID)
@@ -398,7 +420,7 @@ impl ConnectionStore for DynamoStore {
                     .ok_or_else(|| self.error("Query", MalformedItem("the last evaluated key has no CONN# pk")))
             })
             .transpose()?;
-        Ok(Page { ids, resume_after })
+        Ok(Page { ids, routes: routes(output.items()), resume_after })
     }
 
     async fn expired_page(
@@ -427,7 +449,10 @@ impl ConnectionStore for DynamoStore {
             .index_name(keys::GSI3)
             .key_condition_expression("#pk = :pk AND #sk < :cutoff")
             .filter_expression("#status = :connected")
-            .projection_expression("#connectionId, #sk")
+            .projection_expression("#connectionId, #sk, #apiId, #stage, #region")
+            .expression_attribute_names("#apiId", attr::API_ID)
+            .expression_attribute_names("#stage", attr::STAGE)
+            .expression_attribute_names("#region", attr::REGION)
             .expression_attribute_names("#pk", keys::GSI3PK)
             .expression_attribute_names("#sk", keys::GSI3SK)
             .expression_attribute_names("#status", attr::STATUS)
@@ -459,7 +484,7 @@ impl ConnectionStore for DynamoStore {
                     .ok_or_else(|| self.error("Query", MalformedItem("the last evaluated key has no gsi3sk")))
             })
             .transpose()?;
-        Ok(ExpiredPage { entries, resume_after })
+        Ok(ExpiredPage { entries, routes: routes(output.items()), resume_after })
     }
 
     async fn note_closing(
@@ -503,28 +528,42 @@ impl ConnectionStore for DynamoStore {
     async fn mark_gone(
         &self,
         connection_id: &ConnectionId,
+        via: Option<&Route>,
         at: DateTime<Utc>,
         deadline: &Deadline,
     ) -> Result<GoneOutcome, StoreError> {
-        let result = self
+        // Only a 410 from the connection's own API says it is gone (another region's API, or
+        // another stage, answers 410 for a connection it never had).
+        let own_api = if via.is_some() {
+            "(attribute_not_exists(#apiId) OR (#apiId = :apiId AND #region = :region AND #stage = :stage))"
+        } else {
+            "attribute_not_exists(#apiId)"
+        };
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(connection_id)))
-            .condition_expression("attribute_exists(#pk) AND #status = :connected")
+            .condition_expression(format!("attribute_exists(#pk) AND #status = :connected AND {own_api}"))
             .update_expression("SET #status = :gone, #updatedAt = :now REMOVE #gsi3pk, #gsi3sk")
             .expression_attribute_names("#gsi3pk", keys::GSI3PK)
             .expression_attribute_names("#gsi3sk", keys::GSI3SK)
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#updatedAt", attr::UPDATED_AT)
+            .expression_attribute_names("#apiId", attr::API_ID)
             .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
             .expression_attribute_values(":gone", s(ConnectionStatus::Gone.as_str()))
-            .expression_attribute_values(":now", s(iso_millis(at)))
-            .customize()
-            .config_override(self.budget("UpdateItem", Call::Item, deadline)?)
-            .send()
-            .await;
+            .expression_attribute_values(":now", s(iso_millis(at)));
+        if let Some(route) = via {
+            request = request
+                .expression_attribute_names("#region", attr::REGION)
+                .expression_attribute_names("#stage", attr::STAGE)
+                .expression_attribute_values(":apiId", s(route.api_id.as_str()))
+                .expression_attribute_values(":region", s(route.region.as_str()))
+                .expression_attribute_values(":stage", s(route.stage.as_str()));
+        }
+        let result = request.customize().config_override(self.budget("UpdateItem", Call::Item, deadline)?).send().await;
         match result {
             Ok(_) => Ok(GoneOutcome::Marked),
             Err(err)

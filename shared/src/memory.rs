@@ -16,7 +16,7 @@ use crate::clock::iso_millis;
 use crate::deadline::Deadline;
 use crate::dynamo::{self, key, record_item, tombstone_item};
 use crate::id::ConnectionId;
-use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, attr, keys};
+use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, attr, keys};
 use crate::store::{
     Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, Page, PutOutcome, StoreError,
 };
@@ -63,6 +63,17 @@ impl MemoryStore {
         items.insert(pk, item);
         PutOutcome::Created
     }
+}
+
+/// The routes of listed items that have one, by connection (as the adapter reads them).
+fn routes(items: &[&Item]) -> HashMap<ConnectionId, Route> {
+    items
+        .iter()
+        .filter_map(|item| {
+            let id = ConnectionId::parse(item.get(attr::CONNECTION_ID)?.as_s().ok()?.as_str()).ok()?;
+            Some((id, dynamo::route_of(item)?))
+        })
+        .collect()
 }
 
 impl ConnectionStore for MemoryStore {
@@ -122,20 +133,31 @@ impl ConnectionStore for MemoryStore {
         } else {
             None
         };
-        let ids = read
-            .iter()
+        let connected: Vec<&Item> = read
+            .into_iter()
             .filter(|item| text(item, attr::STATUS).as_deref() == Some(ConnectionStatus::Connected.as_str()))
-            .filter_map(|item| ConnectionId::parse(text(item, attr::CONNECTION_ID)?).ok())
             .collect();
-        Ok(Page { ids, resume_after })
+        let ids =
+            connected.iter().filter_map(|item| ConnectionId::parse(text(item, attr::CONNECTION_ID)?).ok()).collect();
+        Ok(Page { ids, routes: routes(&connected), resume_after })
     }
 
-    async fn mark_gone(&self, id: &ConnectionId, at: DateTime<Utc>, _: &Deadline) -> Result<GoneOutcome, StoreError> {
+    async fn mark_gone(
+        &self,
+        id: &ConnectionId,
+        via: Option<&Route>,
+        at: DateTime<Utc>,
+        _: &Deadline,
+    ) -> Result<GoneOutcome, StoreError> {
         let mut items = self.items();
         let Some(item) = items.get_mut(&pk_of(id)) else { return Ok(GoneOutcome::NotConnected) };
         if item.get(attr::STATUS).and_then(|v| v.as_s().ok()).map(String::as_str)
             != Some(ConnectionStatus::Connected.as_str())
         {
+            return Ok(GoneOutcome::NotConnected);
+        }
+        // As the adapter's condition: a record that names its API is marked only by its own API.
+        if item.contains_key(attr::API_ID) && dynamo::route_of(item).as_ref() != via {
             return Ok(GoneOutcome::NotConnected);
         }
         item.insert(attr::STATUS.into(), s(ConnectionStatus::Gone.as_str()));
@@ -166,12 +188,16 @@ impl ConnectionStore for MemoryStore {
         let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
         let read: Vec<(&String, &Item)> = index.iter().take(limit).collect();
         let resume_after = if read.len() == limit { read.last().map(|(sort, _)| (*sort).clone()) } else { None };
-        let entries = read
+        let connected: Vec<&(&String, &Item)> = read
             .iter()
             .filter(|(_, item)| text(item, attr::STATUS).as_deref() == Some(ConnectionStatus::Connected.as_str()))
+            .collect();
+        let entries = connected
+            .iter()
             .filter_map(|(sort, _)| Some((keys::connection_of_expiry(sort)?, (*sort).clone())))
             .collect();
-        Ok(ExpiredPage { entries, resume_after })
+        let items: Vec<&Item> = connected.iter().map(|(_, item)| *item).collect();
+        Ok(ExpiredPage { entries, routes: routes(&items), resume_after })
     }
 
     async fn note_closing(

@@ -94,6 +94,10 @@ pub mod attr {
     pub const CLOSE_REASON: &str = "closeReason";
     /// The authorizer's token expiry (epoch seconds, a number), when an authorizer gave one.
     pub const TOKEN_EXP: &str = "tokenExp";
+    /// The WebSocket API the connection came through (`requestContext.apiId`).
+    pub const API_ID: &str = "apiId";
+    /// The region of that API (where `ConnectFunction` ran).
+    pub const REGION: &str = "region";
     /// Epoch seconds; the table's TTL attribute.
     pub const TTL: &str = "ttl";
 }
@@ -139,6 +143,26 @@ pub struct ConnectionRecord {
     /// When the token the connection was authorized with expires (epoch seconds); `None` when no
     /// authorizer ran (such a connection is never closed for expiry).
     pub token_expires_at: Option<i64>,
+    /// The API id (`requestContext.apiId`) and the region `ConnectFunction` ran in: with `stage`,
+    /// where the connection lives ([`ConnectionRecord::route`]).
+    pub api_id: Option<String>,
+    pub region: Option<String>,
+}
+
+impl ConnectionRecord {
+    /// The API, stage and region of the connection, when all three are known.
+    pub fn route(&self) -> Option<Route> {
+        Some(Route { api_id: self.api_id.clone()?, stage: self.stage.clone()?, region: self.region.clone()? })
+    }
+}
+
+/// Where a connection lives: its WebSocket API, stage and region. Posts and closes go through
+/// that API's Management endpoint, never another one (a 410 from another API means nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub api_id: String,
+    pub stage: String,
+    pub region: String,
 }
 
 /// What `$disconnect` records.
@@ -205,8 +229,11 @@ mod tests {
             assert_eq!(indexes[index]["range_key"], sk, "{index}");
         }
         assert_eq!(schema["ttl_attribute"], attr::TTL);
-        // A fan-out reads the connection id and filters on the status (dynamo.rs's Query), so the
-        // indexes must project exactly those.
-        assert_eq!(schema["index_projection"], serde_json::json!([attr::CONNECTION_ID, attr::STATUS]));
+        // A fan-out reads the connection id and where it lives, and filters on the status
+        // (dynamo.rs's Query), so the indexes must project exactly those.
+        assert_eq!(
+            schema["index_projection"],
+            serde_json::json!([attr::CONNECTION_ID, attr::STATUS, attr::API_ID, attr::STAGE, attr::REGION])
+        );
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::deadline::Deadline;
 use crate::id::{ConnectionId, ConversationId, UserId};
 use crate::log::error_chain;
-use crate::record::{ConnectionRecord, Disconnection, Tombstone, keys};
+use crate::record::{ConnectionRecord, Disconnection, Route, Tombstone, keys};
 
 /// Outcome of recording a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +101,9 @@ pub struct StoreError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
     pub ids: Vec<ConnectionId>,
+    /// Where each listed connection lives, for those whose record says (written by a
+    /// `ConnectFunction` that records it; older records have no route).
+    pub routes: std::collections::HashMap<ConnectionId, Route>,
     /// Where the next page starts (after this connection, in index order); `None` when the index
     /// has no more entries for the audience.
     pub resume_after: Option<ConnectionId>,
@@ -111,6 +114,8 @@ pub struct Page {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpiredPage {
     pub entries: Vec<(ConnectionId, String)>,
+    /// Where each listed connection lives, when its record says.
+    pub routes: std::collections::HashMap<ConnectionId, Route>,
     /// The sort key the next page starts after; `None` when the shard has no more expired entries.
     pub resume_after: Option<String>,
 }
@@ -174,10 +179,14 @@ pub trait ConnectionStore: Send + Sync {
         deadline: &Deadline,
     ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send;
 
-    /// Marks a connection `GONE` (a post found it gone), only while it is still `CONNECTED`.
+    /// Marks a connection `GONE` (a post found it gone), only while it is still `CONNECTED` and
+    /// only when the 410 came from the connection's own API: `via` is the API that answered
+    /// (`None`: not known, e.g. a custom domain), and a record that names its API is marked only by
+    /// a 410 from that API.
     fn mark_gone(
         &self,
         connection_id: &ConnectionId,
+        via: Option<&Route>,
         at: DateTime<Utc>,
         deadline: &Deadline,
     ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send;

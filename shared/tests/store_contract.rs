@@ -6,7 +6,7 @@ use chrono::Duration;
 use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::memory::MemoryStore;
-use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection, Tombstone, keys};
+use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, keys};
 use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, PutOutcome};
 use ws_shared::testing::{FixedClock, ReadBack, fresh_table, no_hurry};
 
@@ -28,6 +28,8 @@ fn record(connection: &str, conversation: &str, user: Option<&str>) -> Connectio
         stage: Some("prod".into()),
         expires_at: now + Duration::hours(3),
         token_expires_at: None,
+        api_id: None,
+        region: None,
     }
 }
 
@@ -164,14 +166,14 @@ mod rules {
     pub async fn gone_is_marked_only_while_connected(store: impl ConnectionStore + ReadBack) {
         let at = FixedClock::default().0;
         store.put_connection(&record("f=", "conv-1", None), &no_hurry()).await.unwrap();
-        assert_eq!(store.mark_gone(&id("f="), at, &no_hurry()).await.unwrap(), GoneOutcome::Marked);
-        assert_eq!(store.mark_gone(&id("f="), at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
-        assert_eq!(store.mark_gone(&id("missing="), at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
+        assert_eq!(store.mark_gone(&id("f="), None, at, &no_hurry()).await.unwrap(), GoneOutcome::Marked);
+        assert_eq!(store.mark_gone(&id("f="), None, at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
+        assert_eq!(store.mark_gone(&id("missing="), None, at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
         assert!(store.connection(&id("missing="), &no_hurry()).await.unwrap().is_none(), "gone creates nothing");
 
         store.put_connection(&record("g=", "conv-1", None), &no_hurry()).await.unwrap();
         store.mark_disconnected(&disconnection("g=", 1000, 1), &no_hurry()).await.unwrap();
-        assert_eq!(store.mark_gone(&id("g="), at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
+        assert_eq!(store.mark_gone(&id("g="), None, at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
         let stored = store.connection(&id("g="), &no_hurry()).await.unwrap().unwrap();
         assert_eq!(stored.status, ConnectionStatus::Disconnected, "a disconnect is never overwritten by gone");
     }
@@ -185,7 +187,7 @@ mod rules {
         store.put_connection(&record("other=", "conv-other", Some("u-m")), &no_hurry()).await.unwrap();
         store.put_connection(&record("anon=", "conv-m", None), &no_hurry()).await.unwrap();
         store.mark_disconnected(&disconnection("m3=", 1000, 1), &no_hurry()).await.unwrap();
-        store.mark_gone(&id("m5="), FixedClock::default().0, &no_hurry()).await.unwrap();
+        store.mark_gone(&id("m5="), None, FixedClock::default().0, &no_hurry()).await.unwrap();
 
         let expected: Vec<String> =
             ["anon=", "m0=", "m1=", "m2=", "m4=", "m6=", "m7=", "m8=", "m9="].map(str::to_owned).to_vec();
@@ -227,12 +229,55 @@ mod rules {
 
         // AND a connection leaves the index when it closes or is found gone
         store.mark_disconnected(&disconnection("x0=", 1000, 1), &no_hurry()).await.unwrap();
-        store.mark_gone(&id("x1="), FixedClock::default().0, &no_hurry()).await.unwrap();
+        store.mark_gone(&id("x1="), None, FixedClock::default().0, &no_hurry()).await.unwrap();
         assert!(!store.connection(&id("x0="), &no_hurry()).await.unwrap().unwrap().in_expiry_index);
         let left = expired_of(&store, now, 1000).await;
         assert!(
             !left.contains(&"x0=".to_owned()) && !left.contains(&"x1=".to_owned()) && left.contains(&"x2=".to_owned())
         );
+    }
+
+    pub async fn only_a_410_from_the_connections_own_api_marks_it_gone(store: impl ConnectionStore + ReadBack) {
+        let at = FixedClock::default().0;
+        let own = Route { api_id: "apiA".into(), stage: "prod".into(), region: "us-east-1".into() };
+        let other = Route { api_id: "apiB".into(), stage: "prod".into(), region: "eu-west-1".into() };
+        let routed = ConnectionRecord {
+            api_id: Some(own.api_id.clone()),
+            region: Some(own.region.clone()),
+            ..record("routed=", "conv-1", None)
+        };
+        store.put_connection(&routed, &no_hurry()).await.unwrap();
+        store.put_connection(&record("unrouted=", "conv-1", None), &no_hurry()).await.unwrap();
+        // Another region's API, or an API we cannot name (a custom domain), says nothing.
+        assert_eq!(
+            store.mark_gone(&id("routed="), Some(&other), at, &no_hurry()).await.unwrap(),
+            GoneOutcome::NotConnected
+        );
+        assert_eq!(store.mark_gone(&id("routed="), None, at, &no_hurry()).await.unwrap(), GoneOutcome::NotConnected);
+        let stored = store.connection(&id("routed="), &no_hurry()).await.unwrap().unwrap();
+        assert_eq!(stored.status, ConnectionStatus::Connected, "a live connection is never marked by another API");
+        assert_eq!(store.mark_gone(&id("routed="), Some(&own), at, &no_hurry()).await.unwrap(), GoneOutcome::Marked);
+        // A record from before routes: any API's 410 (the seed's behaviour).
+        assert_eq!(
+            store.mark_gone(&id("unrouted="), Some(&other), at, &no_hurry()).await.unwrap(),
+            GoneOutcome::Marked
+        );
+        // The listing says where each lives.
+        let page = store.connected_page(&conversation("conv-1"), None, 100, &no_hurry()).await.unwrap();
+        assert!(page.ids.is_empty(), "both are GONE now");
+        store
+            .put_connection(
+                &ConnectionRecord {
+                    api_id: Some("apiA".into()),
+                    region: Some("us-east-1".into()),
+                    ..record("r2=", "conv-2", None)
+                },
+                &no_hurry(),
+            )
+            .await
+            .unwrap();
+        let page = store.connected_page(&conversation("conv-2"), None, 100, &no_hurry()).await.unwrap();
+        assert_eq!(page.routes.get(&id("r2=")), Some(&own));
     }
 
     pub async fn the_reason_for_a_close_is_kept_by_the_disconnect_that_follows(store: impl ConnectionStore + ReadBack) {
@@ -286,4 +331,5 @@ contract!(
     an_audience_is_its_connected_records_in_index_order_across_pages,
     expired_tokens_are_listed_until_their_connection_closes,
     the_reason_for_a_close_is_kept_by_the_disconnect_that_follows,
+    only_a_410_from_the_connections_own_api_marks_it_gone,
 );

@@ -91,6 +91,9 @@ pub struct Config {
     pub client_info: ClientInfo,
     /// `MAX_CONNECTIONS_PER_USER`, when set.
     pub max_connections_per_user: Option<NonZeroU32>,
+    /// `AWS_REGION` (Lambda sets it): the region of the API this function serves, kept on each
+    /// record so posts go through that region's Management API.
+    pub region: Option<String>,
     pub common: Common,
 }
 
@@ -116,6 +119,7 @@ impl Config {
                 MAX_PER_USER_LIMIT,
                 "use a whole number from 1 to 10000, or leave it unset for no limit",
             )?,
+            region: env.var("AWS_REGION").filter(|r| !r.trim().is_empty()),
             common: Common::from_env(env)?,
         })
     }
@@ -162,6 +166,7 @@ pub struct Connect<S> {
     origin_secret: Option<Secret>,
     client_info: ClientInfo,
     max_per_user: Option<NonZeroU32>,
+    region: Option<String>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     invocations: Invocations<Metric>,
@@ -185,6 +190,7 @@ impl<S: ConnectionStore> Connect<S> {
             origin_secret: config.origin_secret.clone(),
             client_info: config.client_info,
             max_per_user: config.max_connections_per_user,
+            region: config.region.clone(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
             invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),
@@ -262,6 +268,8 @@ impl<S: ConnectionStore> Connect<S> {
             conversation_id,
             user_id,
             token_expires_at,
+            api_id: ctx.apiid.clone().filter(|id| !id.is_empty()),
+            region: self.region.clone(),
         };
         let authenticated = record.user_id.is_some();
         // Settling an unknown outcome needs more tries than the put: it gets two thirds.

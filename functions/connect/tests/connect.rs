@@ -528,3 +528,16 @@ async fn an_authorizer_exp_that_is_not_epoch_seconds_is_refused_because_its_life
         assert_eq!(h.item(&id).await, None, "{exp}: nothing recorded");
     }
 }
+
+#[tokio::test]
+async fn the_record_keeps_the_api_stage_and_region_the_connection_lives_in() {
+    // Lambda sets AWS_REGION; requestContext carries the API id and the stage.
+    let h = Harness::with_env(&[("AWS_REGION", "eu-west-1")]).await;
+    assert_eq!(h.connect(sample_event()).await["statusCode"], 200);
+    let item = h.item(CONNECTION_ID).await.unwrap();
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    assert_eq!(
+        (text("apiId"), text("stage"), text("region")),
+        (Some("abcd1234".into()), Some("prod".into()), Some("eu-west-1".into()))
+    );
+}

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use ws_shared::id::ConnectionId;
-use ws_shared::record::keys;
+use ws_shared::record::{Route, keys};
 use ws_shared::store::Audience;
 
 const VERSION: &str = "v2";
@@ -55,15 +55,27 @@ struct Body {
     /// The sweep's GSI3 shard.
     #[serde(default, skip_serializing_if = "is_zero")]
     s: u8,
-    /// Connections owed a retry: `[id, tries, strikes]`.
+    /// Connections owed a retry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    o: Vec<(String, u8, u8)>,
+    o: Vec<OwedBody>,
+}
+
+/// One owed connection: id, tries, strikes, and `[apiId, stage, region]` when its record named
+/// its API (the retry goes through the same API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct OwedBody {
+    i: String,
+    t: u8,
+    s: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<(String, String, String)>,
 }
 
 /// A connection a continuation still owes the message (its post was throttled).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwedPost {
     pub id: ConnectionId,
+    pub route: Option<Route>,
     pub tries: u8,
     pub strikes: u8,
 }
@@ -133,7 +145,16 @@ pub fn encode(fan_out: &Target, digest: &str, resume: &Resume) -> String {
         m: digest.to_owned(),
         a: resume.position.after.clone(),
         s: resume.position.shard,
-        o: resume.owed.iter().map(|o| (o.id.as_str().to_owned(), o.tries, o.strikes)).collect(),
+        o: resume
+            .owed
+            .iter()
+            .map(|o| OwedBody {
+                i: o.id.as_str().to_owned(),
+                t: o.tries,
+                s: o.strikes,
+                r: o.route.as_ref().map(|r| (r.api_id.clone(), r.stage.clone(), r.region.clone())),
+            })
+            .collect(),
     };
     let json = serde_json::to_vec(&body).expect("a cursor body serializes");
     let encoded = URL_SAFE_NO_PAD.encode(json);
@@ -177,7 +198,10 @@ pub fn decode(raw: &str, fan_out: &Target, digest: &str) -> Result<Resume, Curso
         owed: body
             .o
             .into_iter()
-            .map(|(id, tries, strikes)| Ok(OwedPost { id: parse(id)?, tries, strikes }))
+            .map(|o| {
+                let route = o.r.map(|(api_id, stage, region)| Route { api_id, stage, region });
+                Ok(OwedPost { id: parse(o.i)?, route, tries: o.t, strikes: o.s })
+            })
             .collect::<Result<_, CursorError>>()?,
     })
 }
@@ -196,7 +220,11 @@ mod tests {
     fn a_cursor_round_trips_to_its_position() {
         let audience = conversation("conv-1");
         let digest = message_digest(b"{\"m\":1}");
-        let owed = vec![OwedPost { id: ConnectionId::parse("owed1=").unwrap(), tries: 2, strikes: 1 }];
+        let route = Route { api_id: "abc".into(), stage: "prod".into(), region: "eu-west-1".into() };
+        let owed = vec![
+            OwedPost { id: ConnectionId::parse("owed1=").unwrap(), route: None, tries: 2, strikes: 1 },
+            OwedPost { id: ConnectionId::parse("owed2=").unwrap(), route: Some(route), tries: 1, strikes: 0 },
+        ];
         let resume = Resume { position: Position { shard: 0, after: Some("abc123=".into()) }, owed };
         assert_eq!(decode(&encode(&audience, &digest, &resume), &audience, &digest), Ok(resume));
         assert_eq!(decode(&encode(&audience, &digest, &Resume::default()), &audience, &digest), Ok(Resume::default()));

@@ -2,12 +2,99 @@
 
 use std::fmt;
 
+use ws_shared::record::Route;
 use ws_shared::url::{self, UrlError};
 
 /// An `https://{domain}/{stage}` Management API endpoint (or `http://` on a loopback host, for
-/// local stacks), without a trailing slash.
+/// local stacks), without a trailing slash, and the API it reaches when known: then requests are
+/// signed for that API's region, and a 410 from it may mark the connection `GONE`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Endpoint(String);
+pub struct Endpoint {
+    url: String,
+    route: Option<Route>,
+}
+
+/// The default [`EndpointTemplate`]: an API's own Management endpoint.
+pub const AWS_TEMPLATE: &str = "https://{apiId}.execute-api.{region}.amazonaws.com/{stage}";
+
+/// How a connection's API, stage and region become its Management endpoint
+/// (`WS_ENDPOINT_TEMPLATE`, placeholders `{apiId}`, `{region}`, `{stage}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointTemplate(String);
+
+impl EndpointTemplate {
+    /// Checks `raw` by rendering it for a sample route.
+    pub fn parse(raw: &str, source_name: &'static str) -> Result<Self, EndpointError> {
+        let template = Self(raw.trim().trim_end_matches('/').to_owned());
+        if !template.0.contains("{apiId}") {
+            return Err(EndpointError::Template { source_name });
+        }
+        let sample = Route { api_id: "abc123".into(), stage: "prod".into(), region: "us-east-1".into() };
+        Endpoint::parse(&template.fill(&sample), source_name)?;
+        Ok(template)
+    }
+
+    fn fill(&self, route: &Route) -> String {
+        self.0.replace("{apiId}", &route.api_id).replace("{region}", &route.region).replace("{stage}", &route.stage)
+    }
+
+    /// `endpoint` with its route when its URL has this template's shape (e.g. a `WS_ENDPOINT` of a
+    /// local stack that serves the template's paths): then a 410 from it is known to come from
+    /// that API.
+    pub fn recognize(&self, endpoint: Endpoint) -> Endpoint {
+        if endpoint.route.is_some() {
+            return endpoint;
+        }
+        let route = self.route_of(&endpoint.url);
+        Endpoint { route, ..endpoint }
+    }
+
+    /// The route whose rendering is `url`, if any: placeholders match a non-empty run of
+    /// characters up to the literal text that follows them.
+    fn route_of(&self, url: &str) -> Option<Route> {
+        let (mut api_id, mut region, mut stage) = (None, None, None);
+        let mut rest = url;
+        let mut template = self.0.as_str();
+        while !template.is_empty() {
+            if let Some(after) = template.strip_prefix('{') {
+                let (name, tail) = after.split_once('}')?;
+                let literal_end = tail.find('{').unwrap_or(tail.len());
+                let literal = &tail[..literal_end];
+                let end = if literal.is_empty() { rest.len() } else { rest.find(literal)? };
+                let value = &rest[..end];
+                if value.is_empty() || value.contains('/') && name != "stage" {
+                    return None;
+                }
+                match name {
+                    "apiId" => api_id = Some(value.to_owned()),
+                    "region" => region = Some(value.to_owned()),
+                    "stage" => stage = Some(value.to_owned()),
+                    _ => return None,
+                }
+                rest = &rest[end..];
+                template = tail;
+            } else {
+                let literal_end = template.find('{').unwrap_or(template.len());
+                rest = rest.strip_prefix(&template[..literal_end])?;
+                template = &template[literal_end..];
+            }
+        }
+        rest.is_empty().then_some(())?;
+        Some(Route { api_id: api_id?, stage: stage?, region: region? })
+    }
+
+    /// The endpoint of `route`'s API, signed for its region.
+    pub fn render(&self, route: &Route) -> Result<Endpoint, EndpointError> {
+        let endpoint = Endpoint::parse(&self.fill(route), "WS_ENDPOINT_TEMPLATE")?;
+        Ok(Endpoint { route: Some(route.clone()), ..endpoint })
+    }
+}
+
+impl Default for EndpointTemplate {
+    fn default() -> Self {
+        Self(AWS_TEMPLATE.to_owned())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
@@ -27,6 +114,11 @@ pub enum EndpointError {
          or invoke with requestContext.domainName and requestContext.stage"
     )]
     Missing,
+    #[error(
+        "{source_name} must name the API with {{apiId}} (and may use {{region}} and {{stage}}), \
+         e.g. https://{{apiId}}.execute-api.{{region}}.amazonaws.com/{{stage}}"
+    )]
+    Template { source_name: &'static str },
 }
 
 impl Endpoint {
@@ -41,17 +133,44 @@ impl Endpoint {
         if uri.query().is_some() {
             return Err(EndpointError::Invalid { source_name });
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self { url: raw.to_owned(), route: execute_api_route(raw) })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.url
     }
+
+    /// The API this endpoint reaches, when known: rendered from a record's route, or an
+    /// `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}` URL. `None` for a custom
+    /// domain or a local stack.
+    pub fn route(&self) -> Option<&Route> {
+        self.route.as_ref()
+    }
+
+    /// The region to sign for, when the endpoint says.
+    pub fn region(&self) -> Option<&str> {
+        self.route.as_ref().map(|route| route.region.as_str())
+    }
+}
+
+/// The route an execute-api URL names (`https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`).
+fn execute_api_route(url: &str) -> Option<Route> {
+    let rest = url.strip_prefix("https://")?;
+    let (host, stage) = rest.split_once('/')?;
+    let mut labels = host.split('.');
+    let (api_id, service, region) = (labels.next()?, labels.next()?, labels.next()?);
+    let domain: Vec<&str> = labels.collect();
+    let amazon = domain == ["amazonaws", "com"] || domain == ["amazonaws", "com", "cn"];
+    (service == "execute-api" && amazon && !stage.is_empty() && !stage.contains('/')).then(|| Route {
+        api_id: api_id.to_owned(),
+        stage: stage.to_owned(),
+        region: region.to_owned(),
+    })
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.url)
     }
 }
 
@@ -90,6 +209,42 @@ mod tests {
         assert_eq!(resolve(None, Some(&env), ctx).unwrap().as_str(), "https://env.example.com/dev");
         assert_eq!(resolve(None, None, ctx).unwrap().as_str(), "https://ctx.example.com/stage");
         assert_eq!(resolve(None, None, None), Err(EndpointError::Missing));
+    }
+
+    #[test]
+    fn an_execute_api_endpoint_names_its_api_and_region_and_a_custom_domain_does_not() {
+        let aws = Endpoint::parse("https://abc.execute-api.eu-west-1.amazonaws.com/prod", "wsEndpoint").unwrap();
+        let route = Route { api_id: "abc".into(), stage: "prod".into(), region: "eu-west-1".into() };
+        assert_eq!(aws.route(), Some(&route));
+        assert_eq!(aws.region(), Some("eu-west-1"));
+        let custom = Endpoint::parse("https://ws.example.com/prod", "wsEndpoint").unwrap();
+        assert_eq!(custom.route(), None);
+    }
+
+    #[test]
+    fn a_template_renders_each_connections_own_endpoint() {
+        let route = Route { api_id: "xyz9".into(), stage: "live".into(), region: "ap-south-1".into() };
+        let aws = EndpointTemplate::default().render(&route).unwrap();
+        assert_eq!(aws.as_str(), "https://xyz9.execute-api.ap-south-1.amazonaws.com/live");
+        assert_eq!(aws.route(), Some(&route));
+        let local = EndpointTemplate::parse("http://127.0.0.1:4510/{region}/{apiId}/{stage}", "WS_ENDPOINT_TEMPLATE")
+            .unwrap()
+            .render(&route)
+            .unwrap();
+        assert_eq!(local.as_str(), "http://127.0.0.1:4510/ap-south-1/xyz9/live");
+        assert_eq!(local.region(), Some("ap-south-1"), "signed for the connection's region");
+        let template = EndpointTemplate::parse("http://127.0.0.1:4510/{region}/{apiId}/{stage}", "t").unwrap();
+        let plain = Endpoint::parse("http://127.0.0.1:4510/eu-west-1/api9/prod", "WS_ENDPOINT").unwrap();
+        let known = template.recognize(plain);
+        assert_eq!(
+            known.route(),
+            Some(&Route { api_id: "api9".into(), stage: "prod".into(), region: "eu-west-1".into() })
+        );
+        let other = Endpoint::parse("http://127.0.0.1:4510/prod", "WS_ENDPOINT").unwrap();
+        assert_eq!(template.recognize(other).route(), None, "another shape names no API");
+        for bad in ["https://ws.example.com/{stage}", "wss://{apiId}.example.com/x", "http://example.com/{apiId}"] {
+            assert!(EndpointTemplate::parse(bad, "WS_ENDPOINT_TEMPLATE").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -59,11 +59,11 @@ use ws_shared::invocation::Invocations;
 use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
-use ws_shared::record::keys;
+use ws_shared::record::{Route, keys};
 use ws_shared::store::{Audience, ConnectionStore, GoneOutcome, StoreError};
 
 use crate::cursor::Position;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointError, EndpointTemplate};
 use crate::event::{CloseRequest, CloseTarget, Invocation, MAX_MESSAGE_BYTES, Target};
 use crate::management::{PostError, Poster};
 use crate::pacing::{Pacer, Signal};
@@ -76,6 +76,7 @@ ws_shared::metrics! {
 }
 
 pub const WS_ENDPOINT: &str = "WS_ENDPOINT";
+pub const WS_ENDPOINT_TEMPLATE: &str = "WS_ENDPOINT_TEMPLATE";
 pub const MARK_GONE: &str = "MARK_GONE";
 pub const FANOUT_CONCURRENCY: &str = "FANOUT_CONCURRENCY";
 pub const FANOUT_PAGE_SIZE: &str = "FANOUT_PAGE_SIZE";
@@ -91,6 +92,10 @@ const MIN_CALL: Duration = Duration::from_millis(50);
 pub struct Config {
     /// `WS_ENDPOINT`, when set.
     pub ws_endpoint: Option<Endpoint>,
+    /// `WS_ENDPOINT_TEMPLATE`: a connection whose record names its API, stage and region is
+    /// posted (and closed) through this endpoint of that API (default: the API's own
+    /// `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`).
+    pub ws_endpoint_template: EndpointTemplate,
     /// `TABLE_CONNECTIONS`: needed for fan-out and for `MARK_GONE`.
     pub table: Option<String>,
     /// `MARK_GONE`: mark a single target's record `GONE` on 410 (fan-out always does).
@@ -123,6 +128,18 @@ impl Config {
                 })
             })
             .transpose()?;
+        let ws_endpoint_template = env
+            .var(WS_ENDPOINT_TEMPLATE)
+            .map(|raw| {
+                EndpointTemplate::parse(&raw, WS_ENDPOINT_TEMPLATE).map_err(|_| ConfigError::Invalid {
+                    name: WS_ENDPOINT_TEMPLATE,
+                    value: raw,
+                    hint: "use a URL with {apiId} (and {region}, {stage}), e.g. \
+                           https://{apiId}.execute-api.{region}.amazonaws.com/{stage} (http:// only on loopback)",
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
         let table = env.var(config::TABLE_CONNECTIONS).is_some().then(|| config::table_name(env)).transpose()?;
         let mark_gone = config::flag(env, MARK_GONE, false)?;
         if mark_gone && table.is_none() {
@@ -133,6 +150,7 @@ impl Config {
         }
         Ok(Self {
             ws_endpoint,
+            ws_endpoint_template,
             table,
             mark_gone,
             fanout_concurrency: config::count(env, FANOUT_CONCURRENCY, 32, 1000, "use a whole number from 1 to 1000")?,
@@ -287,13 +305,14 @@ impl Listing<'_> {
         let read = match self {
             Self::Audience(audience) => {
                 let after = from.after.as_deref().and_then(|id| ConnectionId::parse(id).ok());
-                store.connected_page(audience, after.as_ref(), limit, deadline).await.map(|page| {
+                store.connected_page(audience, after.as_ref(), limit, deadline).await.map(|mut page| {
                     let entries = page
                         .ids
                         .into_iter()
                         .map(|id| {
                             let past = Position { shard: 0, after: Some(id.as_str().to_owned()) };
-                            (id, past)
+                            let route = page.routes.remove(&id);
+                            (id, past, route)
                         })
                         .collect();
                     let next = page.resume_after.map_or(Next::Done, |id| {
@@ -303,12 +322,15 @@ impl Listing<'_> {
                 })
             }
             Self::Expired { now } => {
-                store.expired_page(from.shard, *now, from.after.as_deref(), limit, deadline).await.map(|page| {
+                store.expired_page(from.shard, *now, from.after.as_deref(), limit, deadline).await.map(|mut page| {
                     let shard = from.shard;
                     let entries = page
                         .entries
                         .into_iter()
-                        .map(|(id, sort)| (id, Position { shard, after: Some(sort) }))
+                        .map(|(id, sort)| {
+                            let route = page.routes.remove(&id);
+                            (id, Position { shard, after: Some(sort) }, route)
+                        })
                         .collect();
                     let next = match page.resume_after {
                         Some(sort) => Next::After(Position { shard, after: Some(sort) }),
@@ -345,6 +367,7 @@ pub struct Responder<P, S> {
     poster: P,
     store: Option<S>,
     ws_endpoint: Option<Endpoint>,
+    template: EndpointTemplate,
     mark_gone: bool,
     concurrency: usize,
     max_rate: Option<u32>,
@@ -381,6 +404,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             poster,
             store,
             ws_endpoint: config.ws_endpoint.clone(),
+            template: config.ws_endpoint_template.clone(),
             mark_gone: config.mark_gone,
             concurrency: config.fanout_concurrency.get() as usize,
             max_rate: config.fanout_max_rate.map(NonZeroU32::get),
@@ -429,9 +453,14 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             span.record("correlationId", correlation.as_str());
         }
         let context = request.context.as_ref().map(|(domain, stage)| (domain.as_str(), stage.as_str()));
-        let endpoint = match endpoint::resolve(request.ws_endpoint.as_deref(), self.ws_endpoint.as_ref(), context) {
-            Ok(endpoint) => endpoint,
-            Err(err) => return Outcome::refused(400, err),
+        let fallback = endpoint::resolve(request.ws_endpoint.as_deref(), self.ws_endpoint.as_ref(), context)
+            .map(|endpoint| self.template.recognize(endpoint));
+        // A connection whose record names its API needs no endpoint from the caller; any other
+        // needs one, and a bad one is refused whatever the target.
+        let endpoint = match (&fallback, &request.target) {
+            (Err(EndpointError::Missing), Target::FanOut(_)) => None,
+            (Err(err), _) => return Outcome::refused(400, err),
+            (Ok(endpoint), _) => Some(endpoint.clone()),
         };
         let body = serde_json::to_vec(&request.envelope).expect("an envelope of JSON values always serializes");
         if body.len() > MAX_MESSAGE_BYTES {
@@ -446,6 +475,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
 
         match &request.target {
             Target::One(id) => {
+                let endpoint = endpoint.expect("a single target has an endpoint (checked above)");
                 let delivery = self.deliver_one(&endpoint, id, Op::Post(&body), deadline, counters).await;
                 match delivery {
                     Delivery::Posted => {
@@ -466,7 +496,8 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             }
             Target::FanOut(audience) => {
                 let listing = Listing::Audience(audience);
-                self.fan_out(&listing, request.cursor.as_deref(), &endpoint, Op::Post(&body), deadline, counters).await
+                let fallback = endpoint.as_ref();
+                self.fan_out(&listing, request.cursor.as_deref(), fallback, Op::Post(&body), deadline, counters).await
             }
         }
     }
@@ -476,13 +507,15 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
     async fn close(&self, request: CloseRequest, deadline: &Deadline, counters: &mut Counters<'_, Metric>) -> Outcome {
         let context = request.context.as_ref().map(|(domain, stage)| (domain.as_str(), stage.as_str()));
         let endpoint = match endpoint::resolve(request.ws_endpoint.as_deref(), self.ws_endpoint.as_ref(), context) {
-            Ok(endpoint) => endpoint,
+            Ok(endpoint) => Some(self.template.recognize(endpoint)),
+            Err(EndpointError::Missing) if !matches!(request.target, CloseTarget::One(_)) => None,
             Err(err) => return Outcome::refused(400, err),
         };
         let op = Op::Close(&request.reason);
         let listing = match &request.target {
             CloseTarget::One(id) => {
                 tracing::Span::current().record("connectionId", id.as_str());
+                let endpoint = endpoint.expect("a single target has an endpoint (checked above)");
                 let delivery = self.deliver_one(&endpoint, id, op, deadline, counters).await;
                 let mut tally = Tally { targets: 1, ..Tally::default() };
                 tally.count(delivery);
@@ -493,14 +526,14 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             CloseTarget::Audience(audience) => Listing::Audience(audience),
             CloseTarget::Expired => Listing::Expired { now: self.clock.now().timestamp() },
         };
-        self.fan_out(&listing, request.cursor.as_deref(), &endpoint, op, deadline, counters).await
+        self.fan_out(&listing, request.cursor.as_deref(), endpoint.as_ref(), op, deadline, counters).await
     }
 
     async fn fan_out(
         &self,
         listing: &Listing<'_>,
         cursor: Option<&str>,
-        endpoint: &Endpoint,
+        fallback: Option<&Endpoint>,
         op: Op<'_>,
         deadline: &Deadline,
         counters: &mut Counters<'_, Metric>,
@@ -522,7 +555,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 .owed
                 .into_iter()
                 .map(|o| Owed {
-                    attempt: Attempt { id: o.id, tries: o.tries, strikes: o.strikes },
+                    attempt: Attempt { id: o.id, route: o.route, tries: o.tries, strikes: o.strikes },
                     ready: Instant::now(),
                 })
                 .collect(),
@@ -550,7 +583,14 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 let mut own = self.invocations.metrics().start();
                 in_flight.push(async move {
                     let started = Instant::now();
-                    let delivery = self.deliver(endpoint, &attempt.id, op, deadline, true, &mut own).await;
+                    let delivery = match self.endpoint_of(&attempt, fallback) {
+                        Ok(endpoint) => self.deliver(&endpoint, &attempt.id, op, deadline, true, &mut own).await,
+                        Err(err) => {
+                            own.incr(Metric::Errors);
+                            error!(connectionId = attempt.id.as_str(), error = %err, "no endpoint for this connection");
+                            Delivery::Failed
+                        }
+                    };
                     (attempt, ticket, delivery, own, started.elapsed())
                 });
             }
@@ -585,6 +625,15 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             }
         }
         run.finish(&listing.target(), &digest, op, counters)
+    }
+
+    /// Where a connection is posted (or closed): through its own API when its record says which
+    /// (`WS_ENDPOINT_TEMPLATE`), else through the endpoint the seed's order gives.
+    fn endpoint_of(&self, attempt: &Attempt, fallback: Option<&Endpoint>) -> Result<Endpoint, EndpointError> {
+        match &attempt.route {
+            Some(route) => self.template.render(route),
+            None => fallback.cloned().ok_or(EndpointError::Missing),
+        }
     }
 
     fn concurrency_max(&self) -> u32 {
@@ -658,7 +707,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             Err(PostError::Gone) => {
                 counters.incr(Metric::Gone);
                 if mark_gone && let Some(store) = &self.store {
-                    match store.mark_gone(id, self.clock.now(), deadline).await {
+                    match store.mark_gone(id, endpoint.route(), self.clock.now(), deadline).await {
                         Ok(GoneOutcome::Marked) => debug!(connectionId = id.as_str(), "record marked GONE"),
                         Ok(GoneOutcome::NotConnected) => {
                             debug!(connectionId = id.as_str(), "record already not CONNECTED; left as it was");
@@ -714,17 +763,22 @@ struct Owed {
 #[derive(Debug, Clone)]
 struct Attempt {
     id: ConnectionId,
+    /// Where it lives, when its record says.
+    route: Option<Route>,
     /// Tries so far.
     tries: u8,
     /// Throttles that were this connection's own (the others went through).
     strikes: u8,
 }
 
+/// A listed connection: its id, the position just past it, and where it lives (when known).
+type Listed = (ConnectionId, Position, Option<Route>);
+
 /// An index page that came back: where it started, and its connections with the position just
 /// past each, and where the next page starts.
 struct PageRead {
     from: Position,
-    read: Result<(Vec<(ConnectionId, Position)>, Next), StoreError>,
+    read: Result<(Vec<Listed>, Next), StoreError>,
 }
 
 /// One invocation's share of a fan-out: what is left to do, and what happened so far.
@@ -732,8 +786,9 @@ struct FanOut {
     pacer: Pacer,
     /// Throttled connections, each waiting for its backoff to end (at most [`MAX_OWED`]).
     owed: VecDeque<Owed>,
-    /// Connections of the pages read and not taken yet, each with the position just past it.
-    buffer: VecDeque<(ConnectionId, Position)>,
+    /// Connections of the pages read and not taken yet, each with the position just past it and
+    /// where it lives.
+    buffer: VecDeque<Listed>,
     next: Next,
     /// Every connection up to here (in index order) has been taken (called, or owed) or was not
     /// a target.
@@ -760,10 +815,10 @@ impl FanOut {
         if self.owed.len() >= MAX_OWED {
             return None;
         }
-        let (id, past) = self.buffer.pop_front()?;
+        let (id, past, route) = self.buffer.pop_front()?;
         self.position = past;
         self.counts.targets += 1;
-        Some(Attempt { id, tries: 0, strikes: 0 })
+        Some(Attempt { id, route, tries: 0, strikes: 0 })
     }
 
     /// The answer: the counts, and a cursor unless every connection was dealt with.
@@ -776,6 +831,7 @@ impl FanOut {
                 .iter()
                 .map(|o| cursor::OwedPost {
                     id: o.attempt.id.clone(),
+                    route: o.attempt.route.clone(),
                     tries: o.attempt.tries,
                     strikes: o.attempt.strikes,
                 })

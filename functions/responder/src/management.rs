@@ -76,8 +76,9 @@ where
 
 type ClientFactory = dyn Fn(&Endpoint) -> Client + Send + Sync;
 
-/// The Management API, with one SDK client per endpoint, built on first use and kept for the
-/// life of the process (each holds its own connection pool).
+/// The Management API, with one SDK client per endpoint (and so per API and region, each signed
+/// for its region), built on first use and kept for the life of the process (each holds its own
+/// connection pool).
 pub struct ManagementApi {
     make_client: Arc<ClientFactory>,
     clients: Mutex<HashMap<Endpoint, Client>>,
@@ -125,7 +126,13 @@ impl ManagementApi {
     pub fn new(sdk: &SdkConfig) -> Self {
         let base = config::Builder::from(sdk).retry_config(retry_config()).retry_classifier(NoThrottleRetries);
         Self::with_factory(move |endpoint: &Endpoint| {
-            Client::from_conf(base.clone().endpoint_url(endpoint.as_str()).build())
+            let mut config = base.clone().endpoint_url(endpoint.as_str());
+            // Signed for the region of the API the endpoint reaches (another region's API
+            // refuses a signature for this one).
+            if let Some(region) = endpoint.region() {
+                config = config.region(aws_config::Region::new(region.to_owned()));
+            }
+            Client::from_conf(config.build())
         })
     }
 

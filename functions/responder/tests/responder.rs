@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
 use serde_json::{Value, json};
-use support::{StandIn, is_sigv4};
+use support::{StandIn, is_sigv4, signed_region};
 use ws_responder::management::ManagementApi;
 use ws_responder::{Config, Responder};
 use ws_shared::dynamo::DynamoStore;
@@ -92,6 +92,19 @@ impl Harness {
 
     /// A record whose token expires `exp` (epoch seconds) when given.
     async fn connect_expiring(&self, id: &str, conversation: &str, user: Option<&str>, exp: Option<i64>) {
+        self.connect_routed(id, conversation, user, exp, None).await;
+    }
+
+    /// A record that names where it lives (`api`, `stage`, `region`), as `ConnectFunction`
+    /// writes them since issue 23.
+    async fn connect_routed(
+        &self,
+        id: &str,
+        conversation: &str,
+        user: Option<&str>,
+        exp: Option<i64>,
+        route: Option<(&str, &str, &str)>,
+    ) {
         let now = FixedClock::default().0;
         let record = ConnectionRecord {
             connection_id: ConnectionId::parse(id).unwrap(),
@@ -102,9 +115,11 @@ impl Harness {
             ip: None,
             user_agent: None,
             domain_name: None,
-            stage: None,
+            stage: route.map(|(_, stage, _)| stage.to_owned()),
             expires_at: now + chrono::Duration::hours(3),
             token_expires_at: exp,
+            api_id: route.map(|(api, _, _)| api.to_owned()),
+            region: route.map(|(_, _, region)| region.to_owned()),
         };
         self.store().put_connection(&record, &no_hurry()).await.expect("put");
     }
@@ -610,11 +625,11 @@ async fn a_fan_out_offered_far_more_concurrency_than_the_quota_delivers_every_me
     assert_eq!(sum(&answers, "throttled"), refused, "the answer counts every 429: {answers:?}");
     assert!(share <= 0.15, "{refused} of {} requests refused ({share:.2})", refused + count);
     #[allow(clippy::cast_precision_loss)]
-    let posts_per_second = count as f64 / took;
+    let (posts_per_second, quota_rate) = (count as f64 / took, rate as f64);
     println!(
         "quota-bench rate={rate} connections={count} seconds={took:.2} posts_per_second={posts_per_second:.0} \
          ratio={:.2} refused={refused} share={share:.3} invocations={}",
-        posts_per_second / rate as f64,
+        posts_per_second / quota_rate,
         answers.len()
     );
 }
@@ -688,10 +703,9 @@ fn cursor_digest(event: &Value) -> String {
 }
 
 fn close_event(endpoint: &str, target: Value) -> Value {
-    let mut event = json!({"action": "disconnect", "wsEndpoint": endpoint});
-    for (key, value) in target.as_object().unwrap() {
-        event[key] = value.clone();
-    }
+    let mut event = target;
+    event["action"] = json!("disconnect");
+    event["wsEndpoint"] = json!(endpoint);
     event
 }
 
@@ -793,4 +807,61 @@ async fn a_close_of_a_connection_already_gone_marks_it_gone() {
         json!({"statusCode": 200, "targets": 1, "closed": 0, "gone": 1, "failed": 0, "throttled": 0, "retried": 0})
     );
     assert_eq!(h.status("left=").await, "GONE");
+}
+
+#[tokio::test]
+async fn records_of_two_regions_are_each_posted_once_through_their_own_api_signed_for_its_region() {
+    // GIVEN one conversation with connections in us-east-1, in eu-west-1, and one that came
+    // through a custom domain (its record still names its API), and a Management API stand-in
+    // reached through WS_ENDPOINT_TEMPLATE; neither wsEndpoint nor WS_ENDPOINT is given
+    let standin = StandIn::start(["use1=", "euw1=", "custom="]).await;
+    let template = format!("http://{}/{{region}}/{{apiId}}/{{stage}}", standin.addr);
+    let h = Harness::new(&[("WS_ENDPOINT_TEMPLATE", template.as_str())], true).await;
+    h.connect_routed("use1=", "conv-global", None, None, Some(("apiA", "prod", "us-east-1"))).await;
+    h.connect_routed("euw1=", "conv-global", None, None, Some(("apiB", "prod", "eu-west-1"))).await;
+    h.connect_routed("custom=", "conv-global", None, None, Some(("apiC", "live", "us-east-1"))).await;
+    let mut event = sample_event();
+    let object = event.as_object_mut().unwrap();
+    object.remove("connectionId");
+    object.remove("wsEndpoint");
+    object.insert("conversationId".into(), json!("conv-global"));
+
+    let answer = h.invoke(event).await;
+
+    // THEN each was posted exactly once, through its own API's path, signed for its region
+    assert_eq!(answer["posted"], 3, "{answer}");
+    let mut posts: Vec<(String, String, Option<String>)> =
+        standin.posts().iter().map(|p| (p.connection_id.clone(), p.stage.clone(), signed_region(p))).collect();
+    posts.sort();
+    assert_eq!(
+        posts,
+        [
+            ("custom=".into(), "us-east-1/apiC/live".into(), Some("us-east-1".into())),
+            ("euw1=".into(), "eu-west-1/apiB/prod".into(), Some("eu-west-1".into())),
+            ("use1=".into(), "us-east-1/apiA/prod".into(), Some("us-east-1".into())),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_record_without_its_api_is_still_reached_by_the_seeds_order() {
+    // GIVEN a record written before ConnectFunction kept the API, and one that names its API
+    let standin = StandIn::start(["old=", "new="]).await;
+    let template = format!("http://{}/{{region}}/{{apiId}}/{{stage}}", standin.addr);
+    let h = Harness::new(&[("WS_ENDPOINT_TEMPLATE", template.as_str())], true).await;
+    h.connect("old=", "conv-mixed", None).await;
+    h.connect_routed("new=", "conv-mixed", None, None, Some(("apiN", "prod", "us-east-1"))).await;
+
+    let answer = h.invoke(fan_out_event(&standin.endpoint("seed"), ("conversationId", "conv-mixed"))).await;
+
+    assert_eq!(answer["posted"], 2, "{answer}");
+    let mut paths: Vec<(String, String)> = standin.posts().into_iter().map(|p| (p.connection_id, p.stage)).collect();
+    paths.sort();
+    assert_eq!(paths, [("new=".into(), "us-east-1/apiN/prod".into()), ("old=".into(), "seed".into())]);
+
+    // AND without any endpoint, the old record fails (said in the log) while the routed one is posted
+    let mut no_endpoint = fan_out_event(&standin.endpoint("seed"), ("conversationId", "conv-mixed"));
+    no_endpoint.as_object_mut().unwrap().remove("wsEndpoint");
+    let answer = h.invoke(no_endpoint).await;
+    assert_eq!((answer["posted"].as_u64(), answer["failed"].as_u64()), (Some(1), Some(1)), "{answer}");
 }

@@ -142,9 +142,9 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
     let delay = shared.lock().unwrap().delay;
     tokio::time::sleep(delay).await;
 
-    let mut segments = raw_path.trim_start_matches('/').splitn(3, '/');
-    let (stage, marker, id) = (segments.next(), segments.next(), segments.next());
-    let (Some(stage), Some("@connections"), Some(id)) = (stage, marker, id) else {
+    // `/{stage}/@connections/{id}`, or any prefix before `/@connections/` (a template's
+    // `/{region}/{apiId}/{stage}`), recorded as the post's `stage`.
+    let Some((stage, id)) = raw_path.trim_start_matches('/').split_once("/@connections/") else {
         return Ok(reply(StatusCode::NOT_FOUND, "NotFoundException", "no such route"));
     };
     if method != hyper::Method::POST && method != hyper::Method::DELETE {
@@ -209,6 +209,12 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The region a SigV4 `authorization` header was signed for (its credential scope).
+pub fn signed_region(post: &Post) -> Option<String> {
+    let scope = post.authorization.as_deref()?.split("Credential=").nth(1)?.split(',').next()?;
+    scope.split('/').nth(2).map(str::to_owned)
 }
 
 /// True when `authorization` is a SigV4 header for execute-api in us-east-1, signed by the
