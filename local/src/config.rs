@@ -86,6 +86,9 @@ pub struct Settings {
     /// Other instances (`http://host:port`) that stand for other regions: a Management API call
     /// routed to an API this instance does not serve goes to them (`/{region}/{apiId}/{stage}/…`).
     pub peers: Vec<String>,
+    /// The table's region in the emulator (moto keeps tables per region). When it differs from
+    /// `region`, the functions get `TABLE_REGION`: one table stands for a global table's replicas.
+    pub table_region: String,
     pub manifest: PathBuf,
     /// Where the functions' binaries are (`target/debug`, `target/release`): one per package.
     pub bin_dir: PathBuf,
@@ -113,6 +116,7 @@ impl Settings {
             api_id: "local".into(),
             region: REGION.into(),
             peers: Vec::new(),
+            table_region: REGION.into(),
             manifest: root.join("lambda.manifest.json"),
             bin_dir: root.join("target/debug"),
             table: DEFAULT_TABLE.into(),
@@ -197,7 +201,7 @@ pub fn functions(
             return Err(ConfigError::UnknownFunction(function.clone(), names.join(", ")));
         }
     }
-    let local: BTreeMap<&str, String> = BTreeMap::from([
+    let mut local: BTreeMap<&str, String> = BTreeMap::from([
         ("TABLE_CONNECTIONS", settings.table.clone()),
         // This API's Management API in the template's shape, so the responder knows which API a
         // 410 from it speaks for (a record that names its API is marked GONE only by that API).
@@ -207,6 +211,9 @@ pub fn functions(
         ("JWT_AUDIENCE", LOCAL_AUDIENCE.to_owned()),
         ("MARK_GONE", "true".to_owned()),
     ]);
+    if settings.table_region != settings.region {
+        local.insert("TABLE_REGION", settings.table_region.clone());
+    }
     let mut out = Vec::new();
     for f in &manifest.functions {
         let binary = match &f.code {

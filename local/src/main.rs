@@ -56,6 +56,9 @@ struct Serve {
     /// for an API this one does not serve go there. Repeatable.
     #[arg(long = "peer", value_name = "URL")]
     peers: Vec<String>,
+    /// The table's region in the emulator (the functions of another --region reach it there).
+    #[arg(long, default_value = ws_local::config::REGION)]
+    table_region: String,
     #[arg(long, default_value = "lambda.manifest.json")]
     manifest: PathBuf,
     /// Where the functions' binaries are (one per Cargo package).
@@ -132,6 +135,7 @@ async fn serve(args: Serve) -> Result<(), String> {
         api_id: args.api_id,
         region: args.region,
         peers: args.peers,
+        table_region: args.table_region,
         manifest: args.manifest,
         bin_dir: args.bin_dir,
         table: args.table,

@@ -525,3 +525,56 @@ async fn the_expiry_sweep_closes_the_socket_whose_token_expired_and_only_that_on
     fresh.send(Message::Ping(vec![1].into())).await.expect("the valid one is still open");
     stack.stop().await;
 }
+
+/// A free port on loopback right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_on_one_table_stand_for_two_regions_and_one_fan_out_reaches_the_clients_of_both() {
+    // GIVEN two ws-local instances on one table, each standing for a region with its own API,
+    // each knowing the other, and clients on both in one conversation
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = Stack::start(|s| {
+        s.listen = ([127, 0, 0, 1], port_a).into();
+        s.region = "us-east-1".into();
+        s.api_id = "apiuse1".into();
+        s.peers = vec![format!("http://127.0.0.1:{port_b}")];
+    })
+    .await;
+    let table = a.table.clone();
+    let b = Stack::start(|s| {
+        s.listen = ([127, 0, 0, 1], port_b).into();
+        s.region = "eu-west-1".into();
+        s.api_id = "apieuw1".into();
+        s.table.clone_from(&table);
+        s.peers = vec![format!("http://127.0.0.1:{port_a}")];
+    })
+    .await;
+    let mut on_a = [a.open("ana", "conv-world").await, a.open("ari", "conv-world").await];
+    let mut on_b = [b.open("bea", "conv-world").await];
+
+    // WHEN one fan-out runs in region A, with no wsEndpoint
+    let event =
+        json!({ "conversationId": "conv-world", "messageType": "system", "payload": { "text": "hello world" } });
+    let (_, _, answer) = a.invoke("WebSocketResponder", &event).await;
+
+    // THEN every client, in both regions, got it once
+    assert_eq!((answer["posted"].as_u64(), answer["failed"].as_u64()), (Some(3), Some(0)), "{answer}");
+    for socket in on_a.iter_mut().chain(on_b.iter_mut()) {
+        let received: Value = serde_json::from_str(&next_text(socket, 10).await).unwrap();
+        assert_eq!(received["payload"]["text"], "hello world");
+    }
+    // AND each record says where it lives
+    let records = a.records().await;
+    let region_of = |user: &str| {
+        let r = records.iter().find(|r| r["userId"] == user).unwrap();
+        (r["region"].as_str().unwrap().to_owned(), r["apiId"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(region_of("ana"), ("us-east-1".into(), "apiuse1".into()));
+    assert_eq!(region_of("bea"), ("eu-west-1".into(), "apieuw1".into()));
+    // (bea's socket lives in B: only B's Management API can have written to it.)
+    b.stop().await;
+    a.stop().await;
+}

@@ -57,6 +57,16 @@ impl Common {
     }
 }
 
+/// Optional: the region of the connections table when it is not the function's own. On AWS every
+/// region's functions use their own replica of the global table (unset); a local stack that
+/// stands for two regions with one emulator sets it on the second region's functions.
+pub const TABLE_REGION: &str = "TABLE_REGION";
+
+/// [`TABLE_REGION`], when set.
+pub fn table_region(env: &impl Env) -> Option<String> {
+    env.var(TABLE_REGION).filter(|region| !region.trim().is_empty())
+}
+
 /// The connections table name, from [`TABLE_CONNECTIONS`] (required).
 pub fn table_name(env: &impl Env) -> Result<String, ConfigError> {
     const HINT: &str = "set it to the DynamoDB connections table's name \

@@ -117,9 +117,14 @@ impl DynamoStore {
         Self::with_retry(client.config().to_builder(), table)
     }
 
-    /// The table `table` with a client built once from `sdk` (what a function's `main` does).
-    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::with_retry(aws_sdk_dynamodb::config::Builder::from(sdk), table)
+    /// The table `table` with a client built once from `sdk` (what a function's `main` does), in
+    /// `TABLE_REGION` when set (see [`crate::config::table_region`]), else in the function's region.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>, region: Option<String>) -> Self {
+        let mut config = aws_sdk_dynamodb::config::Builder::from(sdk);
+        if let Some(region) = region {
+            config = config.region(aws_config::Region::new(region));
+        }
+        Self::with_retry(config, table)
     }
 
     /// The client `config` builds, with this adapter's retries: the SDK's standard strategy, up

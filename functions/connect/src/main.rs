@@ -12,7 +12,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env(&ws_shared::config::process_env).unwrap_or_else(|e| fail_init(SVC, &e));
     ws_shared::log::init(SVC, config.common.log_level);
     let sdk = ws_shared::aws::load_config(ws_shared::aws::Roots::Amazon).await;
-    let store = DynamoStore::from_sdk(&sdk, config.table.clone());
+    let region = ws_shared::config::table_region(&ws_shared::config::process_env);
+    let store = DynamoStore::from_sdk(&sdk, config.table.clone(), region);
     let handler = Connect::new(store, &config, Arc::new(ws_shared::output::Stdout));
     ws_shared::serve::serve(async |event, request_id, deadline| handler.handle(event, request_id, deadline).await).await
 }
