@@ -16,7 +16,7 @@ native_tests() { (cd "$1" && terraform test -no-color); }
 
 step fmt terraform fmt -check -recursive -diff .
 
-roots=(envs/dev envs/prod envs/local bootstrap) # envs/aws holds the files dev and prod link to
+roots=(envs/dev envs/prod envs/local envs/multi-region bootstrap) # envs/aws holds the files dev and prod link to
 modules=(modules/table modules/function modules/api modules/edge modules/fanout modules/sweep modules/stack)
 for dir in "${roots[@]}"; do
   step "init $dir" init "$dir"

@@ -102,3 +102,26 @@ resource "aws_apigatewayv2_stage" "this" {
 }
 
 data "aws_region" "current" {}
+
+# An optional custom domain (wss://ws.example.com) for clients. The Management API never answers
+# on a custom domain: the responder keeps posting through the API's own execute-api endpoint (each
+# record keeps its API id, stage and region), so only clients use this name.
+resource "aws_apigatewayv2_domain_name" "this" {
+  count       = var.custom_domain == null ? 0 : 1
+  domain_name = var.custom_domain.domain_name
+
+  domain_name_configuration {
+    certificate_arn = var.custom_domain.certificate_arn
+    endpoint_type   = "REGIONAL"
+    security_policy = "TLS_1_2"
+  }
+
+  tags = var.tags
+}
+
+resource "aws_apigatewayv2_api_mapping" "this" {
+  count       = var.custom_domain == null ? 0 : 1
+  api_id      = aws_apigatewayv2_api.this.id
+  domain_name = aws_apigatewayv2_domain_name.this[0].id
+  stage       = aws_apigatewayv2_stage.this.id
+}

@@ -68,3 +68,13 @@ output "integrations" {
   description = "The function each route invokes (integration URI), by route key without its $."
   value       = { for k, i in aws_apigatewayv2_integration.this : k => i.integration_uri }
 }
+
+output "custom_domain" {
+  description = "The custom domain, its wss:// URL and the regional target to point DNS at (null without one)."
+  value = var.custom_domain == null ? null : {
+    domain_name   = aws_apigatewayv2_domain_name.this[0].domain_name
+    websocket_url = "wss://${aws_apigatewayv2_domain_name.this[0].domain_name}"
+    target        = aws_apigatewayv2_domain_name.this[0].domain_name_configuration[0].target_domain_name
+    hosted_zone   = aws_apigatewayv2_domain_name.this[0].domain_name_configuration[0].hosted_zone_id
+  }
+}

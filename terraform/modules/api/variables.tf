@@ -75,3 +75,16 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "custom_domain" {
+  description = "Optional custom domain for clients (wss://DOMAIN): its name and a regional ACM certificate ARN in this API's region. Point DNS at the custom_domain output's target (the edge, when enabled, uses it as its origin)."
+  type = object({
+    domain_name     = string
+    certificate_arn = string
+  })
+  default = null
+  validation {
+    condition     = var.custom_domain == null || try(can(regex("^([a-z0-9-]+\\.)+[a-z]{2,}$", var.custom_domain.domain_name)) && can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/", var.custom_domain.certificate_arn)), false)
+    error_message = "custom_domain needs a lower-case domain name and an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)."
+  }
+}

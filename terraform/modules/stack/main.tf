@@ -26,7 +26,7 @@ locals {
   # value (an option that is off) is left out. The origin secret is added on its own: filtering
   # on a sensitive value would mark every function's whole environment sensitive.
   route_values = merge(local.authorizer_env, {
-    TABLE_CONNECTIONS        = module.table.name
+    TABLE_CONNECTIONS        = local.table.name
     LOG_LEVEL                = var.log_level
     CLIENT_INFO              = var.client_info
     MAX_CONNECTIONS_PER_USER = var.max_connections_per_user == null ? null : tostring(var.max_connections_per_user)
@@ -40,7 +40,7 @@ locals {
     WS_ENDPOINT = module.api.management_endpoint
     LOG_LEVEL   = var.log_level
     }, var.fanout ? {
-    TABLE_CONNECTIONS = module.table.name
+    TABLE_CONNECTIONS = local.table.name
     MARK_GONE         = tostring(var.mark_gone)
   } : {})
   environment = merge(local.route_environment, { WebSocketResponder = local.responder_environment })
@@ -49,18 +49,18 @@ locals {
   route_permissions = {
     # Query on GSI2 only to count a user's connections, and only when there is a limit.
     ConnectFunction = concat(
-      [{ actions = ["dynamodb:PutItem"], resources = [module.table.arn] }],
-      var.max_connections_per_user == null ? [] : [{ actions = ["dynamodb:Query"], resources = [module.table.index_arns["GSI2"]] }],
+      [{ actions = ["dynamodb:PutItem"], resources = [local.table.arn] }],
+      var.max_connections_per_user == null ? [] : [{ actions = ["dynamodb:Query"], resources = [local.table.index_arns["GSI2"]] }],
     )
-    disconnectWS      = [{ actions = ["dynamodb:UpdateItem"], resources = [module.table.arn] }]
+    disconnectWS      = [{ actions = ["dynamodb:UpdateItem"], resources = [local.table.arn] }]
     ConnectAuthorizer = []
   }
   # POST to post, DELETE to close (revocation and the expiry sweep); nothing else of the stage.
   responder_permissions = concat(
-    [{ actions = ["execute-api:ManageConnections"], resources = [module.api.manage_connections_arn, module.api.close_connections_arn] }],
+    [{ actions = ["execute-api:ManageConnections"], resources = concat([module.api.manage_connections_arn, module.api.close_connections_arn], local.peer_manage_connections) }],
     var.fanout ? [
-      { actions = ["dynamodb:Query"], resources = values(module.table.index_arns) },
-      { actions = ["dynamodb:UpdateItem"], resources = [module.table.arn] },
+      { actions = ["dynamodb:Query"], resources = values(local.table.index_arns) },
+      { actions = ["dynamodb:UpdateItem"], resources = [local.table.arn] },
     ] : [],
   )
   # What API Gateway invokes, from the manifest's triggers: every route function, and the
@@ -71,12 +71,39 @@ locals {
 
 module "table" {
   source = "../table"
+  # A second region of a global table uses the replica the first region's stack made.
+  count = var.use_table == null ? 1 : 0
 
   name                = "${var.name_prefix}-connections"
   deletion_protection = var.deletion_protection
   billing_mode        = var.table_billing_mode
   capacity            = var.table_capacity
+  replica_regions     = var.replica_regions
   tags                = local.tags
+}
+
+locals {
+  # The account and partition, for ARNs of what this stack does not make.
+  arn_parts = ["arn", data.aws_partition.current.partition, "", "", data.aws_caller_identity.current.account_id]
+  # This region's table: the one made here, or (use_table) this region's replica of a global
+  # table made by another region's stack.
+  table = var.use_table == null ? {
+    name       = module.table[0].name
+    arn        = module.table[0].arn
+    index_arns = module.table[0].index_arns
+    } : {
+    name = var.use_table
+    arn  = "arn:${local.arn_parts[1]}:dynamodb:${data.aws_region.current.name}:${local.arn_parts[4]}:table/${var.use_table}"
+    index_arns = { for index in keys(jsondecode(file("${path.module}/../table/schema.json")).indexes) :
+      index => "arn:${local.arn_parts[1]}:dynamodb:${data.aws_region.current.name}:${local.arn_parts[4]}:table/${var.use_table}/index/${index}"
+    }
+  }
+  # ManageConnections on the other regions' APIs of this stage (a connection is posted through
+  # the API of its own region; their API ids are not known here, their region and stage are).
+  peer_manage_connections = flatten([for region in var.peer_regions : [
+    for method in ["POST", "DELETE"] :
+    "arn:${local.arn_parts[1]}:execute-api:${region}:${local.arn_parts[4]}:*/${var.stage_name}/${method}/@connections/*"
+  ]])
 }
 
 # The functions API Gateway invokes. The responder is separate: its environment needs the
@@ -120,6 +147,7 @@ module "api" {
   throttling_rate_limit       = var.throttling_rate_limit
   throttling_burst_limit      = var.throttling_burst_limit
   log_retention_days          = var.log_retention_days
+  custom_domain               = var.custom_domain
   tags                        = local.tags
 }
 
@@ -145,6 +173,10 @@ module "responder" {
 
 data "aws_region" "current" {}
 
+data "aws_partition" "current" {}
+
+data "aws_caller_identity" "current" {}
+
 locals {
   deployed = merge({ for k, f in module.route_function : k => f }, { WebSocketResponder = module.responder })
 }
@@ -162,7 +194,7 @@ module "dashboard" {
   stage_name = module.api.stage_name
   functions  = { for name, f in local.deployed : name => f.function_name }
   log_groups = [for name in sort(keys(local.deployed)) : local.deployed[name].log_group_name]
-  table_name = module.table.name
+  table_name = local.table.name
   tags       = local.tags
 }
 

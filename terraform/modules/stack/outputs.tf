@@ -1,11 +1,11 @@
 output "table_name" {
   description = "The connections table."
-  value       = module.table.name
+  value       = local.table.name
 }
 
 output "table_arn" {
   description = "The connections table's ARN."
-  value       = module.table.arn
+  value       = local.table.arn
 }
 
 output "websocket_url" {
@@ -89,4 +89,9 @@ output "expiry_sweep" {
     input        = sweep.input
     policy_json  = sweep.policy_json
   }])
+}
+
+output "custom_domain" {
+  description = "The custom domain for clients, its URL and DNS target (null without one)."
+  value       = module.api.custom_domain
 }

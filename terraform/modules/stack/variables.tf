@@ -59,6 +59,41 @@ variable "fanout_state_machine" {
   }
 }
 
+variable "replica_regions" {
+  description = "Make the table a global table with a replica in each of these regions (deploy this stack there too, with use_table). Needs table_billing_mode PAY_PER_REQUEST."
+  type        = list(string)
+  default     = []
+}
+
+variable "use_table" {
+  description = "Do not make a table: use this region's replica of the global table another region's stack made (its name). Null: this stack makes its table."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.use_table == null || can(regex("^[A-Za-z0-9_.-]{3,255}$", var.use_table))
+    error_message = "use_table must be a DynamoDB table name (3-255 characters of [A-Za-z0-9_.-])."
+  }
+}
+
+variable "peer_regions" {
+  description = "The other regions whose WebSocket APIs (same stage name) hold connections of the same table: the responder may ManageConnections on their APIs, and posts each connection through its own region's API."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for r in var.peer_regions : can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", r))])
+    error_message = "peer_regions must be AWS region names such as eu-west-1."
+  }
+}
+
+variable "custom_domain" {
+  description = "Optional custom domain for clients (modules/api): domain_name and a regional ACM certificate_arn. Posts still go through the API's own endpoint."
+  type = object({
+    domain_name     = string
+    certificate_arn = string
+  })
+  default = null
+}
+
 variable "expiry_sweep" {
   description = "Close every connection whose token has expired, on a schedule (modules/sweep: EventBridge Scheduler invokes WebSocketResponder with {\"action\":\"disconnect\",\"expired\":true}). Needs fanout (the responder reads the table)."
   type        = bool

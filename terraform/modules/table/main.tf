@@ -4,8 +4,8 @@
 locals {
   schema      = jsondecode(file("${path.module}/schema.json"))
   provisioned = var.billing_mode == "PROVISIONED"
-  # What the fan-out (and the per-user count) read from an index: the id it posts to and the
-  # status it filters on. Keys are always projected. Projecting ALL wrote the whole item
+  # What the fan-out (and the per-user count) read from an index: the id it posts to, the API,
+  # stage and region it posts through, and the status it filters on. Keys are always projected. Projecting ALL wrote the whole item
   # (IP, user agent, close reason, …) three times on every connect and disconnect.
   index_attributes = local.schema.index_projection
   indexes          = sort(keys(local.schema.indexes))
@@ -67,6 +67,22 @@ resource "aws_dynamodb_table" "this" {
 
   server_side_encryption {
     enabled = true
+  }
+
+  # A global table (version 2019.11.21): a replica per region, each region's functions using
+  # their own. Replication rides on the table's stream.
+  stream_enabled   = length(var.replica_regions) > 0 ? true : null
+  stream_view_type = length(var.replica_regions) > 0 ? "NEW_AND_OLD_IMAGES" : null
+
+  dynamic "replica" {
+    for_each = var.replica_regions
+    content {
+      region_name            = replica.value
+      point_in_time_recovery = var.point_in_time_recovery
+      propagate_tags         = true
+      # Encrypted at rest like the table (the AWS owned key unless a key is given).
+      kms_key_arn = null
+    }
   }
 
   tags = var.tags

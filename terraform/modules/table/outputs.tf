@@ -12,3 +12,13 @@ output "index_arns" {
   description = "ARNs of GSI1 (by conversation), GSI2 (by user) and GSI3 (live connections by token expiry)."
   value       = { for name in local.indexes : name => "${aws_dynamodb_table.this.arn}/index/${name}" }
 }
+
+output "replica_regions" {
+  description = "The regions with a replica (empty: a single-region table)."
+  value       = [for r in aws_dynamodb_table.this.replica : r.region_name]
+}
+
+output "stream_arn" {
+  description = "The table's stream (on for a global table; replication uses it)."
+  value       = aws_dynamodb_table.this.stream_arn
+}

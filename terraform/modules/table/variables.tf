@@ -54,6 +54,24 @@ variable "capacity" {
   }
 }
 
+variable "replica_regions" {
+  description = "Regions (besides this one) that get a replica: the table becomes a DynamoDB global table (version 2019.11.21) with its stream on; each region's functions use their own replica. Needs PAY_PER_REQUEST."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for r in var.replica_regions : can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", r))])
+    error_message = "replica_regions must be AWS region names such as eu-west-1."
+  }
+  validation {
+    condition     = length(var.replica_regions) == length(distinct(var.replica_regions))
+    error_message = "replica_regions must not repeat a region."
+  }
+  validation {
+    condition     = length(var.replica_regions) == 0 || var.billing_mode == "PAY_PER_REQUEST"
+    error_message = "replica_regions needs billing_mode PAY_PER_REQUEST (provisioned replicas need their own auto scaling in each region)."
+  }
+}
+
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)

@@ -79,3 +79,9 @@ mock_data "aws_cloudfront_response_headers_policy" {
     id = "67f7725c-6f97-4210-82d7-5512b31e9d03"
   }
 }
+
+mock_data "aws_caller_identity" {
+  defaults = {
+    account_id = "123456789012"
+  }
+}

@@ -419,3 +419,83 @@ run "a_bad_alarm_topic_is_refused" {
 
   expect_failures = [var.alarm_topic_arn]
 }
+
+run "the_first_region_of_a_global_table_makes_the_replicas_and_may_post_through_the_other_regions_apis" {
+  command = apply
+
+  variables {
+    replica_regions = ["eu-west-1"]
+    peer_regions    = ["eu-west-1"]
+  }
+
+  assert {
+    condition     = module.table[0].replica_regions == ["eu-west-1"]
+    error_message = "The table gets a replica in the other region."
+  }
+
+  assert {
+    condition = jsonencode([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Resource if contains(s.Action, "execute-api:ManageConnections")]) == jsonencode([[
+      "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/POST/@connections/*",
+      "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/DELETE/@connections/*",
+      "arn:aws:execute-api:eu-west-1:123456789012:*/prod/POST/@connections/*",
+      "arn:aws:execute-api:eu-west-1:123456789012:*/prod/DELETE/@connections/*",
+    ]])
+    error_message = "The responder may post and close through this API and, in each peer region, the APIs of this stage."
+  }
+}
+
+run "another_region_uses_its_replica_instead_of_making_a_table" {
+  command = apply
+
+  variables {
+    use_table    = "ws-connection-test-connections"
+    peer_regions = ["eu-west-1"]
+  }
+
+  assert {
+    condition     = length(module.table) == 0 && output.table_name == "ws-connection-test-connections"
+    error_message = "With use_table no table is made; the functions get the replica's name."
+  }
+
+  assert {
+    condition = jsonencode([for s in jsondecode(output.functions.ConnectFunction.policy_json).Statement : s.Resource if contains(s.Action, "dynamodb:PutItem")]) == jsonencode([[
+      "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections"
+    ]])
+    error_message = "ConnectFunction writes this region's replica."
+  }
+
+  assert {
+    condition     = contains(flatten([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Resource if contains(s.Action, "dynamodb:Query")]), "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI3")
+    error_message = "The responder queries this region's replica's indexes."
+  }
+}
+
+run "a_custom_domain_is_mapped_to_the_stage" {
+  command = apply
+
+  variables {
+    custom_domain = {
+      domain_name     = "ws.example.com"
+      certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+    }
+  }
+
+  assert {
+    condition     = output.custom_domain.websocket_url == "wss://ws.example.com" && module.api.custom_domain.domain_name == "ws.example.com"
+    error_message = "Clients get wss://ws.example.com."
+  }
+
+  assert {
+    condition     = output.environment.WebSocketResponder.WS_ENDPOINT == output.management_endpoint && !strcontains(output.management_endpoint, "example.com")
+    error_message = "The responder never posts through the custom domain (the Management API does not answer there)."
+  }
+}
+
+run "a_bad_peer_region_or_table_name_is_refused" {
+  command = plan
+  variables {
+    peer_regions = ["Europe"]
+    use_table    = "x"
+  }
+  expect_failures = [var.peer_regions, var.use_table]
+}

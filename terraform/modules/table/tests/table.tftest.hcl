@@ -24,8 +24,8 @@ run "the_schema_is_design_section_2" {
   }
 
   assert {
-    condition     = alltrue([for g in aws_dynamodb_table.this.global_secondary_index : toset(g.non_key_attributes) == toset(["connectionId", "status"])])
-    error_message = "Each index projects only what the fan-out reads: connectionId and status."
+    condition     = alltrue([for g in aws_dynamodb_table.this.global_secondary_index : toset(g.non_key_attributes) == toset(["connectionId", "status", "apiId", "stage", "region"])])
+    error_message = "Each index projects only what the fan-out reads: connectionId, status, and where the connection lives (apiId, stage, region)."
   }
 
   assert {
@@ -138,4 +138,45 @@ run "an_unknown_billing_mode_is_refused" {
     billing_mode = "ON_DEMAND"
   }
   expect_failures = [var.billing_mode]
+}
+
+run "replica_regions_make_a_global_table_with_its_stream_and_pitr_per_replica" {
+  command = plan
+  variables {
+    replica_regions = ["eu-west-1", "ap-southeast-2"]
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.this.stream_enabled == true && aws_dynamodb_table.this.stream_view_type == "NEW_AND_OLD_IMAGES"
+    error_message = "A global table replicates through the table's stream (NEW_AND_OLD_IMAGES)."
+  }
+
+  assert {
+    condition     = toset([for r in aws_dynamodb_table.this.replica : r.region_name]) == toset(["eu-west-1", "ap-southeast-2"]) && alltrue([for r in aws_dynamodb_table.this.replica : r.point_in_time_recovery])
+    error_message = "One replica per region, each with point-in-time recovery."
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.this.server_side_encryption[0].enabled
+    error_message = "Encrypted at rest (the replicas inherit it)."
+  }
+}
+
+run "a_single_region_table_has_no_stream" {
+  command = plan
+
+  assert {
+    condition     = length(aws_dynamodb_table.this.replica) == 0 && aws_dynamodb_table.this.stream_enabled != true
+    error_message = "Without replicas there is no stream to pay for."
+  }
+}
+
+run "replicas_need_on_demand_billing_and_real_regions" {
+  command = plan
+  variables {
+    replica_regions = ["Mars-1"]
+    billing_mode    = "PROVISIONED"
+    capacity        = { read_min = 5, read_max = 10, write_min = 5, write_max = 10 }
+  }
+  expect_failures = [var.replica_regions]
 }
