@@ -21,6 +21,29 @@ ensure_venv() {
   echo "$want" > "$stamp"
 }
 
+# Installs Debian's chromium-headless-shell when it is missing (the browser test and the docs'
+# mermaid check drive it headless).
+ensure_chromium() {
+  command -v chromium-headless-shell >/dev/null && return 0
+  log "installing chromium-headless-shell (apt-get)"
+  command -v apt-get >/dev/null || die "chromium-headless-shell is missing and there is no apt-get: install it (or set CHROMIUM to a headless Chromium)"
+  local sudo_if_needed=()
+  [[ "$(id -u)" -eq 0 ]] || sudo_if_needed=(sudo)
+  "${sudo_if_needed[@]}" apt-get install -y -qq chromium-headless-shell >/dev/null \
+    || { "${sudo_if_needed[@]}" apt-get update -qq && "${sudo_if_needed[@]}" apt-get install -y -qq chromium-headless-shell >/dev/null; } \
+    || die "apt-get could not install chromium-headless-shell"
+}
+
+# npm_ci DIR: npm ci in DIR once per change of its lockfile (extra environment passes through).
+npm_ci() {
+  local dir="$1" sum
+  sum="$(sha256sum "$ROOT/$dir/package-lock.json" | cut -d' ' -f1)"
+  [[ "$(cat "$ROOT/$dir/node_modules/.lock.sha256" 2>/dev/null)" == "$sum" ]] && return 0
+  log "installing $dir's npm packages (npm ci)"
+  npm ci --prefix "$ROOT/$dir" --silent --no-audit --no-fund || die "npm could not install $dir's packages"
+  echo "$sum" > "$ROOT/$dir/node_modules/.lock.sha256"
+}
+
 # Prints a TCP port that is free on 127.0.0.1 right now.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

@@ -30,6 +30,9 @@ scripts/tests/build.sh
 log "GitHub Actions checks (scripts/tests/workflows.sh)"
 scripts/tests/workflows.sh
 
+log "docs checks (scripts/tests/docs.sh)"
+scripts/tests/docs.sh
+
 log "Terraform checks (scripts/tests/terraform.sh)"
 scripts/tests/terraform.sh
 

@@ -19,14 +19,6 @@ if [[ "$(cat local/parity/node_modules/.lock.sha256 2>/dev/null)" != "$lock_sum"
   npm ci --prefix local/parity --silent --no-audit --no-fund || die "npm could not install local/parity's packages"
   echo "$lock_sum" > local/parity/node_modules/.lock.sha256
 fi
-if ! command -v chromium-headless-shell >/dev/null; then
-  log "installing chromium-headless-shell (apt-get)"
-  command -v apt-get >/dev/null || die "chromium-headless-shell is missing and there is no apt-get: install it (or set CHROMIUM to a headless Chromium)"
-  sudo_if_needed=()
-  [[ "$(id -u)" -eq 0 ]] || sudo_if_needed=(sudo)
-  "${sudo_if_needed[@]}" apt-get install -y -qq chromium-headless-shell >/dev/null \
-    || { "${sudo_if_needed[@]}" apt-get update -qq && "${sudo_if_needed[@]}" apt-get install -y -qq chromium-headless-shell >/dev/null; } \
-    || die "apt-get could not install chromium-headless-shell"
-fi
+ensure_chromium
 
 node --test --test-concurrency=1 local/parity/parity.test.mjs local/parity/browser.test.mjs

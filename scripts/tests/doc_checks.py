@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Doc checks that need no browser (scripts/tests/docs.sh runs them):
+
+- links: every relative link in the Markdown files resolves to a file, and an anchor (#…) to a
+  heading of that file (GitHub's slugs);
+- metrics: the runbook (docs/runbook.md) names every EMF metric of every function in
+  lambda.manifest.json, so a new metric without a runbook entry fails;
+- mermaid: writes each file's mermaid blocks to DIR (argument), one .mmd per block, for
+  mermaid-cli to parse.
+
+Usage: doc_checks.py links | metrics | extract DIR
+"""
+import json
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SKIP = {"node_modules", "target", ".venv", ".git", "dist", ".terraform"}
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```(\w*)\s*$")
+
+
+def markdown_files():
+    for path in sorted(ROOT.rglob("*.md")):
+        if not SKIP.intersection(path.relative_to(ROOT).parts):
+            yield path
+
+
+def slug(heading):
+    text = re.sub(r"[`*_]|<[^>]+>", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def outside_code(path):
+    """The file's lines that are not inside a fenced code block."""
+    inside = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line.strip()) or line.strip().startswith("```"):
+            inside = not inside
+            continue
+        if not inside:
+            yield line
+
+
+def anchors(path):
+    found, seen = set(), {}
+    for line in outside_code(path):
+        match = re.match(r"^#{1,6}\s+(.*)$", line)
+        if match:
+            base = slug(match.group(1))
+            count = seen.get(base, 0)
+            found.add(base if count == 0 else f"{base}-{count}")
+            seen[base] = count + 1
+    return found
+
+
+def check_links():
+    problems = []
+    for path in markdown_files():
+        for number, line in enumerate(outside_code(path), 1):
+            for match in LINK.finditer(line):
+                target = match.group(1) or match.group(2)
+                if re.match(r"^[a-z]+:", target) or target.startswith("//"):
+                    continue
+                file_part, _, anchor = target.partition("#")
+                dest = path if not file_part else (path.parent / file_part).resolve()
+                where = f"{path.relative_to(ROOT)}: link {target!r}"
+                if not dest.exists():
+                    problems.append(f"{where}: no such file")
+                elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+                    problems.append(f"{where}: no heading #{anchor} in {dest.relative_to(ROOT)}")
+    return problems
+
+
+def check_metrics():
+    manifest = json.loads((ROOT / "lambda.manifest.json").read_text())
+    runbook = (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
+    problems = []
+    for function in manifest["functions"]:
+        for metric in function.get("metrics", []):
+            row = re.search(rf"^\|\s*`{re.escape(function['svc'])}`\s*\|\s*`{re.escape(metric)}`\s*\|", runbook, re.M)
+            if not row:
+                problems.append(f"docs/runbook.md has no row for {function['svc']} {metric} ({function['name']})")
+    return problems
+
+
+def extract(out_dir):
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for path in markdown_files():
+        block, inside = [], False
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            fence = FENCE.match(line.strip())
+            if not inside and fence and fence.group(1) == "mermaid":
+                inside, block, start = True, [], number
+            elif inside and line.strip() == "```":
+                inside = False
+                name = f"{str(path.relative_to(ROOT)).replace('/', '_')}-L{start}.mmd"
+                (out / name).write_text("\n".join(block) + "\n", encoding="utf-8")
+                count += 1
+            elif inside:
+                block.append(line)
+    print(count)
+
+
+def main():
+    what = sys.argv[1] if len(sys.argv) > 1 else ""
+    if what == "extract":
+        extract(sys.argv[2])
+        return 0
+    problems = {"links": check_links, "metrics": check_metrics}[what]()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
