@@ -101,12 +101,17 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 /// Every route ws-local serves. The stage is a setting, so the gateway's paths are built here.
 fn router(app: Arc<App>) -> Router {
     let stage = app.settings.stage.clone();
-    Router::new()
-        .route(&format!("/{stage}"), any(gateway::handshake))
-        .route(&format!("/{stage}/"), any(gateway::handshake))
+    // The APIs a client or a function calls get an access-log line each, as API Gateway's access
+    // log would have it (method, path, status, latency; never a query string or a body).
+    let apis = Router::new()
         .route(&format!("/{stage}/@connections/{{id}}"), any(management::handle))
         .route("/{region}/{api}/{stage}/@connections/{id}", any(management::routed))
         .route("/2015-03-31/functions/{name}/invocations", post(invoke_api::handle))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&app), access_log));
+    Router::new()
+        .route(&format!("/{stage}"), any(gateway::handshake))
+        .route(&format!("/{stage}/"), any(gateway::handshake))
+        .merge(apis)
         .route(
             "/issuer/.well-known/jwks.json",
             get(async |State(app): State<Arc<App>>| http::json(StatusCode::OK, app.issuer.jwks())),
@@ -122,6 +127,21 @@ fn router(app: Arc<App>) -> Router {
         .route("/", get(async |State(app): State<Arc<App>>| status(&app)))
         .fallback(move || async move { not_found(&stage) })
         .with_state(app)
+}
+
+/// One line per call: `access POST /local/@connections/abc= 410 0.6ms` (the path only: a query
+/// string or a body may carry a token or a payload).
+async fn access_log(
+    State(app): State<Arc<App>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    app.logs().local(&format!("access {method} {path} {} {millis:.1}ms", response.status().as_u16()));
+    response
 }
 
 fn not_found(stage: &str) -> Response<Body> {

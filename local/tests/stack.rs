@@ -103,6 +103,10 @@ async fn a_post_to_a_closed_connection_is_a_410_and_the_record_becomes_gone() {
     // and the responder reports 410 and marks the record GONE
     let (_, _, result) = stack.invoke("WebSocketResponder", &envelope_event(&id)).await;
     assert_eq!(result, json!({ "statusCode": 410 }));
+    // AND ws-local's access log has a line per call: the direct post's 410, the invoke's 200
+    let encoded = urlencode(&id);
+    stack.wait_for_log(&format!("access POST /local/@connections/{encoded} 410")).await;
+    stack.wait_for_log("access POST /2015-03-31/functions/WebSocketResponder/invocations 200").await;
     assert_eq!(stack.record_of_conversation("conv-gone").await.unwrap()["status"], "GONE");
     stack.stop().await;
 }
@@ -168,6 +172,14 @@ async fn a_message_without_a_route_gets_api_gateways_forbidden_frame() {
     let id = stack.record_of_conversation("conv-msg").await.unwrap()["connectionId"].clone();
     assert_eq!(frame["connectionId"], id);
     assert!(frame["requestId"].as_str().is_some_and(|r| !r.is_empty()));
+    // The local stack says why (API Gateway does not) and what to do.
+    stack
+        .wait_for_log(&format!(
+            "message from {} answered Forbidden: no route for its selection key (\"sendmessage\")",
+            id.as_str().unwrap()
+        ))
+        .await;
+    assert!(stack.logs.lines().iter().any(|l| l.contains("to the manifest")), "the log says how to add a route");
     stack.stop().await;
 }
 

@@ -87,6 +87,9 @@ pub async fn handshake(
             super::socket::run(task_app, handshake, socket).await;
         });
     app.logs().local(&format!("$connect {id} accepted"));
+    if let Some(warning) = bearer_only(&headers) {
+        app.logs().local(&format!("WARN $connect {id}: {warning}"));
+    }
     response
 }
 
@@ -259,5 +262,38 @@ mod tests {
         ] {
             assert_eq!(super::domain_name(host.to_owned()), domain, "{host}");
         }
+    }
+}
+
+/// What a browser needs to hear when the only subprotocol it offered carries its token: the 101
+/// then names no protocol it offered, and browsers drop the socket (1006).
+fn bearer_only(headers: &HeaderMap) -> Option<&'static str> {
+    let offered: Vec<&str> = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!offered.is_empty() && offered.iter().all(|p| p.starts_with("bearer."))).then_some(
+        "the client offered only a bearer.<token> subprotocol; a browser drops such a socket (1006) because the \
+         answer names no protocol it offered: offer an application protocol too, e.g. \
+         new WebSocket(url, [\"chat.v1\", \"bearer.\" + token])",
+    )
+}
+
+#[cfg(test)]
+mod bearer_tests {
+    use super::*;
+
+    #[test]
+    fn a_bearer_only_offer_is_warned_and_one_with_an_application_protocol_is_not() {
+        let mut headers = HeaderMap::new();
+        headers.insert("sec-websocket-protocol", HeaderValue::from_static("bearer.abc.def.ghi"));
+        assert!(bearer_only(&headers).is_some_and(|w| w.contains("chat.v1")));
+        headers.insert("sec-websocket-protocol", HeaderValue::from_static("chat.v1, bearer.abc"));
+        assert_eq!(bearer_only(&headers), None);
+        assert_eq!(bearer_only(&HeaderMap::new()), None, "no subprotocol at all is fine");
     }
 }

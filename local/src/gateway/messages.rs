@@ -20,6 +20,7 @@ use crate::state::App;
 pub(super) fn route(app: &Arc<App>, handshake: &Arc<Handshake>, connection: &Arc<Connection>, body: String) {
     let action = app.manifest.route_key(&body);
     let function = action
+        .clone()
         .filter(|a| !a.starts_with('$'))
         .and_then(|a| app.manifest.route(&a))
         .or_else(|| app.manifest.route("$default"))
@@ -33,6 +34,13 @@ pub(super) fn route(app: &Arc<App>, handshake: &Arc<Handshake>, connection: &Arc
             ))
         };
         let Some(function) = function else {
+            // API Gateway says only "Forbidden"; the local stack says why and what to do.
+            let key = action.as_deref().map_or_else(|| "none".to_owned(), |a| format!("{a:?}"));
+            app.logs().local(&format!(
+                "message from {} answered Forbidden: no route for its selection key ({key}) and no $default \
+                 route; add a function with \"trigger\": {{\"type\": \"route\", \"route\": \"…\"}} to the manifest",
+                connection.id
+            ));
             connection.send(error_frame("Forbidden")).await;
             return;
         };
