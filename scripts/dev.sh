@@ -81,17 +81,20 @@ Local stack is up.
   Console         $base/_console   (live connections, their messages, post/invoke forms, logs)
   DynamoDB        $MOTO_ENDPOINT  table $table
 
-1. Connect (in another terminal; type messages, Ctrl-D to close):
+1. Connect (in another terminal; Ctrl-D to close). A message you type is answered {"message": "Forbidden"}:
+   the manifest routes no client messages, as API Gateway would answer (docs/tutorial.md: adding a route):
   \$ TOKEN=\$(target/debug/ws-local token --sub alice --url $base)
   \$ .venv/bin/python -m websockets "ws://127.0.0.1:$WS_LOCAL_PORT/$WS_LOCAL_STAGE?token=\$TOKEN&correlationId=conv-demo"
 
-2. Post to that connection (its id is in the console, and in the log: "[ws-local] \$connect <id> accepted"):
+2. Post to that connection (its id is in the console, in the log: "[ws-local] \$connect <id> accepted",
+   and in the console's JSON: curl -s $base/_console/api/state):
   \$ curl -sS -X POST --data 'Olá from the Management API' $base/$WS_LOCAL_STAGE/@connections/CONNECTION_ID
 
 3. Invoke the responder (a fan-out to every connection of conv-demo):
   \$ curl -sS $base/2015-03-31/functions/WebSocketResponder/invocations -d '{"conversationId":"conv-demo","messageType":"system","sequence":1,"isFinal":true,"payload":{"text":"Processando…"}}'
 
-Logs follow. Ctrl-C stops ws-local, moto and every function instance.
+Logs follow. Ctrl-C stops ws-local, moto and every function instance (started in the background from a
+script, stop it with kill -TERM <its pid>: such a job ignores SIGINT).
 EXAMPLES
 
 wait "$WS_LOCAL_PID" || true

@@ -9,6 +9,20 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
+/// An EMF line (`{"_aws": {...}, "Service": …, "Connected": 1, …}`) as one short line:
+/// `EMF ws-connect Connected=1 Refused=0 Errors=0`; `None` for any other line.
+fn fold_emf(line: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+    let directives = value.get("_aws")?.get("CloudWatchMetrics")?.as_array()?;
+    let names = directives.iter().filter_map(|d| d.get("Metrics")?.as_array()).flatten();
+    let counts: Vec<String> = names
+        .filter_map(|m| m.get("Name")?.as_str())
+        .map(|name| format!("{name}={}", value.get(name).map_or_else(|| "?".to_owned(), ToString::to_string)))
+        .collect();
+    let service = value.get("Service").and_then(serde_json::Value::as_str).unwrap_or("?");
+    Some(format!("EMF {service} {}", counts.join(" ")))
+}
+
 /// Lines the console can still show.
 const FEED_LINES: usize = 2000;
 
@@ -16,6 +30,9 @@ const FEED_LINES: usize = 2000;
 pub struct Logs {
     sink: Sink,
     feed: Arc<Mutex<Feed>>,
+    /// Keep a function's EMF lines as printed (`--raw-emf`); by default each is folded into one
+    /// short line of its service and counts.
+    raw_emf: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,12 +60,20 @@ pub struct FeedPage {
 
 impl Logs {
     pub fn capture() -> Self {
-        Self { sink: Sink::Capture(Arc::default()), feed: Arc::default() }
+        Self { sink: Sink::Capture(Arc::default()), feed: Arc::default(), raw_emf: false }
+    }
+
+    /// The same logs, with EMF lines kept raw when `raw` (`ws-local serve --raw-emf`).
+    #[must_use]
+    pub fn with_raw_emf(mut self, raw: bool) -> Self {
+        self.raw_emf = raw;
+        self
     }
 
     /// Writes one line from `source`.
     pub fn line(&self, source: &str, line: &str) {
-        let line = format!("[{source}] {}", line.trim_end());
+        let folded = if self.raw_emf { None } else { fold_emf(line) };
+        let line = format!("[{source}] {}", folded.as_deref().unwrap_or(line).trim_end());
         let stamped = stamped(Utc::now(), &line);
         match &self.sink {
             Sink::Stdout => {
@@ -91,6 +116,26 @@ impl Logs {
 /// functions' own JSON lines carry their `at` too; this one orders ws-local's and theirs.
 fn stamped(at: DateTime<Utc>, line: &str) -> String {
     format!("{} {line}", at.format("%H:%M:%S%.3f"))
+}
+
+#[cfg(test)]
+mod emf_tests {
+    use super::*;
+
+    #[test]
+    fn an_emf_line_is_folded_into_its_service_and_counts_unless_raw_is_asked() {
+        let emf = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"ws-connection","Dimensions":[["Service"]],"Metrics":[{"Name":"Connected","Unit":"Count"},{"Name":"Errors","Unit":"Count"}]}]},"Service":"ws-connect","Connected":1,"Errors":0,"requestId":"r"}"#;
+        let logs = Logs::capture();
+        logs.line("ConnectFunction", emf);
+        logs.line("ConnectFunction", r#"{"msg":"connection recorded"}"#);
+        assert_eq!(
+            logs.lines(),
+            ["[ConnectFunction] EMF ws-connect Connected=1 Errors=0", r#"[ConnectFunction] {"msg":"connection recorded"}"#]
+        );
+        let raw = Logs::capture().with_raw_emf(true);
+        raw.line("ConnectFunction", emf);
+        assert_eq!(raw.lines(), [format!("[ConnectFunction] {emf}")]);
+    }
 }
 
 #[cfg(test)]

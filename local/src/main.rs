@@ -59,6 +59,10 @@ struct Serve {
     /// The table's region in the emulator (the functions of another --region reach it there).
     #[arg(long, default_value = ws_local::config::REGION)]
     table_region: String,
+    /// Print the functions' EMF metric lines as they are (by default each is folded into one
+    /// short line: `EMF ws-connect Connected=1 Refused=0 Errors=0`).
+    #[arg(long)]
+    raw_emf: bool,
     #[arg(long, default_value = "lambda.manifest.json")]
     manifest: PathBuf,
     /// Where the functions' binaries are (one per Cargo package).
@@ -150,7 +154,7 @@ async fn serve(args: Serve) -> Result<(), String> {
         },
         max_instances: args.max_instances,
         lose_disconnects: args.lose_disconnects,
-        logs: Logs::default(),
+        logs: Logs::default().with_raw_emf(args.raw_emf),
     };
     let logs = settings.logs.clone();
     let running = ws_local::start(settings).await.map_err(|e| e.to_string())?;
