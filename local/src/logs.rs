@@ -130,7 +130,10 @@ mod emf_tests {
         logs.line("ConnectFunction", r#"{"msg":"connection recorded"}"#);
         assert_eq!(
             logs.lines(),
-            ["[ConnectFunction] EMF ws-connect Connected=1 Errors=0", r#"[ConnectFunction] {"msg":"connection recorded"}"#]
+            [
+                "[ConnectFunction] EMF ws-connect Connected=1 Errors=0",
+                r#"[ConnectFunction] {"msg":"connection recorded"}"#
+            ]
         );
         let raw = Logs::capture().with_raw_emf(true);
         raw.line("ConnectFunction", emf);

@@ -24,6 +24,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
@@ -303,6 +304,23 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The outcome of an update conditional on the record being `CONNECTED`: a failed
+    /// condition is `NotConnected`, not an error.
+    fn while_connected<O>(
+        &self,
+        result: Result<O, SdkError<UpdateItemError, HttpResponse>>,
+    ) -> Result<GoneOutcome, StoreError> {
+        match result {
+            Ok(_) => Ok(GoneOutcome::Marked),
+            Err(err) if err.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) => {
+                Ok(GoneOutcome::NotConnected)
+            }
+            Err(err) => Err(self.sdk_error("UpdateItem", err)),
+        }
+    }
+}
+
 impl ConnectionStore for DynamoStore {
     async fn put_connection(&self, record: &ConnectionRecord, deadline: &Deadline) -> Result<PutOutcome, StoreError> {
         self.put_new(record_item(record), deadline).await
@@ -517,17 +535,7 @@ impl ConnectionStore for DynamoStore {
             .config_override(self.budget("UpdateItem", Call::Item, deadline)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(GoneOutcome::Marked),
-            Err(err)
-                if err.as_service_error().is_some_and(
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
-                ) =>
-            {
-                Ok(GoneOutcome::NotConnected)
-            }
-            Err(err) => Err(self.sdk_error("UpdateItem", err)),
-        }
+        self.while_connected(result)
     }
 
     async fn mark_gone(
@@ -569,16 +577,6 @@ impl ConnectionStore for DynamoStore {
                 .expression_attribute_values(":stage", s(route.stage.as_str()));
         }
         let result = request.customize().config_override(self.budget("UpdateItem", Call::Item, deadline)?).send().await;
-        match result {
-            Ok(_) => Ok(GoneOutcome::Marked),
-            Err(err)
-                if err.as_service_error().is_some_and(
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
-                ) =>
-            {
-                Ok(GoneOutcome::NotConnected)
-            }
-            Err(err) => Err(self.sdk_error("UpdateItem", err)),
-        }
+        self.while_connected(result)
     }
 }

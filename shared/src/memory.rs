@@ -65,6 +65,14 @@ impl MemoryStore {
     }
 }
 
+/// The item of `id` while it is `CONNECTED` (what the adapter's `#status = :connected` checks).
+fn connected_mut<'a>(items: &'a mut BTreeMap<String, Item>, id: &ConnectionId) -> Option<&'a mut Item> {
+    items.get_mut(&pk_of(id)).filter(|item| {
+        item.get(attr::STATUS).and_then(|v| v.as_s().ok()).map(String::as_str)
+            == Some(ConnectionStatus::Connected.as_str())
+    })
+}
+
 /// The routes of listed items that have one, by connection (as the adapter reads them).
 fn routes(items: &[&Item]) -> HashMap<ConnectionId, Route> {
     items
@@ -150,12 +158,7 @@ impl ConnectionStore for MemoryStore {
         _: &Deadline,
     ) -> Result<GoneOutcome, StoreError> {
         let mut items = self.items();
-        let Some(item) = items.get_mut(&pk_of(id)) else { return Ok(GoneOutcome::NotConnected) };
-        if item.get(attr::STATUS).and_then(|v| v.as_s().ok()).map(String::as_str)
-            != Some(ConnectionStatus::Connected.as_str())
-        {
-            return Ok(GoneOutcome::NotConnected);
-        }
+        let Some(item) = connected_mut(&mut items, id) else { return Ok(GoneOutcome::NotConnected) };
         // As the adapter's condition: a record that names its API is marked only by its own API.
         if item.contains_key(attr::API_ID) && dynamo::route_of(item).as_ref() != via {
             return Ok(GoneOutcome::NotConnected);
@@ -208,12 +211,7 @@ impl ConnectionStore for MemoryStore {
         _: &Deadline,
     ) -> Result<GoneOutcome, StoreError> {
         let mut items = self.items();
-        let Some(item) = items.get_mut(&pk_of(id)) else { return Ok(GoneOutcome::NotConnected) };
-        if item.get(attr::STATUS).and_then(|v| v.as_s().ok()).map(String::as_str)
-            != Some(ConnectionStatus::Connected.as_str())
-        {
-            return Ok(GoneOutcome::NotConnected);
-        }
+        let Some(item) = connected_mut(&mut items, id) else { return Ok(GoneOutcome::NotConnected) };
         item.entry(attr::CLOSE_REASON.into()).or_insert_with(|| s(reason));
         item.insert(attr::UPDATED_AT.into(), s(iso_millis(at)));
         Ok(GoneOutcome::Marked)

@@ -56,6 +56,11 @@ pub trait Poster: Send + Sync {
     ) -> impl Future<Output = Result<(), PostError>> + Send;
 }
 
+/// The per-call override of a Management API call that must end within `budget`.
+fn within(budget: Duration) -> config::Builder {
+    Config::builder().timeout_config(TimeoutConfig::builder().operation_timeout(budget).build())
+}
+
 /// A failed Management API call as a [`PostError`]: 410 → `Gone`, 429 → `Throttled`.
 fn classify<E>(
     err: aws_sdk_apigatewaymanagement::error::SdkError<E, HttpResponse>,
@@ -167,9 +172,7 @@ impl Poster for ManagementApi {
             .connection_id(connection.as_str())
             .data(Blob::new(data))
             .customize()
-            .config_override(
-                Config::builder().timeout_config(TimeoutConfig::builder().operation_timeout(budget).build()),
-            )
+            .config_override(within(budget))
             .send()
             .await;
         result.map(|_| ()).map_err(|err| {
@@ -185,9 +188,7 @@ impl Poster for ManagementApi {
             .delete_connection()
             .connection_id(connection.as_str())
             .customize()
-            .config_override(
-                Config::builder().timeout_config(TimeoutConfig::builder().operation_timeout(budget).build()),
-            )
+            .config_override(within(budget))
             .send()
             .await;
         result.map(|_| ()).map_err(|err| {
