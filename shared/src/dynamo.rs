@@ -304,7 +304,26 @@ impl DynamoStore {
     }
 }
 
+/// What a listing reads of each index entry: the connection and where it lives.
+const LISTED: &str = "#connectionId, #apiId, #stage, #region";
+
 impl DynamoStore {
+    /// A query of `index` that keeps `CONNECTED` entries, with the names [`LISTED`] uses; the
+    /// caller adds the key condition, the projection and the page.
+    fn connected_query(&self, index: &str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .filter_expression("#status = :connected")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#connectionId", attr::CONNECTION_ID)
+            .expression_attribute_names("#apiId", attr::API_ID)
+            .expression_attribute_names("#stage", attr::STAGE)
+            .expression_attribute_names("#region", attr::REGION)
+            .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
+    }
+
     /// The outcome of an update conditional on the record being `CONNECTED`: a failed
     /// condition is `NotConnected`, not an error.
     fn while_connected<O>(
@@ -400,21 +419,11 @@ impl ConnectionStore for DynamoStore {
         });
         let limit = i32::try_from(limit).unwrap_or(i32::MAX).max(1);
         let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index)
+            .connected_query(index)
             .key_condition_expression("#pk = :pk")
-            .filter_expression("#status = :connected")
-            .projection_expression("#connectionId, #apiId, #stage, #region")
-            .expression_attribute_names("#apiId", attr::API_ID)
-            .expression_attribute_names("#stage", attr::STAGE)
-            .expression_attribute_names("#region", attr::REGION)
+            .projection_expression(LISTED)
             .expression_attribute_names("#pk", pk_name)
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_names("#connectionId", attr::CONNECTION_ID)
             .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
             .limit(limit)
             .set_exclusive_start_key(start)
             .customize()
@@ -466,23 +475,13 @@ impl ConnectionStore for DynamoStore {
             })
             .transpose()?;
         let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI3)
+            .connected_query(keys::GSI3)
             .key_condition_expression("#pk = :pk AND #sk < :cutoff")
-            .filter_expression("#status = :connected")
-            .projection_expression("#connectionId, #sk, #apiId, #stage, #region")
-            .expression_attribute_names("#apiId", attr::API_ID)
-            .expression_attribute_names("#stage", attr::STAGE)
-            .expression_attribute_names("#region", attr::REGION)
+            .projection_expression(format!("{LISTED}, #sk"))
             .expression_attribute_names("#pk", keys::GSI3PK)
             .expression_attribute_names("#sk", keys::GSI3SK)
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_names("#connectionId", attr::CONNECTION_ID)
             .expression_attribute_values(":pk", s(partition))
             .expression_attribute_values(":cutoff", s(keys::expiry_cutoff(now)))
-            .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
             .set_exclusive_start_key(start)
             .customize()
