@@ -14,6 +14,10 @@
 #            and their ratios; then the same for the other three functions, ours only
 #   fanout   WebSocketResponder fan-out to 1,000 connections (moto + the Management API stand-in
 #            of the responder's tests, all on loopback); median of 5 runs. Target ≤ 0.5 s.
+#   fanout-cpu WebSocketResponder's CPU per post side by side with the same fan-out in Node.js 20 +
+#            AWS SDK v3 (bench/node-reference/src/fanout.js): 3,000 connections in moto, a Management
+#            API stand-in that answers at once, 32 posts in flight, fresh process per round, rounds
+#            interleaved (scripts/bench/fanout_cpu.py). Target ≤ 0.1× Node's (aim 0.05×).
 #   fanout-quota  WebSocketResponder against a Management API stand-in with an account quota (a token
 #            bucket, burst a tenth of a second; 30 ms per post) and FANOUT_CONCURRENCY=128: 20,000
 #            connections (QUOTA_CONNECTIONS) at 500 and 5,000 posts/s; posts/s ÷ quota, refused
@@ -27,6 +31,10 @@
 #            peak memory from ws-local's REPORT lines, target ≤ 64 MiB); 10,000 idle sockets and
 #            ws-local's memory for them.
 #
+# Each section keeps its raw numbers in bench/results/ and draws its chart from them into
+# bench/charts/ (scripts/bench/charts.py, matplotlib from scripts/requirements-bench.txt);
+# BENCHMARKS.md embeds the charts.
+#
 # Numbers from a shared 2-core machine are noisy: compare figures from one run, side by side.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -36,9 +44,18 @@ trap 'stop_servers; rm -rf "$work"' EXIT
 work="$(mktemp -d)"
 ensure_venv
 export PATH="$VENV/bin:$PATH"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-bench.txt \
+  || die "pip could not install scripts/requirements-bench.txt"
+results="$ROOT/bench/results" charts="$ROOT/bench/charts"
+mkdir -p "$results" "$charts"
+# chart NAME: draws bench/charts/NAME.svg from bench/results and prints the Markdown that embeds it.
+chart() {
+  python3 scripts/bench/charts.py "$1" "$results" "$charts/$1.svg" || die "scripts/bench/charts.py $1 failed"
+  printf '\n![%s](bench/charts/%s.svg)\n' "$2" "$1"
+}
 
 sections=("$@")
-((${#sections[@]})) || sections=(build coldstart fanout fanout-quota local)
+((${#sections[@]})) || sections=(build coldstart fanout fanout-cpu fanout-quota local)
 artifacts=(python3 "$ROOT/scripts/lambda_artifacts.py")
 functions() { "${artifacts[@]}" functions lambda.manifest.json | awk -F'\t' '$1 == "function" { print $2 }'; }
 mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1048576:.2f} MiB')" "$1"; }
@@ -98,13 +115,20 @@ PY
   write_section build "$out"
 }
 
-bench_coldstart() {
-  local out="$work/coldstart.md" bins="$work/x86/ws-connection" runs="${COLDSTART_RUNS:-30}" env_args=() name
+# The Node references (bench/node-reference): npm ci and their esbuild bundles, once per run.
+node_reference() {
+  [[ -z "${node_reference_built:-}" ]] || return 0
   command -v node >/dev/null || die "node is missing: install Node.js 20+ (apt-get install nodejs npm)"
   node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || die "the Node reference needs Node.js 20+"
-  log "the Node reference: npm ci and the esbuild bundle (bench/node-reference)"
+  log "the Node references: npm ci and the esbuild bundles (bench/node-reference)"
   npm ci --prefix bench/node-reference --silent --no-audit --no-fund || die "npm could not install bench/node-reference"
   npm run --prefix bench/node-reference --silent build >&2
+  node_reference_built=1
+}
+
+bench_coldstart() {
+  local out="$work/coldstart.md" bins="$work/x86/ws-connection" runs="${COLDSTART_RUNS:-30}" env_args=() name
+  node_reference
   scripts/build-lambda.sh --service . --mode binary --arch x86_64 --out "$work/x86" >&2
   start_moto
   python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name bench-connections >/dev/null
@@ -119,6 +143,7 @@ for k, v in json.load(open(sys.argv[1])).items(): print(f"--env={k}={v}")' "$wor
   python3 scripts/bench/coldstart.py "${common[@]}" --event events/connect.json \
     --contestant "ConnectFunction=$bins/ConnectFunction/bootstrap" \
     --contestant "Node 20 + SDK v3=node bench/node-reference/dist/bootstrap.cjs" >"$work/connect.json"
+  cp "$work/connect.json" "$results/coldstart-connect.json"
   for name in disconnectWS WebSocketResponder ConnectAuthorizer; do
     log "cold starts: $name, $runs"
     local event=events/disconnect.json expect='"statusCode":200'
@@ -174,6 +199,7 @@ for name in ["ConnectFunction", "disconnectWS", "WebSocketResponder", "ConnectAu
     print(f"| {name} | {m('init_ms'):.1f} ms | {m('first_invoke_ms'):.1f} ms | {m('cold_total_ms'):.1f} ms | "
           f"{m('warm_median_ms'):.2f} ms | {m('warm_p90_ms'):.2f} ms | {m('peak_rss_mib'):.1f} MiB | {m('cpu_ms'):.1f} ms |")
 PY
+  chart coldstart "ConnectFunction's cold starts, ours and Node's: every start of this run" >>"$out"
   write_section coldstart "$out"
 }
 
@@ -199,12 +225,57 @@ PY
   write_section fanout "$out"
 }
 
+bench_fanout_cpu() {
+  local out="$work/fanout-cpu.md" count="${CPU_CONNECTIONS:-3000}"
+  node_reference
+  log "release build of WebSocketResponder"
+  cargo build --release --locked -p ws-responder --bins >&2
+  start_moto
+  python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name bench-fanout >/dev/null
+  python3 scripts/bench/stand_ins.py "$work" >"$work/stand_ins.json" &
+  SERVER_PIDS+=("$!")
+  for _ in $(seq 50); do [[ -s "$work/stand_ins.json" ]] && break; sleep 0.1; done
+  [[ -s "$work/stand_ins.json" ]] || die "scripts/bench/stand_ins.py did not start"
+  log "CPU per post: WebSocketResponder and the Node fan-out, $count connections, interleaved"
+  python3 scripts/bench/fanout_cpu.py --moto "$MOTO_ENDPOINT" --table bench-fanout --connections "$count" \
+    --fanouts "${CPU_FANOUTS:-10}" --rounds "${CPU_ROUNDS:-3}" \
+    --endpoint "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["WS_ENDPOINT"])' "$work/stand_ins.json")" \
+    --contestant "WebSocketResponder=target/release/ws-responder" \
+    --contestant "Node 20 + SDK v3=node bench/node-reference/dist/fanout.cjs" >"$results/fanout-cpu.json"
+  python3 - "$(machine)" "$results/fanout-cpu.json" > "$out" <<'PY'
+import json, os, sys
+machine, r = sys.argv[1], json.load(open(sys.argv[2]))
+ours, node = r["contestants"]["WebSocketResponder"], r["contestants"]["Node 20 + SDK v3"]
+ratio = ours["cpu_us_per_post"]["median"] / node["cpu_us_per_post"]["median"]
+print("## Fan-out CPU per post, side by side with Node.js\n")
+print(f"{machine}. `scripts/bench/fanout_cpu.py`: a conversation of {r['connections']:,} `CONNECTED` records in moto;")
+print("each contestant fans one message out to all of them: GSI1 pages of 1,000 (the same projection and filter),")
+print(f"then one SigV4-signed `PostToConnection` each, {r['concurrency']} in flight, to a Management API stand-in that")
+print("answers 200 at once. Ours: the release `WebSocketResponder` (x86_64); Node: `bench/node-reference/src/fanout.js`")
+print("(`@aws-sdk/client-dynamodb` + `@aws-sdk/client-apigatewaymanagementapi`, esbuild bundle) on Node "
+      + os.popen("node --version").read().strip() + ".")
+print(f"Fresh process per round, {r['rounds']} rounds interleaved; after one warm-up fan-out, the CPU (user + system, every")
+print(f"thread) of {r['fanouts']} fan-outs ÷ their posts. Moto's and the stand-in's CPU are not counted.\n")
+print("| | ours (Rust) | Node 20 + SDK v3 | ratio |\n|---|---:|---:|---:|")
+print(f"| CPU per post, median of rounds | {ours['cpu_us_per_post']['median']:.1f} µs | {node['cpu_us_per_post']['median']:.1f} µs | **{ratio:.3f}×** |")
+print(f"| one fan-out (wall), median | {ours['fanout_ms']['median']:.0f} ms | {node['fanout_ms']['median']:.0f} ms | "
+      f"{ours['fanout_ms']['median'] / node['fanout_ms']['median']:.2f}× |")
+print(f"| peak RSS | {ours['peak_rss_mib']['median']:.1f} MiB | {node['peak_rss_mib']['median']:.1f} MiB | "
+      f"{ours['peak_rss_mib']['median'] / node['peak_rss_mib']['median']:.3f}× |")
+print(f"\nTarget ≤ 0.1× Node's CPU per post (aim 0.05×): {ratio:.3f}×, {'met' if ratio <= 0.1 else 'NOT met'}.")
+print("The wall time is bounded by the stand-ins (moto's Query pages, a Python HTTP server), not by either contestant.")
+PY
+  chart fanout-cpu "CPU per post and fan-out time, ours and Node's: every round of this run" >>"$out"
+  write_section fanout-cpu "$out"
+}
+
 bench_fanout_quota() {
   local out="$work/fanout-quota.md" lines="" rate count="${QUOTA_CONNECTIONS:-20000}"
   start_moto
   for rate in 500 5000; do
     log "fan-out of $count connections against a quota of $rate posts/s (release test build)"
     lines+="$(DYNAMODB_ENDPOINT="$MOTO_ENDPOINT" QUOTA_RATE="$rate" QUOTA_BURST=$((rate / 10)) QUOTA_CONNECTIONS="$count" \
+      QUOTA_TIMELINE="$results/fanout-quota-$rate.json" \
       cargo test --release -p ws-responder --test responder a_fan_out_offered_far_more_concurrency -- --nocapture 2>/dev/null \
       | grep '^quota-bench ')"$'\n'
   done
@@ -224,6 +295,7 @@ for line in lines:
     print(f"| {int(f['rate']):,}/s | {int(f['connections']):,} | {float(f['seconds']):.1f} s | {float(f['posts_per_second']):,.0f} | "
           f"{float(f['ratio']):.2f}× | {int(f['refused']):,} ({float(f['share']) * 100:.1f} %) | {f['invocations']} | {'met' if ok else 'NOT met'} |")
 PY
+  chart fanout-quota "Posts taken and refused per 100 ms against each quota, from the stand-in's own log of this run" >>"$out"
   write_section fanout-quota "$out"
 }
 
@@ -255,10 +327,11 @@ bench_local() {
   "$load" --base "$base" fanout --count 10000 --runs 3 >"$work/fanout10k.json"
   grep -o '\[WebSocketResponder\] REPORT .*Max Memory Used: [0-9]* MB' "$work/ws-local.log" \
     | sed 's/.*Max Memory Used: \([0-9]*\) MB/\1/' | sort -n | tail -n1 >"$work/responder-peak-mb.txt" || true
-  python3 - "$(machine)" "$work" > "$out" <<'PY'
+  python3 - "$(machine)" "$work" "$results/local.json" > "$out" <<'PY'
 import json, sys
-machine, work = sys.argv[1], sys.argv[2]
+machine, work, keep = sys.argv[1], sys.argv[2], sys.argv[3]
 r = {name: json.load(open(f"{work}/{name}.json")) for name in ("connect", "posts", "fanout", "fanout10k", "idle")}
+json.dump(r, open(keep, "w"))
 peak = open(f"{work}/responder-peak-mb.txt").read().strip() or "?"
 c, p, f, i = r["connect"], r["posts"], r["fanout"], r["idle"]
 print("## The local stack (ws-local)\n")
@@ -281,6 +354,7 @@ print(f"| idle sockets held open (each answered a ping after 3 s) | {i['alive']:
 print(f"| ws-local's memory for them (VmRSS) | {i['rss_before_mib']} → {i['rss_after_mib']} MiB, {i['kib_per_socket']} KiB per socket | — |")
 print(f"| opening them (authorizer + $connect each, 64 at a time) | {i['open_seconds']} s, {i['connects_per_second']:,.0f} connects/s | — |")
 PY
+  chart local "ws-local: connect latencies, fan-out times at 1,000 and 10,000 clients, memory for idle sockets" >>"$out"
   write_section local "$out"
 }
 
@@ -289,9 +363,10 @@ for section in "${sections[@]}"; do
     build) bench_build ;;
     coldstart) bench_coldstart ;;
     fanout) bench_fanout ;;
+    fanout-cpu) bench_fanout_cpu ;;
     fanout-quota) bench_fanout_quota ;;
     local) bench_local ;;
-    *) die "unknown section '$section'; use: build coldstart fanout local" ;;
+    *) die "unknown section '$section'; use: build coldstart fanout fanout-cpu fanout-quota local" ;;
   esac
 done
 log "wrote BENCHMARKS.md"

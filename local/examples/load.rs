@@ -232,7 +232,7 @@ async fn connect_latency(ws: &str, count: usize) -> Value {
     }
     times.sort_by(f64::total_cmp);
     json!({ "connects": count, "p50_ms": round(percentile(&times, 50)), "p99_ms": round(percentile(&times, 99)),
-            "max_ms": round(times[times.len() - 1]) })
+            "max_ms": round(times[times.len() - 1]), "samples_ms": times.iter().copied().map(round).collect::<Vec<_>>() })
 }
 
 async fn fanout(base: &str, ws: &str, count: usize, runs: usize) -> Value {
@@ -293,7 +293,7 @@ async fn fanout(base: &str, ws: &str, count: usize, runs: usize) -> Value {
     json!({ "connections": count, "runs": runs, "median_ms": round(median),
             "min_ms": round(times[0]), "max_ms": round(times[times.len() - 1]),
             "posts_per_second": round(count as f64 / (median / 1000.0)),
-            "invocations": invocations })
+            "invocations": invocations, "samples_ms": times.iter().copied().map(round).collect::<Vec<_>>() })
 }
 
 fn percentile(sorted: &[f64], p: usize) -> f64 {

@@ -11,7 +11,7 @@ first POST /response), cold total (exec → the first response), then WARM more 
 timed from the event sent to the response received, the peak RSS and the CPU time (user +
 system) of the whole process (init and every invocation). Every invocation gets its own connection id, so each is one
 successful conditional PutItem. The moto floor is that PutItem timed directly from here, on
-one keep-alive connection. Prints one JSON object.
+one keep-alive connection. Prints one JSON object: per contestant, the summaries and every start.
 
 The stand-in is one thread with non-blocking sockets and a minimal HTTP/1.1 parser: what a
 threaded Python HTTP server would add to every round trip (a thread hand-off under the GIL) is
@@ -283,6 +283,7 @@ def main():
         out["moto_floor_ms"] = moto_floor(args.moto, args.table, template)
     for name, starts in results.items():
         out["contestants"][name] = {key: summary([s[key] for s in starts]) for key in starts[0]}
+        out["contestants"][name]["samples"] = starts
     print(json.dumps(out))
 
 

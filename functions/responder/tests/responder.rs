@@ -591,7 +591,9 @@ fn knob(name: &str, default: u64) -> u64 {
 
 /// `QUOTA_RATE`, `QUOTA_BURST` and `QUOTA_CONNECTIONS` make it the bench's measure
 /// (`scripts/bench.sh fanout-quota`: 20,000 connections at 500 and 5,000 posts/s); it prints one
-/// `quota-bench` line. The rate is reported, never asserted (shared machines are noisy).
+/// `quota-bench` line, and with `QUOTA_TIMELINE=FILE` writes the posts taken and refused per
+/// 100 ms into FILE (JSON) for the bench's chart. The rate is reported, never asserted (shared
+/// machines are noisy).
 #[tokio::test]
 async fn a_fan_out_offered_far_more_concurrency_than_the_quota_delivers_every_message_once_with_few_refusals() {
     // GIVEN 1,000 connections and a Management API that, like an account, takes 500 posts/s
@@ -632,6 +634,11 @@ async fn a_fan_out_offered_far_more_concurrency_than_the_quota_delivers_every_me
         posts_per_second / quota_rate,
         answers.len()
     );
+    if let Ok(path) = std::env::var("QUOTA_TIMELINE") {
+        let bins = standin.timeline(started, std::time::Duration::from_millis(100));
+        let timeline = json!({ "rate": rate, "burst": burst, "connections": count, "bin_ms": 100, "bins": bins });
+        std::fs::write(&path, timeline.to_string()).unwrap_or_else(|e| panic!("QUOTA_TIMELINE {path}: {e}"));
+    }
 }
 
 #[tokio::test]

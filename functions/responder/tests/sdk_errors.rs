@@ -1,5 +1,9 @@
 //! Error mapping at the SDK boundary, with aws-smithy-mocks standing in for the Management API.
 
+// The fan-out future (SDK calls inside the handler) nests deeper than the default limit of 128
+// when the compiler computes its layout, as in main.rs.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
 use aws_sdk_apigatewaymanagement::Client;

@@ -27,6 +27,8 @@ pub struct Post {
     pub body: Vec<u8>,
     pub authorization: Option<String>,
     pub amz_date: Option<String>,
+    /// When the stand-in took it.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -38,8 +40,9 @@ struct State {
     quota: Option<Quota>,
     /// Always throttled.
     full: HashSet<String>,
-    /// Requests answered 429, per connection.
+    /// Requests answered 429, per connection, and when.
     refused: Vec<String>,
+    refused_at: Vec<std::time::Instant>,
     /// Connections closed with `DELETE` (each then gone).
     closed: Vec<String>,
 }
@@ -123,6 +126,24 @@ impl StandIn {
         self.state.lock().unwrap().refused.clone()
     }
 
+    /// Posts taken and requests refused in each `bin` from `start`: `[[taken, refused], …]`.
+    pub fn timeline(&self, start: std::time::Instant, bin: std::time::Duration) -> Vec<[u64; 2]> {
+        let state = self.state.lock().unwrap();
+        let index = |at: std::time::Instant| {
+            usize::try_from(at.saturating_duration_since(start).as_nanos() / bin.as_nanos()).unwrap_or(usize::MAX)
+        };
+        let taken = state.posts.iter().map(|p| (index(p.at), 0));
+        let refused = state.refused_at.iter().map(|&at| (index(at), 1));
+        let mut bins = Vec::new();
+        for (i, kind) in taken.chain(refused) {
+            if bins.len() <= i {
+                bins.resize(i + 1, [0, 0]);
+            }
+            bins[i][kind] += 1;
+        }
+        bins
+    }
+
     /// `http://127.0.0.1:{port}/{stage}`: what the responder is given as its endpoint.
     pub fn endpoint(&self, stage: &str) -> String {
         format!("http://{}/{stage}", self.addr)
@@ -155,6 +176,7 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
     let over_quota = recorded.quota.as_mut().is_some_and(|quota| !quota.take());
     if over_quota || recorded.full.contains(&connection_id) {
         recorded.refused.push(connection_id);
+        recorded.refused_at.push(std::time::Instant::now());
         return Ok(reply(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Rate exceeded"));
     }
     if method == hyper::Method::DELETE {
@@ -174,6 +196,7 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
         body,
         authorization,
         amz_date,
+        at: std::time::Instant::now(),
     });
     Ok(if known {
         Response::new(Full::new(Bytes::new()))
