@@ -228,8 +228,8 @@ PY
 bench_fanout_cpu() {
   local out="$work/fanout-cpu.md" count="${CPU_CONNECTIONS:-3000}"
   node_reference
-  log "release build of WebSocketResponder"
-  cargo build --release --locked -p ws-responder --bins >&2
+  log "release build of the functions (the whole workspace: the same build the local section uses)"
+  cargo build --release --locked --workspace --bins >&2
   start_moto
   python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name bench-fanout >/dev/null
   python3 scripts/bench/stand_ins.py "$work" >"$work/stand_ins.json" &
