@@ -79,7 +79,7 @@ def fanout_cpu(results, out):
 def fanout_quota(results, out):
     runs = [load(results, name) for name in sorted(os.listdir(results)) if name.startswith("fanout-quota-")]
     runs.sort(key=lambda r: r["rate"])
-    fig, axes = plt.subplots(len(runs), 1, figsize=(8, 2.4 * len(runs)), squeeze=False)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.4 * len(runs)), squeeze=False)
     for ax, run in zip(axes[:, 0], runs):
         scale = 1000 / run["bin_ms"]
         xs = [i * run["bin_ms"] / 1000 for i in range(len(run["bins"]))]
@@ -88,7 +88,7 @@ def fanout_quota(results, out):
         ax.axhline(run["rate"], color=QUOTA, linestyle="--", linewidth=1, label=f"quota {run['rate']:,}/s")
         ax.set_title(f"{run['connections']:,} connections, quota {run['rate']:,} posts/s (burst {run['burst']:,})")
         ax.set_xlabel("seconds")
-        ax.legend(loc="upper right", fontsize=7, frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     fig.suptitle("Fan-out against the Management API quota, per 100 ms")
     save(fig, out)
 
