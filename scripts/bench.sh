@@ -128,16 +128,22 @@ node_reference() {
   node_reference_built=1
 }
 
-bench_coldstart() {
-  local out="$work/coldstart.md" bins="$work/x86/ws-connection" runs="${COLDSTART_RUNS:-30}" env_args=() name
-  node_reference
-  scripts/build-lambda.sh --service . --mode binary --arch x86_64 --out "$work/x86" >&2
+# moto_and_stand_ins TABLE: moto with the connections table TABLE, and scripts/bench/stand_ins.py
+# (the Management API and the token issuer), whose environment is in $work/stand_ins.json.
+moto_and_stand_ins() {
   start_moto
-  python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name bench-connections >/dev/null
+  python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name "$1" >/dev/null
   python3 scripts/bench/stand_ins.py "$work" >"$work/stand_ins.json" &
   SERVER_PIDS+=("$!")
   for _ in $(seq 50); do [[ -s "$work/stand_ins.json" ]] && break; sleep 0.1; done
   [[ -s "$work/stand_ins.json" ]] || die "scripts/bench/stand_ins.py did not start"
+}
+
+bench_coldstart() {
+  local out="$work/coldstart.md" bins="$work/x86/ws-connection" runs="${COLDSTART_RUNS:-30}" env_args=() name
+  node_reference
+  scripts/build-lambda.sh --service . --mode binary --arch x86_64 --out "$work/x86" >&2
+  moto_and_stand_ins bench-connections
   mapfile -t env_args < <(python3 -c 'import json,sys
 for k, v in json.load(open(sys.argv[1])).items(): print(f"--env={k}={v}")' "$work/stand_ins.json")
   local common=(--runs "$runs" --warm 50 --moto "$MOTO_ENDPOINT" --table bench-connections "${env_args[@]}")
@@ -232,12 +238,7 @@ bench_fanout_cpu() {
   node_reference
   log "release build of the functions (the whole workspace: the same build the local section uses)"
   cargo build --release --locked --workspace --bins >&2
-  start_moto
-  python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name bench-fanout >/dev/null
-  python3 scripts/bench/stand_ins.py "$work" >"$work/stand_ins.json" &
-  SERVER_PIDS+=("$!")
-  for _ in $(seq 50); do [[ -s "$work/stand_ins.json" ]] && break; sleep 0.1; done
-  [[ -s "$work/stand_ins.json" ]] || die "scripts/bench/stand_ins.py did not start"
+  moto_and_stand_ins bench-fanout
   log "CPU per post: WebSocketResponder and the Node fan-out, $count connections, interleaved"
   python3 scripts/bench/fanout_cpu.py --moto "$MOTO_ENDPOINT" --table bench-fanout --connections "$count" \
     --fanouts "${CPU_FANOUTS:-10}" --rounds "${CPU_ROUNDS:-3}" \

@@ -146,6 +146,13 @@ def stop(proc):
     return hwm_kib / 1024, (usage.ru_utime + usage.ru_stime) * 1000
 
 
+def fail(proc, argv, error):
+    """Ends the bench: the bootstrap killed, the error and the end of its stderr."""
+    proc.kill()
+    _, stderr = proc.communicate()
+    sys.exit(f"{' '.join(argv)}: {error}\n{stderr.decode(errors='replace')[-3000:]}")
+
+
 def one_start(api, argv, env, template, warm, expect):
     """One fresh process: its timings, peak RSS and CPU."""
     api.close_connections()
@@ -177,9 +184,7 @@ def one_start(api, argv, env, template, warm, expect):
             else:
                 respond(conn, "404 Not Found")
     except Exception as error:
-        proc.kill()
-        _, stderr = proc.communicate()
-        sys.exit(f"{' '.join(argv)}: {error}\n{stderr.decode(errors='replace')[-3000:]}")
+        fail(proc, argv, error)
     peak_mib, cpu_ms = stop(proc)
     proc.stderr.close()
     return {
@@ -240,6 +245,27 @@ def summary(values):
     }
 
 
+def lambda_env(runtime_port, moto, table, memory_mb, more):
+    """A bootstrap's environment, as Lambda sets it, with DynamoDB at moto and `more` on top."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{runtime_port}",
+        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_ENDPOINT_URL_DYNAMODB": moto,
+        "TABLE_CONNECTIONS": table,
+        "TZ": ":UTC",
+        **more,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30)
@@ -256,23 +282,7 @@ def main():
     with open(args.event) as f:
         template = json.load(f)
     api = RuntimeApi()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.port}",
-        "AWS_LAMBDA_FUNCTION_NAME": "bench",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
-        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_ENDPOINT_URL_DYNAMODB": args.moto,
-        "TABLE_CONNECTIONS": args.table,
-        "TZ": ":UTC",
-        **dict(kv.split("=", 1) for kv in args.env),
-    }
+    env = lambda_env(api.port, args.moto, args.table, 128, dict(kv.split("=", 1) for kv in args.env))
     results = {name: [] for name, _ in contestants}
     for run in range(args.runs):
         order = contestants[run % len(contestants):] + contestants[: run % len(contestants)]

@@ -25,7 +25,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coldstart import RuntimeApi, respond, send_event, stop  # noqa: E402
+from coldstart import RuntimeApi, fail, lambda_env, respond, send_event, stop  # noqa: E402
 
 CONVERSATION = "cpu-bench"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -99,9 +99,7 @@ def one_round(api, argv, env, event, fanouts, connections):
         # The last answer is in: the process waits for its next event, spending nothing.
         user, system = (after - before for after, before in zip(cpu_seconds(proc.pid), cpu_before))
     except Exception as error:
-        proc.kill()
-        _, stderr = proc.communicate()
-        sys.exit(f"{' '.join(argv)}: {error}\n{stderr.decode(errors='replace')[-3000:]}")
+        fail(proc, argv, error)
     peak_mib, _ = stop(proc)
     proc.stderr.close()
     posts = fanouts * connections
@@ -123,23 +121,7 @@ def main():
     contestants = [(name, shlex.split(command)) for name, command in (c.split("=", 1) for c in args.contestant)]
     seed(args.moto, args.table, args.connections)
     api = RuntimeApi()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.port}",
-        "AWS_LAMBDA_FUNCTION_NAME": "bench",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
-        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
-        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_ENDPOINT_URL_DYNAMODB": args.moto,
-        "TABLE_CONNECTIONS": args.table,
-        "FANOUT_CONCURRENCY": str(args.concurrency),
-        "TZ": ":UTC",
-    }
+    env = lambda_env(api.port, args.moto, args.table, 1024, {"FANOUT_CONCURRENCY": str(args.concurrency)})
     event = {"conversationId": CONVERSATION, "messageType": "progress", "sequence": 1, "isFinal": False,
              "payload": {"text": "Processando…", "step": 3}, "wsEndpoint": args.endpoint}
     rounds = {name: [] for name, _ in contestants}
