@@ -308,13 +308,18 @@ impl DynamoStore {
 const LISTED: &str = "#connectionId, #apiId, #stage, #region";
 
 impl DynamoStore {
-    /// A query of `index` that keeps `CONNECTED` entries, with the names [`LISTED`] uses; the
-    /// caller adds the key condition, the projection and the page.
-    fn connected_query(&self, index: &str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    /// A page of at most `limit` entries of `index` that keeps `CONNECTED` ones, with the names
+    /// [`LISTED`] uses; the caller adds the key condition, the projection and the start.
+    fn connected_query(
+        &self,
+        index: &str,
+        limit: u32,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
             .index_name(index)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
             .filter_expression("#status = :connected")
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#connectionId", attr::CONNECTION_ID)
@@ -417,14 +422,12 @@ impl ConnectionStore for DynamoStore {
             start.insert(sk_name.to_owned(), s(keys::connection(id)));
             start
         });
-        let limit = i32::try_from(limit).unwrap_or(i32::MAX).max(1);
         let output = self
-            .connected_query(index)
+            .connected_query(index, limit)
             .key_condition_expression("#pk = :pk")
             .projection_expression(LISTED)
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_values(":pk", s(pk))
-            .limit(limit)
             .set_exclusive_start_key(start)
             .customize()
             .config_override(self.budget("Query", Call::Index, deadline)?)
@@ -475,14 +478,13 @@ impl ConnectionStore for DynamoStore {
             })
             .transpose()?;
         let output = self
-            .connected_query(keys::GSI3)
+            .connected_query(keys::GSI3, limit)
             .key_condition_expression("#pk = :pk AND #sk < :cutoff")
             .projection_expression(format!("{LISTED}, #sk"))
             .expression_attribute_names("#pk", keys::GSI3PK)
             .expression_attribute_names("#sk", keys::GSI3SK)
             .expression_attribute_values(":pk", s(partition))
             .expression_attribute_values(":cutoff", s(keys::expiry_cutoff(now)))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
             .set_exclusive_start_key(start)
             .customize()
             .config_override(self.budget("Query", Call::Index, deadline)?)
