@@ -277,11 +277,10 @@ PY
 
 bench_fanout_quota() {
   local out="$work/fanout-quota.md" lines="" rate count="${QUOTA_CONNECTIONS:-20000}"
-  start_moto
   for rate in 500 5000; do
     log "fan-out of $count connections against a quota of $rate posts/s (release test build)"
-    lines+="$(DYNAMODB_ENDPOINT="$MOTO_ENDPOINT" QUOTA_RATE="$rate" QUOTA_BURST=$((rate / 10)) QUOTA_CONNECTIONS="$count" \
-      QUOTA_TIMELINE="$results/fanout-quota-$rate.json" QUOTA_TABLE=memory \
+    lines+="$(QUOTA_RATE="$rate" QUOTA_BURST=$((rate / 10)) QUOTA_CONNECTIONS="$count" \
+      QUOTA_TIMELINE="$results/fanout-quota-$rate.json" \
       QUOTA_CONCURRENCY=$((rate * 3 * 4 / 100 > 128 ? rate * 3 * 4 / 100 : 128)) \
       cargo test --release -p ws-responder --test responder a_fan_out_offered_far_more_concurrency -- --nocapture 2>/dev/null \
       | grep '^quota-bench ')"$'\n'
@@ -293,7 +292,7 @@ machine, lines = sys.argv[1], [l for l in sys.argv[2].splitlines() if l.strip()]
 print("## Fan-out at the Management API quota\n")
 print(f"{machine}. One fan-out (release build, FANOUT_CONCURRENCY four times what the quota can take at 30 ms per")
 print("post, at least 128: 128 at 500/s, 600 at 5,000/s) to a")
-print("conversation listed from the in-memory table adapter (`QUOTA_TABLE=memory`: moto's Query pages cost O(table)")
+print("conversation listed from the in-memory table adapter (the test's default; moto's Query pages cost O(table)")
 print("each, which at 20,000 connections would bound the rate below 5,000/s; see docs/local-stack.md), posting to a")
 print("stand-in that, like an account, takes a token bucket of posts/s (burst a tenth of a second) at 30 ms per")
 print("post and answers the rest 429 LimitExceededException. Time from the first invocation to the last answer,")

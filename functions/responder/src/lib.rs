@@ -66,7 +66,7 @@ use crate::cursor::Position;
 use crate::endpoint::{Endpoint, EndpointError, EndpointTemplate};
 use crate::event::{CloseRequest, CloseTarget, Invocation, MAX_MESSAGE_BYTES, Target};
 use crate::management::{PostError, Poster};
-use crate::pacing::{Pacer, Signal};
+use crate::pacing::{Earlier, Pacer, Signal};
 
 /// The `svc` of every log line and the `Service` metric dimension.
 pub const SVC: &str = "ws-responder";
@@ -555,7 +555,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 .owed
                 .into_iter()
                 .map(|o| Owed {
-                    attempt: Attempt { id: o.id, route: o.route, tries: o.tries, strikes: o.strikes },
+                    attempt: Attempt { id: o.id, route: o.route, tries: o.tries, strikes: o.strikes, throttled: None },
                     ready: Instant::now(),
                 })
                 .collect(),
@@ -615,7 +615,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 Some((attempt, ticket, delivery, own, took)) = in_flight.next(), if !in_flight.is_empty() => {
                     counters.merge(&own);
                     run.slowest = run.slowest.max(took);
-                    run.ended(attempt, ticket, delivery);
+                    run.ended(attempt, ticket, delivery, took);
                 }
                 read = async { page.as_mut().expect("polled only when set").await }, if page.is_some() => {
                     page = None;
@@ -769,6 +769,8 @@ struct Attempt {
     tries: u8,
     /// Throttles that were this connection's own (the others went through).
     strikes: u8,
+    /// The start number of its last throttled try in this invocation (pacing's undo needs it).
+    throttled: Option<u64>,
 }
 
 /// A listed connection: its id, the position just past it, and where it lives (when known).
@@ -818,7 +820,7 @@ impl FanOut {
         let (id, past, route) = self.buffer.pop_front()?;
         self.position = past;
         self.counts.targets += 1;
-        Some(Attempt { id, route, tries: 0, strikes: 0 })
+        Some(Attempt { id, route, tries: 0, strikes: 0, throttled: None })
     }
 
     /// The answer: the counts, and a cursor unless every connection was dealt with.
@@ -900,10 +902,15 @@ impl FanOut {
     }
 
     /// Counts how a call ended; a throttled one is owed a retry unless it has had its tries.
-    fn ended(&mut self, attempt: Attempt, ticket: u64, delivery: Delivery) {
+    fn ended(&mut self, attempt: Attempt, ticket: u64, delivery: Delivery, took: Duration) {
         let tries = attempt.tries.saturating_add(1);
         let signal = if matches!(delivery, Delivery::Throttled) { Signal::Throttled } else { Signal::Through };
-        let alone = self.pacer.ended(ticket, signal);
+        let earlier = match (attempt.throttled, attempt.tries) {
+            (Some(post), _) => Earlier::Post(post),
+            (None, 0) => Earlier::Never,
+            (None, _) => Earlier::Elsewhere,
+        };
+        let alone = self.pacer.ended(ticket, signal, took, earlier, Instant::now());
         if delivery != Delivery::Throttled {
             self.counts.count(delivery);
             return;
@@ -917,7 +924,8 @@ impl FanOut {
             self.counts.failed += 1;
         } else {
             let delay = pacing::retry_delay(tries, jitter(&attempt.id, tries));
-            self.owed.push_back(Owed { attempt: Attempt { tries, strikes, ..attempt }, ready: Instant::now() + delay });
+            let attempt = Attempt { tries, strikes, throttled: Some(ticket), ..attempt };
+            self.owed.push_back(Owed { attempt, ready: Instant::now() + delay });
         }
     }
 }

@@ -160,9 +160,6 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
     let (authorization, amz_date) = (header("authorization"), header("x-amz-date"));
     let method = req.method().clone();
     let body = req.into_body().collect().await?.to_bytes().to_vec();
-    let delay = shared.lock().unwrap().delay;
-    tokio::time::sleep(delay).await;
-
     // `/{stage}/@connections/{id}`, or any prefix before `/@connections/` (a template's
     // `/{region}/{apiId}/{stage}`), recorded as the post's `stage`.
     let Some((stage, id)) = raw_path.trim_start_matches('/').split_once("/@connections/") else {
@@ -172,13 +169,20 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
         return Ok(reply(StatusCode::NOT_FOUND, "NotFoundException", "no such route"));
     }
     let connection_id = percent_decode(id);
+    // A request over the quota (or to a full client) is refused at once, as a throttle is answered
+    // before any work; what is taken costs the stand-in's delay.
+    let delay = {
+        let mut recorded = shared.lock().unwrap();
+        let over_quota = recorded.quota.as_mut().is_some_and(|quota| !quota.take());
+        if over_quota || recorded.full.contains(&connection_id) {
+            recorded.refused.push(connection_id);
+            recorded.refused_at.push(std::time::Instant::now());
+            return Ok(reply(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Rate exceeded"));
+        }
+        recorded.delay
+    };
+    tokio::time::sleep(delay).await;
     let mut recorded = shared.lock().unwrap();
-    let over_quota = recorded.quota.as_mut().is_some_and(|quota| !quota.take());
-    if over_quota || recorded.full.contains(&connection_id) {
-        recorded.refused.push(connection_id);
-        recorded.refused_at.push(std::time::Instant::now());
-        return Ok(reply(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Rate exceeded"));
-    }
     if method == hyper::Method::DELETE {
         // As API Gateway: 204 and the connection is gone (its $disconnect follows), else 410.
         return Ok(if recorded.known.remove(&connection_id) {
