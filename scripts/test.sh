@@ -9,6 +9,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 trap stop_servers EXIT
+# Each step says when it started, so a slow run shows where its time went (aim: under 25 minutes).
+step() { log "[$(printf '%4d' "$SECONDS")s] $*"; }
 
 command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs)"
 cargo nextest --version >/dev/null 2>&1 || {
@@ -18,22 +20,22 @@ cargo nextest --version >/dev/null 2>&1 || {
 ensure_venv
 export PATH="$VENV/bin:$PATH"
 
-log "cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --all -- --check
 
-log "cargo clippy"
+step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-log "build tests (scripts/tests/build.sh)"
+step "build tests (scripts/tests/build.sh)"
 scripts/tests/build.sh
 
-log "GitHub Actions checks (scripts/tests/workflows.sh)"
+step "GitHub Actions checks (scripts/tests/workflows.sh)"
 scripts/tests/workflows.sh
 
-log "docs checks (scripts/tests/docs.sh)"
+step "docs checks (scripts/tests/docs.sh)"
 scripts/tests/docs.sh
 
-log "Terraform checks (scripts/tests/terraform.sh)"
+step "Terraform checks (scripts/tests/terraform.sh)"
 scripts/tests/terraform.sh
 
 start_moto
@@ -41,14 +43,16 @@ export DYNAMODB_ENDPOINT="$MOTO_ENDPOINT"
 if [[ "${CI:-}" == "true" ]]; then export INSTA_UPDATE=no; fi
 
 # ws-local's tests run the functions' real binaries and its fixture function: build every binary first.
-log "cargo build --bins"
+step "cargo build --bins"
 cargo build --workspace --bins --all-features --locked
 
-log "cargo nextest"
+step "cargo nextest"
 cargo nextest run --workspace --all-features --locked --no-fail-fast
 
-log "ws-local parity suite and console in a browser (scripts/tests/parity.sh)"
+step "ws-local parity suite and console in a browser (scripts/tests/parity.sh)"
 scripts/tests/parity.sh
 
-log "local stack (scripts/tests/dev.sh)"
+step "local stack (scripts/tests/dev.sh)"
 scripts/tests/dev.sh
+
+step "all passed"
