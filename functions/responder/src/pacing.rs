@@ -84,12 +84,13 @@ pub struct Pacer {
     ceiling: Option<f64>,
 }
 
-/// The window before a shrink, and the post whose throttle made it.
+/// The window, slow start and ceiling before a shrink, and the post whose throttle made it.
 #[derive(Debug, Clone, Copy)]
 struct Undo {
     ticket: u64,
     window: f64,
     slow_start: bool,
+    ceiling: Option<f64>,
 }
 
 /// Whether the connection of a post was throttled before, as far as pacing is concerned.
@@ -206,13 +207,16 @@ impl Pacer {
                 if let Some(undo) = self.undo.filter(|undo| Earlier::Post(undo.ticket) == earlier) {
                     self.window = self.window.max(undo.window);
                     self.slow_start = undo.slow_start;
+                    // A full client's refusal says nothing of where the quota is.
+                    self.ceiling = undo.ceiling;
                     self.undo = None;
                 }
                 true
             }
             Signal::Throttled => {
                 if ticket > self.shrink_from {
-                    self.undo = Some(Undo { ticket, window: self.window, slow_start: self.slow_start });
+                    self.undo =
+                        Some(Undo { ticket, window: self.window, slow_start: self.slow_start, ceiling: self.ceiling });
                     self.ceiling = Some(self.window);
                     // No more than went through in the last latency: what the quota lets through.
                     #[allow(clippy::cast_precision_loss)] // a count of posts
@@ -332,6 +336,7 @@ mod tests {
         );
         assert!(pacer.window() >= window, "and the shrink its first throttle made is undone");
         assert!(pacer.slow_start, "slow start too");
+        assert_eq!(pacer.ceiling, None, "and the ceiling: a full client's refusal says nothing of the quota");
         let elsewhere = pacer.start(now);
         assert!(pacer.ended(elsewhere, Signal::Throttled, MS, Earlier::Elsewhere, now), "a retry from a cursor too");
         round(&mut pacer, 10, Signal::Throttled, now);

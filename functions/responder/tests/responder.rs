@@ -642,6 +642,12 @@ fn knob(name: &str, default: u64) -> u64 {
 /// 100 ms into FILE (JSON) for the bench's chart. The rate is reported, never asserted (shared
 /// machines are noisy). Two worker threads: the stand-in's answers are not queued behind the
 /// responder's own work, which in a debug build on one thread is most of a core at 500 posts/s.
+/// Where the quota test lists its conversation from (`QUOTA_TABLE`).
+enum QuotaTable {
+    Moto(Harness),
+    Memory(Responder<ManagementApi, MemoryStore>),
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fan_out_offered_far_more_concurrency_than_the_quota_delivers_every_message_once_with_few_refusals() {
     // GIVEN 2,000 connections and a Management API that, like an account, takes 500 posts/s
@@ -656,30 +662,32 @@ async fn a_fan_out_offered_far_more_concurrency_than_the_quota_delivers_every_me
     // (`QUOTA_CONCURRENCY` for the bench: at 30 ms per post, 5,000 posts/s needs 150 in flight)
     let concurrency = knob("QUOTA_CONCURRENCY", 128).to_string();
     let env = [("FANOUT_CONCURRENCY", concurrency.as_str())];
-    let in_memory = std::env::var("QUOTA_TABLE").map_or(true, |table| table != "dynamodb");
-    let (h, memory) = if in_memory {
-        let memory = MemoryStore::new();
-        for id in &ids {
-            let record = connection_record(id, "conv-quota", None, None, None);
-            memory.put_connection(&record, &no_hurry()).await.expect("put");
+    let table = match std::env::var("QUOTA_TABLE").as_deref() {
+        Err(_) | Ok("memory") => {
+            let memory = MemoryStore::new();
+            for id in &ids {
+                let record = connection_record(id, "conv-quota", None, None, None);
+                memory.put_connection(&record, &no_hurry()).await.expect("put");
+            }
+            QuotaTable::Memory(responder_on(&config_of(&env, Some("in-memory")), Some(memory), &Captured::default()))
         }
-        (None, Some(responder_on(&config_of(&env, Some("in-memory")), Some(memory), &Captured::default())))
-    } else {
-        let h = Harness::new(&env, true).await;
-        for id in &ids {
-            h.connect(id, "conv-quota", None).await;
+        Ok("dynamodb") => {
+            let h = Harness::new(&env, true).await;
+            for id in &ids {
+                h.connect(id, "conv-quota", None).await;
+            }
+            QuotaTable::Moto(h)
         }
-        (Some(h), None)
+        Ok(other) => panic!("QUOTA_TABLE={other}: use memory (the default) or dynamodb (moto)"),
     };
 
     // WHEN the fan-out runs to its end
     let started = Instant::now();
-    let answers = match (&h, &memory) {
-        (Some(h), _) => fan_out_until_done(h, &event, 30_000).await,
-        (None, Some(responder)) => {
+    let answers = match &table {
+        QuotaTable::Moto(h) => fan_out_until_done(h, &event, 30_000).await,
+        QuotaTable::Memory(responder) => {
             fan_out_until_done_with(async |event, ms| invoke_on(responder, event, ms).await, &event, 30_000).await
         }
-        (None, None) => unreachable!("one of the two tables is set up"),
     };
     let took = started.elapsed().as_secs_f64();
 
