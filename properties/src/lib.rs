@@ -39,7 +39,7 @@ pub fn cases(default: u32) -> u32 {
 pub struct AlwaysGone;
 
 impl Poster for AlwaysGone {
-    async fn post(&self, _: &Endpoint, _: &ConnectionId, _: Vec<u8>, _: Duration) -> Result<(), PostError> {
+    async fn post(&self, _: &Endpoint, _: &ConnectionId, _: bytes::Bytes, _: Duration) -> Result<(), PostError> {
         Err(PostError::Gone)
     }
 

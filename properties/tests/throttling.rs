@@ -43,7 +43,13 @@ struct Planned {
 struct Shared(Arc<Planned>);
 
 impl Poster for Shared {
-    async fn post(&self, _: &Endpoint, connection: &ConnectionId, _: Vec<u8>, _: Duration) -> Result<(), PostError> {
+    async fn post(
+        &self,
+        _: &Endpoint,
+        connection: &ConnectionId,
+        _: bytes::Bytes,
+        _: Duration,
+    ) -> Result<(), PostError> {
         let planned = &self.0;
         let n = planned.requests.fetch_add(1, Ordering::Relaxed);
         let id = connection.as_str().to_owned();

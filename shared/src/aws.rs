@@ -24,6 +24,8 @@ use aws_config::environment::{EnvironmentVariableCredentialsProvider, Environmen
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 
 /// The roots of Amazon Trust Services (PEM), compiled in.
 const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
@@ -59,6 +61,31 @@ pub fn http_client(roots: Roots) -> SharedHttpClient {
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(context)
         .build_https()
+}
+
+/// The TLS config of an HTTPS client outside the SDK (the responder's Management API calls):
+/// the same roots as [`http_client`], ring, TLS 1.2 and 1.3.
+pub fn tls_config(roots: Roots) -> rustls::ClientConfig {
+    let mut store = rustls::RootCertStore::empty();
+    match roots {
+        Roots::Amazon => {
+            for cert in CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES) {
+                store.add(cert.expect("the compiled-in roots are PEM")).expect("the compiled-in roots are valid");
+            }
+        }
+        Roots::System => {
+            let found = rustls_native_certs::load_native_certs();
+            for error in &found.errors {
+                tracing::warn!(%error, "a certificate of the system's store could not be read");
+            }
+            store.add_parsable_certificates(found.certs);
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(store)
+        .with_no_client_auth()
 }
 
 /// The SDK config of a function: credentials and region from the environment Lambda sets (see

@@ -6,13 +6,14 @@
 //! - [`event`]: the input, validated into a target and the wire envelope.
 //! - [`endpoint`]: which Management API endpoint to post through.
 //! - [`cursor`]: where a fan-out that ran out of time continues.
-//! - [`management`]: the notifier port ([`management::Poster`]) and its SDK adapter, one client
-//!   per endpoint.
+//! - [`management`]: the notifier port ([`management::Poster`]) and its adapter, the Management
+//!   API as SigV4-signed HTTP on one kept-alive connection pool (not the SDK's client: its
+//!   per-call machinery cost more CPU than the post, see the module).
 //! - [`Config`], [`Responder`], [`Outcome`]: configuration, the handler, and what it returns.
 //!
 //! Results: `200` posted; `410` gone (the record becomes `GONE` when `MARK_GONE=true`); `413`
 //! message over 128 KB, refused before any call; `400` a bad event, with `error` saying what;
-//! `500` anything else after the SDK's retries. Fan-out returns per-outcome counts, and a
+//! `500` anything else after the retries of transient errors. Fan-out returns per-outcome counts, and a
 //! `cursor` when it had to stop before its deadline with connections left (DESIGN §8).
 //!
 //! # Deadlines
@@ -25,8 +26,8 @@
 //!
 //! # The quota (DESIGN §9)
 //! The Management API's rate is a quota per account and region shared by every fan-out, and a
-//! `429 LimitExceededException` means the post was *not* delivered. The SDK does not retry a 429
-//! ([`management::NoThrottleRetries`]); the fan-out does: the number of posts in flight adapts to
+//! `429 LimitExceededException` means the post was *not* delivered. The adapter does not retry a 429
+//! ([`management`]); the fan-out does: the number of posts in flight adapts to
 //! throttling ([`pacing::Pacer`]: slow start, additive increase, multiplicative decrease, bounded
 //! by `FANOUT_CONCURRENCY` and `FANOUT_MAX_RATE`), a throttled connection waits out its own
 //! backoff and is tried again (before new ones), and one still owed at the deadline goes into
@@ -247,7 +248,7 @@ impl Tally {
 #[derive(Debug, Clone, Copy)]
 enum Op<'a> {
     /// `PostToConnection` with this envelope.
-    Post(&'a [u8]),
+    Post(&'a bytes::Bytes),
     /// `DeleteConnection`, recording this reason on the record first.
     Close(&'a str),
 }
@@ -462,7 +463,10 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             (Err(err), _) => return Outcome::refused(400, err),
             (Ok(endpoint), _) => Some(endpoint.clone()),
         };
-        let body = serde_json::to_vec(&request.envelope).expect("an envelope of JSON values always serializes");
+        // Shared by every post of a fan-out (each takes a reference, not a copy).
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(&request.envelope).expect("an envelope of JSON values always serializes"),
+        );
         if body.len() > MAX_MESSAGE_BYTES {
             return Outcome::refused(
                 413,
@@ -687,7 +691,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         counters: &mut Counters<'_, Metric>,
     ) -> Delivery {
         let result = match op {
-            Op::Post(body) => self.poster.post(endpoint, id, body.to_vec(), deadline.budget()).await,
+            Op::Post(body) => self.poster.post(endpoint, id, body.clone(), deadline.budget()).await,
             Op::Close(reason) => {
                 // The reason first, so the $disconnect that the close brings keeps it.
                 if let Some(store) = &self.store

@@ -19,6 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = ws_shared::aws::load_config(config.tls_roots).await;
     let region = ws_shared::config::table_region(&ws_shared::config::process_env);
     let store = config.table.as_ref().map(|table| DynamoStore::from_sdk(&sdk, table, region));
-    let handler = Responder::new(ManagementApi::new(&sdk), store, &config, Arc::new(ws_shared::output::Stdout));
+    let handler =
+        Responder::new(ManagementApi::new(&sdk, config.tls_roots), store, &config, Arc::new(ws_shared::output::Stdout));
     ws_shared::serve::serve(async |event, request_id, deadline| handler.handle(event, request_id, deadline).await).await
 }

@@ -1,19 +1,50 @@
-//! The notifier port and its adapter: the API Gateway Management API through the AWS SDK.
+//! The notifier port ([`Poster`]) and its adapter ([`ManagementApi`]): API Gateway's Management
+//! API, `PostToConnection` and `DeleteConnection`, as SigV4-signed HTTP/1.1 requests on a
+//! kept-alive connection pool (hyper + rustls, the same stack and roots as the SDK clients).
+//!
+//! # Why not the SDK's client
+//! A fan-out makes one call per connection, and the SDK's generic machinery cost more CPU than
+//! the post: a profile of a 3,000-connection fan-out put the orchestrator (interceptors, config
+//! bag, endpoint rules, identity resolution on every call) at a fifth of the process's time, and
+//! its allocations and formatting at much of the rest — 190 µs of CPU per post against 80 µs
+//! without it (issue 21; BENCHMARKS.md, "Fan-out CPU per post"). These two operations are small
+//! and fixed (a path, a body, a status), so the adapter does what the SDK does for them:
+//!
+//! - the request: `POST {endpoint}/@connections/{id}` with the message as an
+//!   `application/octet-stream` body, `DELETE` for a close; the id percent-encoded like a Smithy
+//!   path label (everything but RFC 3986's unreserved characters);
+//! - SigV4 with `aws-sigv4` (the SDK's own signer, with its default settings), service
+//!   `execute-api`, for the endpoint's region (else the function's); credentials from the SDK
+//!   config's provider, cached until 10 s before they expire (15 minutes when they do not say),
+//!   as the SDK's identity cache does;
+//! - the SDK's standard retry of transient failures (a 500, 502, 503 or 504, a connection that
+//!   could not be made or broke): at most [`MAX_ATTEMPTS`] attempts, exponential backoff with
+//!   full jitter from 50 ms to 2 s; never of a `429`: retrying a throttled post at once hammers a
+//!   quota shared by every fan-out (issue 21 measured 63 % of requests refused that way), so it
+//!   goes back to the caller, which paces to the quota (`crate::pacing`);
+//! - the answer: 2xx delivered, `410` [`PostError::Gone`], `429` [`PostError::Throttled`], any
+//!   other status [`PostError::Failed`] with its `x-amzn-ErrorType` and message
+//!   ([`CallError::Status`]).
+//!
+//! `tests/management.rs` checks each rule against an HTTP stand-in that verifies the signature.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
-use aws_config::retry::RetryConfig;
-use aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnectionError;
-use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
-use aws_sdk_apigatewaymanagement::primitives::Blob;
-use aws_sdk_apigatewaymanagement::{Client, config};
-use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
+use aws_credential_types::provider::{ProvideCredentials as _, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use ws_shared::aws::Roots;
 use ws_shared::id::ConnectionId;
 
 use crate::endpoint::Endpoint;
@@ -28,7 +59,7 @@ pub enum PostError {
     /// buffer. The message was not delivered; the caller paces and tries again.
     #[error("the Management API throttled the post (429 LimitExceededException)")]
     Throttled,
-    /// Anything else, after the SDK's retries.
+    /// Anything else, after the retries.
     #[error("posting to the connection failed")]
     Failed(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
@@ -41,7 +72,7 @@ pub trait Poster: Send + Sync {
         &self,
         endpoint: &Endpoint,
         connection: &ConnectionId,
-        data: Vec<u8>,
+        data: Bytes,
         budget: Duration,
     ) -> impl Future<Output = Result<(), PostError>> + Send;
 
@@ -60,109 +91,223 @@ pub trait Poster: Send + Sync {
 #[error("the Management API call did not end within {0:?} (cut at the invocation's deadline; its outcome is unknown)")]
 pub struct CutShort(pub Duration);
 
-/// `call`, cut at `budget` (the SDK's operation timeout, without a per-call config override:
-/// an override rebuilds the operation's runtime components on every call, which the profile of a
-/// fan-out showed among the costs of each post).
-async fn within<T, E>(budget: Duration, call: impl Future<Output = Result<T, E>>) -> Result<Result<T, E>, PostError> {
-    // Boxed: the SDK call is a large future, and it would otherwise sit inside every fan-out future.
-    tokio::time::timeout(budget, Box::pin(call)).await.map_err(|_| PostError::Failed(Box::new(CutShort(budget))))
+/// `call`, cut at `budget`.
+async fn within<T>(budget: Duration, call: impl Future<Output = T>) -> Result<T, PostError> {
+    tokio::time::timeout(budget, call).await.map_err(|_| PostError::Failed(Box::new(CutShort(budget))))
 }
 
-/// A failed Management API call as a [`PostError`]: 410 → `Gone`, 429 → `Throttled`.
-fn classify<E>(
-    err: aws_sdk_apigatewaymanagement::error::SdkError<E, HttpResponse>,
-    gone: bool,
-    throttled: bool,
-) -> PostError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    if gone {
-        PostError::Gone
-    } else if throttled || err.raw_response().is_some_and(|r| r.status().as_u16() == 429) {
-        PostError::Throttled
-    } else {
-        PostError::Failed(Box::new(err))
-    }
+/// Attempts per call, the first included (the SDK's standard retry allows 3; the responder has
+/// always allowed 6 for posts, bounded by the invocation's time).
+pub const MAX_ATTEMPTS: u32 = 6;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long before they expire cached credentials are fetched again (the SDK's identity cache's
+/// buffer), and how long credentials that carry no expiry are kept.
+const REFRESH_BEFORE: Duration = Duration::from_secs(10);
+const KEEP_UNDATED: Duration = Duration::from_mins(15);
+/// The SDK's default connect timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+/// An error answer is read up to this many bytes (its message is short JSON).
+const MAX_ERROR_BODY: usize = 16 * 1024;
+/// The service name requests are signed for.
+const SIGNING_NAME: &str = "execute-api";
+
+/// What a Smithy path label leaves unencoded: RFC 3986's unreserved characters.
+const LABEL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Why a Management API call failed, inside [`PostError::Failed`].
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The API answered a status that is neither success, 410 nor 429 (after the retries of 5xx).
+    #[error("the Management API answered {status} {error_type}: {message}")]
+    Status { status: u16, error_type: String, message: String },
+    /// No answer: the connection could not be made or broke (after the retries).
+    #[error("the request to the Management API did not get an answer")]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No credentials to sign with.
+    #[error(
+        "no AWS credentials to sign the request with (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, as Lambda does)"
+    )]
+    Credentials(#[source] Option<Box<dyn std::error::Error + Send + Sync>>),
+    /// No region to sign for: the endpoint does not name one and the function has none.
+    #[error("no region to sign the request for {endpoint} (set AWS_REGION, as Lambda does)")]
+    Region { endpoint: String },
+    /// The request could not be built or signed (a malformed endpoint).
+    #[error("the request to {uri} could not be signed")]
+    Sign {
+        uri: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
-type ClientFactory = dyn Fn(&Endpoint) -> Client + Send + Sync;
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// The Management API, with one SDK client per endpoint (and so per API and region, each signed
-/// for its region), built on first use and kept for the life of the process (each holds its own
-/// connection pool).
+/// Cached credentials, as the signer takes them, and when to fetch them again.
+#[derive(Debug, Clone)]
+struct Cached {
+    identity: Identity,
+    refresh_at: SystemTime,
+}
+
+/// The Management API over signed HTTP (see the module's docs).
 pub struct ManagementApi {
-    make_client: Arc<ClientFactory>,
-    clients: Mutex<HashMap<Endpoint, Client>>,
+    http: Client<Https, Full<Bytes>>,
+    credentials: Option<SharedCredentialsProvider>,
+    cached: Mutex<Option<Cached>>,
+    region: Option<String>,
+    settings: SigningSettings,
 }
 
 impl std::fmt::Debug for ManagementApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let endpoints: Vec<String> =
-            self.clients.lock().map(|c| c.keys().map(ToString::to_string).collect()).unwrap_or_default();
-        f.debug_struct("ManagementApi").field("endpoints", &endpoints).finish_non_exhaustive()
-    }
-}
-
-/// Retries for posts: the SDK's standard strategy (exponential backoff with jitter) retries
-/// transient errors, but never throttling ([`NoThrottleRetries`]): a 429 goes back to the caller,
-/// which paces the fan-out to the quota (`crate::pacing`) and tries the post again later. Attempts
-/// are capped here; the invocation's remaining time caps the total (see [`Poster::post`]).
-pub fn retry_config() -> RetryConfig {
-    RetryConfig::standard()
-        .with_max_attempts(6)
-        .with_initial_backoff(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_secs(2))
-}
-
-/// Forbids the SDK's own retry of a `429`: retrying a throttled post at once, inside the SDK,
-/// hammers a quota shared by every fan-out (issue 21 measured 63% of requests refused that way).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoThrottleRetries;
-
-impl ClassifyRetry for NoThrottleRetries {
-    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
-        match ctx.response() {
-            Some(response) if response.status().as_u16() == 429 => RetryAction::RetryForbidden,
-            _ => RetryAction::NoActionIndicated,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "no retries of throttled posts"
+        f.debug_struct("ManagementApi").field("region", &self.region).finish_non_exhaustive()
     }
 }
 
 impl ManagementApi {
-    /// Clients from the process's SDK config (region, credentials, HTTP client) with `endpoint`.
-    pub fn new(sdk: &SdkConfig) -> Self {
-        let base = config::Builder::from(sdk).retry_config(retry_config()).retry_classifier(NoThrottleRetries);
-        Self::with_factory(move |endpoint: &Endpoint| {
-            let mut config = base.clone().endpoint_url(endpoint.as_str());
-            // Signed for the region of the API the endpoint reaches (another region's API
-            // refuses a signature for this one).
-            if let Some(region) = endpoint.region() {
-                config = config.region(aws_config::Region::new(region.to_owned()));
-            }
-            Client::from_conf(config.build())
-        })
+    /// Credentials and the default region from `sdk`; HTTPS trusting `roots` (the SDK clients'
+    /// roots), plain `http://` for local stacks.
+    pub fn new(sdk: &SdkConfig, roots: Roots) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.enforce_http(false);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(ws_shared::aws::tls_config(roots))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        Self {
+            http: Client::builder(TokioExecutor::new()).build(https),
+            credentials: sdk.credentials_provider(),
+            cached: Mutex::new(None),
+            region: sdk.region().map(ToString::to_string),
+            settings: SigningSettings::default(),
+        }
     }
 
-    /// Clients from `make_client` (tests pass mocked clients).
-    pub fn with_factory(make_client: impl Fn(&Endpoint) -> Client + Send + Sync + 'static) -> Self {
-        Self { make_client: Arc::new(make_client), clients: Mutex::new(HashMap::new()) }
+    /// The credentials to sign with: cached, or fetched when none are cached or they are about
+    /// to expire (two calls may fetch at once; both get valid credentials).
+    async fn identity(&self) -> Result<Identity, CallError> {
+        let now = SystemTime::now();
+        if let Some(cached) = self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+            && now < cached.refresh_at
+        {
+            return Ok(cached.identity.clone());
+        }
+        let provider = self.credentials.as_ref().ok_or(CallError::Credentials(None))?;
+        let credentials =
+            provider.provide_credentials().await.map_err(|e| CallError::Credentials(Some(Box::new(e))))?;
+        let refresh_at = credentials.expiry().map_or(now + KEEP_UNDATED, |expiry| expiry - REFRESH_BEFORE);
+        let identity = Identity::from(credentials);
+        *self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Cached { identity: identity.clone(), refresh_at });
+        Ok(identity)
     }
 
-    fn client(&self, endpoint: &Endpoint) -> Client {
-        // A poisoned lock only means another post panicked mid-insert; the map is still usable.
-        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients.entry(endpoint.clone()).or_insert_with(|| (self.make_client)(endpoint)).clone()
+    /// `method` on `connection` through `endpoint`, retried as the module's docs say.
+    async fn call(
+        &self,
+        method: Method,
+        endpoint: &Endpoint,
+        connection: &ConnectionId,
+        body: Bytes,
+    ) -> Result<(), PostError> {
+        let uri = format!("{endpoint}/@connections/{}", utf8_percent_encode(connection.as_str(), LABEL));
+        let region = endpoint
+            .region()
+            .or(self.region.as_deref())
+            .ok_or_else(|| failed(CallError::Region { endpoint: endpoint.to_string() }))?;
+        let mut attempt = 1;
+        loop {
+            let identity = self.identity().await.map_err(failed)?;
+            let request = self.signed(&method, &uri, &body, &identity, region).map_err(failed)?;
+            let retry = match self.http.request(request).await {
+                Ok(response) => {
+                    let status = response.status();
+                    let (parts, body) = response.into_parts();
+                    // An error answer's message, for the log (a success has no body).
+                    let body =
+                        Limited::new(body, MAX_ERROR_BODY).collect().await.map(http_body_util::Collected::to_bytes);
+                    match status.as_u16() {
+                        200..=299 => return Ok(()),
+                        410 => return Err(PostError::Gone),
+                        429 => return Err(PostError::Throttled),
+                        code => {
+                            let error = status_error(status, &parts.headers, &body.unwrap_or_default());
+                            if !matches!(code, 500 | 502 | 503 | 504) || attempt >= MAX_ATTEMPTS {
+                                return Err(failed(error));
+                            }
+                            error
+                        }
+                    }
+                }
+                Err(error) if attempt >= MAX_ATTEMPTS => return Err(failed(CallError::Transport(Box::new(error)))),
+                Err(error) => CallError::Transport(Box::new(error)),
+            };
+            tracing::debug!(attempt, error = %retry, "retrying a Management API call");
+            tokio::time::sleep(backoff(attempt, connection)).await;
+            attempt += 1;
+        }
     }
 
-    /// How many endpoints have a client (tests).
-    pub fn cached_clients(&self) -> usize {
-        self.clients.lock().map(|c| c.len()).unwrap_or_default()
+    fn signed(
+        &self,
+        method: &Method,
+        uri: &str,
+        body: &Bytes,
+        identity: &Identity,
+        region: &str,
+    ) -> Result<Request<Full<Bytes>>, CallError> {
+        let sign_error =
+            |source: Box<dyn std::error::Error + Send + Sync>| CallError::Sign { uri: uri.to_owned(), source };
+        let mut request = Request::builder().method(method.clone()).uri(uri);
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/octet-stream");
+        }
+        let mut request = request.body(Full::new(body.clone())).map_err(|e| sign_error(Box::new(e)))?;
+        let params = v4::SigningParams::builder()
+            .identity(identity)
+            .region(region)
+            .name(SIGNING_NAME)
+            .time(SystemTime::now())
+            .settings(self.settings.clone())
+            .build()
+            .map_err(|e| sign_error(Box::new(e)))?
+            .into();
+        let headers = request.headers().iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap_or_default()));
+        let signable = SignableRequest::new(method.as_str(), uri, headers, SignableBody::Bytes(body))
+            .map_err(|e| sign_error(Box::new(e)))?;
+        let (instructions, _signature) = sign(signable, &params).map_err(|e| sign_error(Box::new(e)))?.into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request)
     }
+}
+
+fn failed(error: CallError) -> PostError {
+    PostError::Failed(Box::new(error))
+}
+
+/// A status's error: its `x-amzn-ErrorType` (up to the first `:`) and the body's `message`.
+fn status_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> CallError {
+    let error_type = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(':').next().unwrap_or(v).to_owned())
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").or_else(|| v.get("Message")).and_then(|m| m.as_str()).map(ToOwned::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
+    CallError::Status { status: status.as_u16(), error_type, message }
+}
+
+/// The wait before attempt `attempt + 1`: exponential from 50 ms, at most 2 s, full jitter
+/// (spread per connection and attempt, so no random source is needed).
+fn backoff(attempt: u32, connection: &ConnectionId) -> Duration {
+    let exp = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(10)).min(MAX_BACKOFF);
+    exp.mul_f64(crate::jitter(connection, u8::try_from(attempt).unwrap_or(u8::MAX)))
 }
 
 impl Poster for ManagementApi {
@@ -170,24 +315,13 @@ impl Poster for ManagementApi {
         &self,
         endpoint: &Endpoint,
         connection: &ConnectionId,
-        data: Vec<u8>,
+        data: Bytes,
         budget: Duration,
     ) -> Result<(), PostError> {
-        let call =
-            self.client(endpoint).post_to_connection().connection_id(connection.as_str()).data(Blob::new(data)).send();
-        within(budget, call).await?.map(|_| ()).map_err(|err| {
-            let gone = matches!(err.as_service_error(), Some(PostToConnectionError::GoneException(_)));
-            let throttled = matches!(err.as_service_error(), Some(PostToConnectionError::LimitExceededException(_)));
-            classify(err, gone, throttled)
-        })
+        within(budget, self.call(Method::POST, endpoint, connection, data)).await?
     }
 
     async fn close(&self, endpoint: &Endpoint, connection: &ConnectionId, budget: Duration) -> Result<(), PostError> {
-        let call = self.client(endpoint).delete_connection().connection_id(connection.as_str()).send();
-        within(budget, call).await?.map(|_| ()).map_err(|err| {
-            let gone = matches!(err.as_service_error(), Some(DeleteConnectionError::GoneException(_)));
-            let throttled = matches!(err.as_service_error(), Some(DeleteConnectionError::LimitExceededException(_)));
-            classify(err, gone, throttled)
-        })
+        within(budget, self.call(Method::DELETE, endpoint, connection, Bytes::new())).await?
     }
 }

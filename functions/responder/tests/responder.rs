@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use support::{StandIn, is_sigv4, signed_region};
 use ws_responder::management::ManagementApi;
 use ws_responder::{Config, Responder};
+use ws_shared::aws::Roots;
 use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::memory::MemoryStore;
@@ -62,7 +63,7 @@ fn responder_on<S: ConnectionStore>(
     store: Option<S>,
     metrics: &Captured,
 ) -> Responder<ManagementApi, S> {
-    Responder::new(ManagementApi::new(&sdk_config()), store, config, Arc::new(metrics.clone()))
+    Responder::new(ManagementApi::new(&sdk_config(), Roots::Amazon), store, config, Arc::new(metrics.clone()))
         .with_clock(Arc::new(FixedClock::default()))
 }
 

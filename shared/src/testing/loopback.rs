@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 pub struct Loopback {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for Loopback {
@@ -33,9 +34,12 @@ impl Loopback {
     {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("bound");
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&accepted);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let handler = handler.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(handler);
@@ -45,7 +49,12 @@ impl Loopback {
                 });
             }
         });
-        Self { addr, task }
+        Self { addr, task, accepted }
+    }
+
+    /// TCP connections accepted so far (a client that keeps its connections alive opens few).
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `http://127.0.0.1:{port}`.

@@ -3,7 +3,9 @@
 //! for others, closes a known one on `DELETE` (204, then gone), and records what it received. With a quota it behaves like an AWS account's
 //! Management API: a token bucket of posts/s (with a burst), and every post past it answered
 //! `429` `LimitExceededException` (not delivered); ids marked `full` are always refused the same
-//! way (a client whose buffer is full).
+//! way (a client whose buffer is full). Like API Gateway it checks each request's SigV4 signature
+//! (with the tests' secret key) and records whether it held; [`StandIn::answer_next`] scripts
+//! error answers (a 500, a 403…) for the next requests.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -27,6 +29,9 @@ pub struct Post {
     pub body: Vec<u8>,
     pub authorization: Option<String>,
     pub amz_date: Option<String>,
+    /// The signature is the one the request's own signed headers, path and body give with the
+    /// tests' secret key (what API Gateway checks before anything else).
+    pub signature_valid: bool,
     /// When the stand-in took it.
     pub at: std::time::Instant,
 }
@@ -45,6 +50,10 @@ struct State {
     refused_at: Vec<std::time::Instant>,
     /// Connections closed with `DELETE` (each then gone).
     closed: Vec<String>,
+    /// Statuses to answer the next requests with, before anything else.
+    script: std::collections::VecDeque<u16>,
+    /// Every request received, answered or not.
+    requests: usize,
 }
 
 /// A token bucket: `rate` posts/s, at most `burst` at once.
@@ -78,7 +87,7 @@ impl Quota {
 pub struct StandIn {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    _server: Loopback,
+    server: Loopback,
 }
 
 impl StandIn {
@@ -97,7 +106,7 @@ impl StandIn {
         }));
         let shared = Arc::clone(&state);
         let server = Loopback::start(move |req| answer(Arc::clone(&shared), req)).await;
-        Self { addr: server.addr, state, _server: server }
+        Self { addr: server.addr, state, server }
     }
 
     /// Like [`StandIn::start_slow`], behind an account quota; `full` ids are always throttled.
@@ -152,6 +161,22 @@ impl StandIn {
     pub fn posts(&self) -> Vec<Post> {
         self.state.lock().unwrap().posts.clone()
     }
+
+    /// Answers the next requests with `statuses`, in order (each with the error type API Gateway
+    /// gives that status), before any other rule.
+    pub fn answer_next(&self, statuses: impl IntoIterator<Item = u16>) {
+        self.state.lock().unwrap().script.extend(statuses);
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> usize {
+        self.state.lock().unwrap().requests
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.server.connections()
+    }
 }
 
 async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
@@ -159,7 +184,16 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (authorization, amz_date) = (header("authorization"), header("x-amz-date"));
     let method = req.method().clone();
+    let headers = req.headers().clone();
     let body = req.into_body().collect().await?.to_bytes().to_vec();
+    let signature_valid = verify_sigv4(method.as_str(), &raw_path, &headers, &body);
+    if let Some(status) = {
+        let mut recorded = shared.lock().unwrap();
+        recorded.requests += 1;
+        recorded.script.pop_front()
+    } {
+        return Ok(scripted(status));
+    }
     // `/{stage}/@connections/{id}`, or any prefix before `/@connections/` (a template's
     // `/{region}/{apiId}/{stage}`), recorded as the post's `stage`.
     let Some((stage, id)) = raw_path.trim_start_matches('/').split_once("/@connections/") else {
@@ -200,6 +234,7 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
         body,
         authorization,
         amz_date,
+        signature_valid,
         at: std::time::Instant::now(),
     });
     Ok(if known {
@@ -217,6 +252,62 @@ fn reply(status: StatusCode, error_type: &str, message: &str) -> Response<Full<B
         .header("x-amzn-ErrorType", error_type)
         .body(Full::new(Bytes::from(format!(r#"{{"message":"{message}"}}"#))))
         .unwrap()
+}
+
+/// A scripted answer: `status` with the error type API Gateway gives it.
+fn scripted(status: u16) -> Response<Full<Bytes>> {
+    let (error_type, message) = match status {
+        403 => ("ForbiddenException", "Forbidden"),
+        410 => ("GoneException", "the connection is gone"),
+        429 => ("LimitExceededException", "Rate exceeded"),
+        500 => ("InternalServerErrorException", "Internal server error"),
+        502 => ("BadGatewayException", "Bad gateway"),
+        503 => ("ServiceUnavailableException", "Service unavailable"),
+        _ => ("UnknownException", "scripted"),
+    };
+    reply(StatusCode::from_u16(status).expect("a valid status"), error_type, message)
+}
+
+/// Checks a SigV4 `authorization` header as API Gateway does: the signature the tests' secret key
+/// gives over the request as received (its method, path, the headers it names, its body, its
+/// date, region and service) must be the one sent.
+fn verify_sigv4(method: &str, path: &str, headers: &hyper::HeaderMap, body: &[u8]) -> bool {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(auth), Some(date), Some(host)) = (text("authorization"), text("x-amz-date"), text("host")) else {
+        return false;
+    };
+    let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else { return false };
+    let parts: Vec<&str> = rest.split(", ").collect();
+    let [credential, signed, signature] = parts.as_slice() else { return false };
+    let scope: Vec<&str> = credential.trim_start_matches("Credential=").split('/').collect();
+    let [key, _day, region, service, "aws4_request"] = scope.as_slice() else { return false };
+    let Ok(time) = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ") else { return false };
+    let token = text("x-amz-security-token");
+    let identity =
+        aws_credential_types::Credentials::new(*key, "test-secret", token.map(str::to_owned), None, "verify");
+    let identity = identity.into();
+    let Ok(params) = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time.and_utc().into())
+        .settings(SigningSettings::default())
+        .build()
+    else {
+        return false;
+    };
+    let named: Vec<&str> = signed.trim_start_matches("SignedHeaders=").split(';').collect();
+    let signed_headers = headers
+        .iter()
+        .filter(|(name, _)| named.contains(&name.as_str()) && name.as_str() != "x-amz-security-token")
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+    let uri = format!("http://{host}{path}");
+    let Ok(request) = SignableRequest::new(method, uri, signed_headers, SignableBody::Bytes(body)) else {
+        return false;
+    };
+    let Ok(output) = sign(request, &params.into()) else { return false };
+    output.signature() == signature.trim_start_matches("Signature=")
 }
 
 fn percent_decode(s: &str) -> String {
@@ -244,8 +335,9 @@ pub fn signed_region(post: &Post) -> Option<String> {
     scope.split('/').nth(2).map(str::to_owned)
 }
 
-/// True when `authorization` is a SigV4 header for execute-api in us-east-1, signed by the
-/// tests' access key over at least `host` and `x-amz-date`, with a 64-hex-digit signature.
+/// True when `authorization` is a valid SigV4 header (see [`Post::signature_valid`]) for
+/// execute-api in us-east-1, signed by the tests' access key over at least `host` and
+/// `x-amz-date`.
 pub fn is_sigv4(post: &Post) -> bool {
     let (Some(auth), Some(date)) = (&post.authorization, &post.amz_date) else { return false };
     let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else { return false };
@@ -254,7 +346,8 @@ pub fn is_sigv4(post: &Post) -> bool {
     let scope = format!("{}/{}/us-east-1/execute-api/aws4_request", ws_shared::testing::TEST_ACCESS_KEY_ID, &date[..8]);
     let signed_headers: Vec<&str> = signed.trim_start_matches("SignedHeaders=").split(';').collect();
     let signature = signature.trim_start_matches("Signature=");
-    credential.strip_prefix("Credential=") == Some(scope.as_str())
+    post.signature_valid
+        && credential.strip_prefix("Credential=") == Some(scope.as_str())
         && signed_headers.contains(&"host")
         && signed_headers.contains(&"x-amz-date")
         && signature.len() == 64
