@@ -40,6 +40,7 @@ pub mod endpoint;
 pub mod event;
 pub mod management;
 pub mod pacing;
+pub mod sigv4;
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -7,14 +7,16 @@
 //! the post: a profile of a 3,000-connection fan-out put the orchestrator (interceptors, config
 //! bag, endpoint rules, identity resolution on every call) at a fifth of the process's time, and
 //! its allocations and formatting at much of the rest — 190 µs of CPU per post against 80 µs
-//! without it (issue 21; BENCHMARKS.md, "Fan-out CPU per post"). These two operations are small
+//! without it, 58 µs with the signer of [`crate::sigv4`] (issue 21; BENCHMARKS.md, "Fan-out CPU
+//! per post"). These two operations are small
 //! and fixed (a path, a body, a status), so the adapter does what the SDK does for them:
 //!
 //! - the request: `POST {endpoint}/@connections/{id}` with the message as an
 //!   `application/octet-stream` body, `DELETE` for a close; the id percent-encoded like a Smithy
 //!   path label (everything but RFC 3986's unreserved characters);
-//! - SigV4 with `aws-sigv4` (the SDK's own signer, with its default settings), service
-//!   `execute-api`, for the endpoint's region (else the function's); credentials from the SDK
+//! - SigV4 as the SDK signs for `execute-api` ([`crate::sigv4`]: the canonical request of this
+//!   one shape written directly and checked against `aws-sigv4`, the signing key kept per day),
+//!   for the endpoint's region (else the function's); credentials from the SDK
 //!   config's provider, cached until 10 s before they expire (15 minutes when they do not say),
 //!   as the SDK's identity cache does;
 //! - the SDK's standard retry of transient failures (a 500, 502, 503 or 504, a connection that
@@ -29,16 +31,13 @@
 //! `tests/management.rs` checks each rule against an HTTP stand-in that verifies the signature.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
 use aws_credential_types::provider::{ProvideCredentials as _, SharedCredentialsProvider};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
+use http::{Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -48,6 +47,7 @@ use ws_shared::aws::Roots;
 use ws_shared::id::ConnectionId;
 
 use crate::endpoint::Endpoint;
+use crate::sigv4::{Signer, Unsigned};
 
 /// Why a post did not deliver.
 #[derive(Debug, thiserror::Error)]
@@ -109,11 +109,10 @@ const KEEP_UNDATED: Duration = Duration::from_mins(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 /// An error answer is read up to this many bytes (its message is short JSON).
 const MAX_ERROR_BODY: usize = 16 * 1024;
-/// The service name requests are signed for.
-const SIGNING_NAME: &str = "execute-api";
 
-/// What a Smithy path label leaves unencoded: RFC 3986's unreserved characters.
-const LABEL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+/// How the connection id is encoded in the path: every character but RFC 3986's unreserved ones
+/// (a connection id's `= + : @` become escapes, as the SDK encodes a path label).
+pub(crate) const LABEL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Why a Management API call failed, inside [`PostError::Failed`].
 #[derive(Debug, thiserror::Error)]
@@ -143,10 +142,11 @@ pub enum CallError {
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// Cached credentials, as the signer takes them, and when to fetch them again.
+/// Cached credentials (in their signer, which keeps their signing keys) and when to fetch them
+/// again.
 #[derive(Debug, Clone)]
 struct Cached {
-    identity: Identity,
+    signer: Arc<Signer>,
     refresh_at: SystemTime,
 }
 
@@ -156,7 +156,6 @@ pub struct ManagementApi {
     credentials: Option<SharedCredentialsProvider>,
     cached: Mutex<Option<Cached>>,
     region: Option<String>,
-    settings: SigningSettings,
 }
 
 impl std::fmt::Debug for ManagementApi {
@@ -183,27 +182,26 @@ impl ManagementApi {
             credentials: sdk.credentials_provider(),
             cached: Mutex::new(None),
             region: sdk.region().map(ToString::to_string),
-            settings: SigningSettings::default(),
         }
     }
 
     /// The credentials to sign with: cached, or fetched when none are cached or they are about
     /// to expire (two calls may fetch at once; both get valid credentials).
-    async fn identity(&self) -> Result<Identity, CallError> {
+    async fn signer(&self) -> Result<Arc<Signer>, CallError> {
         let now = SystemTime::now();
         if let Some(cached) = self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
             && now < cached.refresh_at
         {
-            return Ok(cached.identity.clone());
+            return Ok(Arc::clone(&cached.signer));
         }
         let provider = self.credentials.as_ref().ok_or(CallError::Credentials(None))?;
         let credentials =
             provider.provide_credentials().await.map_err(|e| CallError::Credentials(Some(Box::new(e))))?;
         let refresh_at = credentials.expiry().map_or(now + KEEP_UNDATED, |expiry| expiry - REFRESH_BEFORE);
-        let identity = Identity::from(credentials);
+        let signer = Arc::new(Signer::new(credentials));
         *self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(Cached { identity: identity.clone(), refresh_at });
-        Ok(identity)
+            Some(Cached { signer: Arc::clone(&signer), refresh_at });
+        Ok(signer)
     }
 
     /// `method` on `connection` through `endpoint`, retried as the module's docs say.
@@ -214,15 +212,18 @@ impl ManagementApi {
         connection: &ConnectionId,
         body: Bytes,
     ) -> Result<(), PostError> {
-        let uri = format!("{endpoint}/@connections/{}", utf8_percent_encode(connection.as_str(), LABEL));
+        let raw = format!("{endpoint}/@connections/{}", utf8_percent_encode(connection.as_str(), LABEL));
+        let uri: Uri = raw.parse().map_err(|e| failed(CallError::Sign { uri: raw.clone(), source: Box::new(e) }))?;
+        let host =
+            host_header(&uri).ok_or_else(|| failed(CallError::Sign { uri: raw.clone(), source: "no host".into() }))?;
         let region = endpoint
             .region()
             .or(self.region.as_deref())
             .ok_or_else(|| failed(CallError::Region { endpoint: endpoint.to_string() }))?;
         let mut attempt = 1;
         loop {
-            let identity = self.identity().await.map_err(failed)?;
-            let request = self.signed(&method, &uri, &body, &identity, region).map_err(failed)?;
+            let signer = self.signer().await.map_err(failed)?;
+            let request = signed(&signer, &method, &uri, &host, &body, region).map_err(failed)?;
             let retry = match self.http.request(request).await {
                 Ok(response) => {
                     let status = response.status();
@@ -251,38 +252,49 @@ impl ManagementApi {
             attempt += 1;
         }
     }
+}
 
-    fn signed(
-        &self,
-        method: &Method,
-        uri: &str,
-        body: &Bytes,
-        identity: &Identity,
-        region: &str,
-    ) -> Result<Request<Full<Bytes>>, CallError> {
-        let sign_error =
-            |source: Box<dyn std::error::Error + Send + Sync>| CallError::Sign { uri: uri.to_owned(), source };
-        let mut request = Request::builder().method(method.clone()).uri(uri);
-        if !body.is_empty() {
-            request = request.header(header::CONTENT_TYPE, "application/octet-stream");
-        }
-        let mut request = request.body(Full::new(body.clone())).map_err(|e| sign_error(Box::new(e)))?;
-        let params = v4::SigningParams::builder()
-            .identity(identity)
-            .region(region)
-            .name(SIGNING_NAME)
-            .time(SystemTime::now())
-            .settings(self.settings.clone())
-            .build()
-            .map_err(|e| sign_error(Box::new(e)))?
-            .into();
-        let headers = request.headers().iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap_or_default()));
-        let signable = SignableRequest::new(method.as_str(), uri, headers, SignableBody::Bytes(body))
-            .map_err(|e| sign_error(Box::new(e)))?;
-        let (instructions, _signature) = sign(signable, &params).map_err(|e| sign_error(Box::new(e)))?.into_parts();
-        instructions.apply_to_request_http1x(&mut request);
-        Ok(request)
+/// The request for `uri`, signed at this moment.
+fn signed(
+    signer: &Signer,
+    method: &Method,
+    uri: &Uri,
+    host: &str,
+    body: &Bytes,
+    region: &str,
+) -> Result<Request<Full<Bytes>>, CallError> {
+    let content_type = (!body.is_empty()).then_some("application/octet-stream");
+    let unsigned = Unsigned { method: method.as_str(), host, path: uri.path(), content_type, body };
+    let headers = signer
+        .sign(&unsigned, region, SystemTime::now())
+        .map_err(|e| CallError::Sign { uri: uri.to_string(), source: Box::new(e) })?;
+    let mut request = Request::builder()
+        .method(method.clone())
+        .uri(uri.clone())
+        .header(header::HOST, host)
+        .header("x-amz-date", headers.x_amz_date)
+        .header(header::AUTHORIZATION, headers.authorization);
+    if let Some(content_type) = content_type {
+        request = request.header(header::CONTENT_TYPE, content_type);
     }
+    if let Some(token) = headers.security_token {
+        request = request.header("x-amz-security-token", token);
+    }
+    request.body(Full::new(body.clone())).map_err(|e| CallError::Sign { uri: uri.to_string(), source: Box::new(e) })
+}
+
+/// The `Host` header of a request to `uri`: its host, and its port unless the scheme's own (as
+/// hyper sends it, and as SigV4 signs it).
+fn host_header(uri: &Uri) -> Option<String> {
+    let host = uri.host()?;
+    let default = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    Some(match uri.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    })
 }
 
 fn failed(error: CallError) -> PostError {
