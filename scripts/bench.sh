@@ -29,8 +29,9 @@
 #            latency p50/p99 (authorizer + ConnectFunction + the DynamoDB put); posts/s through
 #            @connections (target ≥ 20,000/s); a responder fan-out to 1,000 clients through the
 #            Invoke API until every client has it (target ≤ 0.5 s); a fan-out to 10,000 clients
-#            continued by its cursor until every client has it (total, posts/s, the responder's
-#            peak memory from ws-local's REPORT lines, target ≤ 64 MiB); 10,000 idle sockets and
+#            on a table of its own, continued by its cursor until every client has it (total,
+#            posts/s, target ≤ 5 s; its ratio to the 1,000's, target ≤ 12; the responder's peak
+#            memory from ws-local's REPORT lines, target ≤ 64 MiB); 10,000 idle sockets and
 #            ws-local's memory for them.
 #
 # Each section keeps its raw numbers in bench/results/ and draws its chart from them into
@@ -333,8 +334,20 @@ bench_local() {
   log "10,000 idle sockets"
   "$load" --base "$base" idle --count 10000 --concurrency 64 --pid "$pid" >"$work/idle.json"
   # Last: its 10,000 closing sockets would otherwise load ws-local and moto during the idle test.
-  log "fan-out to 10,000 clients, continued by its cursor (3 runs)"
-  "$load" --base "$base" fanout --count 10000 --runs 3 >"$work/fanout10k.json"
+  # On a table of its own: the measures before leave some 16,000 records (the idle sockets'
+  # DISCONNECTED ones among them), and moto sorts and walks a whole table for every index page
+  # (docs/local-stack.md): on the shared table the figure measured them (47 s), not the fan-out.
+  log "fan-out to 10,000 clients, continued by its cursor (3 runs), on a fresh table and ws-local"
+  kill "$pid" && wait "$pid" 2>/dev/null || true
+  python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name "$LOCAL_TABLE-fanout" >/dev/null
+  port="$(free_port)"
+  target/release/ws-local serve --port "$port" --bin-dir target/release --dynamodb-endpoint "$MOTO_ENDPOINT" \
+    --table "$LOCAL_TABLE-fanout" --max-instances 8 >"$work/ws-local-fanout.log" 2>&1 &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  wait_http "http://127.0.0.1:$port/" 30 || die "ws-local did not start (see $work/ws-local-fanout.log)"
+  "$load" --base "http://127.0.0.1:$port" fanout --count 10000 --runs 3 >"$work/fanout10k.json"
+  cat "$work/ws-local-fanout.log" >>"$work/ws-local.log"
   grep -o '\[WebSocketResponder\] REPORT .*Max Memory Used: [0-9]* MB' "$work/ws-local.log" \
     | sed 's/.*Max Memory Used: \([0-9]*\) MB/\1/' | sort -n | tail -n1 >"$work/responder-peak-mb.txt" || true
   python3 - "$(machine)" "$work" "$results/local.json" > "$out" <<'PY'
@@ -356,7 +369,11 @@ print(f"| posts through `@connections` ({p['posts']:,} to {p['sockets']} sockets
 ok = "met" if f["median_ms"] <= 500 else "NOT met"
 print(f"| responder fan-out to {f['connections']:,} clients via the Invoke API, until every client has it ({f['runs']} runs) | median {f['median_ms']:.0f} ms (min {f['min_ms']:.0f}, max {f['max_ms']:.0f}) | ≤ 0.5 s: {ok} |")
 g = r["fanout10k"]
-print(f"| responder fan-out to {g['connections']:,} clients, continued by its cursor until every client has it ({g['runs']} runs; invocations per run {g['invocations']}) | median {g['median_ms'] / 1000:.2f} s (min {g['min_ms'] / 1000:.2f}, max {g['max_ms'] / 1000:.2f}), {g['posts_per_second']:,.0f} posts/s | — |")
+ok = "met" if g["median_ms"] <= 5000 else "NOT met"
+print(f"| responder fan-out to {g['connections']:,} clients on a table of its own, continued by its cursor until every client has it ({g['runs']} runs; invocations per run {g['invocations']}) | median {g['median_ms'] / 1000:.2f} s (min {g['min_ms'] / 1000:.2f}, max {g['max_ms'] / 1000:.2f}), {g['posts_per_second']:,.0f} posts/s | ≤ 5 s: {ok} |")
+ratio = g["median_ms"] / f["median_ms"]
+ok = "met" if ratio <= 12 else "NOT met"
+print(f"| the two fan-outs' time ratio (10× the audience) | {ratio:.1f}× | ≤ 12: {ok} |")
 ok = "met" if peak != "?" and int(peak) <= 64 else "NOT met"
 print(f"| the responder's peak RSS over the whole run (ws-local's REPORT `Max Memory Used`) | {peak} MB | ≤ 64 MiB: {ok} |")
 ok = "met" if i["alive"] >= 10000 else "NOT met"
