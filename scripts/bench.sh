@@ -310,21 +310,28 @@ PY
   write_section fanout-quota "$out"
 }
 
+# serve_local TABLE LOG: starts release ws-local on a free port for TABLE (in moto), logging to LOG;
+# sets pid and base (its URL).
+serve_local() {
+  local port
+  port="$(free_port)"
+  target/release/ws-local serve --port "$port" --bin-dir target/release --dynamodb-endpoint "$MOTO_ENDPOINT" \
+    --table "$1" --max-instances 8 >"$2" 2>&1 &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  base="http://127.0.0.1:$port"
+  wait_http "$base/" 30 || die "ws-local did not start (see $2)"
+}
+
 bench_local() {
-  local out="$work/local.md" port pid load=target/release/examples/load
+  local out="$work/local.md" pid base load=target/release/examples/load
   log "release build of the functions, ws-local and the load tool"
   cargo build --release --locked --workspace --bins >&2
   cargo build --release --locked -p ws-local --example load >&2
   [[ -f dist/lambdas/ws-connection/checksums.json ]] || scripts/build-lambda.sh --service . --mode bundle >&2
   MOTO_IAM_LOAD_MANAGED_POLICIES=true start_moto
   apply_local_stack "$work/tf/terraform.tfstate"
-  port="$(free_port)"
-  target/release/ws-local serve --port "$port" --bin-dir target/release --dynamodb-endpoint "$MOTO_ENDPOINT" \
-    --table "$LOCAL_TABLE" --max-instances 8 >"$work/ws-local.log" 2>&1 &
-  pid=$!
-  SERVER_PIDS+=("$pid")
-  wait_http "http://127.0.0.1:$port/" 30 || die "ws-local did not start (see $work/ws-local.log)"
-  local base="http://127.0.0.1:$port"
+  serve_local "$LOCAL_TABLE" "$work/ws-local.log"
   log "connect latency (200 sequential connects)"
   "$load" --base "$base" connect --count 200 >"$work/connect.json"
   log "posts through @connections (200,000 to 64 sockets)"
@@ -340,13 +347,8 @@ bench_local() {
   log "fan-out to 10,000 clients, continued by its cursor (3 runs), on a fresh table and ws-local"
   kill "$pid" && wait "$pid" 2>/dev/null || true
   python3 scripts/local_table.py --endpoint "$MOTO_ENDPOINT" --name "$LOCAL_TABLE-fanout" >/dev/null
-  port="$(free_port)"
-  target/release/ws-local serve --port "$port" --bin-dir target/release --dynamodb-endpoint "$MOTO_ENDPOINT" \
-    --table "$LOCAL_TABLE-fanout" --max-instances 8 >"$work/ws-local-fanout.log" 2>&1 &
-  pid=$!
-  SERVER_PIDS+=("$pid")
-  wait_http "http://127.0.0.1:$port/" 30 || die "ws-local did not start (see $work/ws-local-fanout.log)"
-  "$load" --base "http://127.0.0.1:$port" fanout --count 10000 --runs 3 >"$work/fanout10k.json"
+  serve_local "$LOCAL_TABLE-fanout" "$work/ws-local-fanout.log"
+  "$load" --base "$base" fanout --count 10000 --runs 3 >"$work/fanout10k.json"
   cat "$work/ws-local-fanout.log" >>"$work/ws-local.log"
   grep -o '\[WebSocketResponder\] REPORT .*Max Memory Used: [0-9]* MB' "$work/ws-local.log" \
     | sed 's/.*Max Memory Used: \([0-9]*\) MB/\1/' | sort -n | tail -n1 >"$work/responder-peak-mb.txt" || true
