@@ -132,8 +132,8 @@ pub enum CallError {
     #[error("no region to sign the request for {endpoint} (set AWS_REGION, as Lambda does)")]
     Region { endpoint: String },
     /// The request could not be built or signed (a malformed endpoint).
-    #[error("the request to {uri} could not be signed")]
-    Sign {
+    #[error("the request to {uri} could not be built or signed (is the endpoint an https:// URL with a host?)")]
+    Request {
         uri: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -197,7 +197,9 @@ impl ManagementApi {
         let provider = self.credentials.as_ref().ok_or(CallError::Credentials(None))?;
         let credentials =
             provider.provide_credentials().await.map_err(|e| CallError::Credentials(Some(Box::new(e))))?;
-        let refresh_at = credentials.expiry().map_or(now + KEEP_UNDATED, |expiry| expiry - REFRESH_BEFORE);
+        let refresh_at = credentials
+            .expiry()
+            .map_or(now + KEEP_UNDATED, |expiry| expiry.checked_sub(REFRESH_BEFORE).unwrap_or(expiry));
         let signer = Arc::new(Signer::new(credentials));
         *self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(Cached { signer: Arc::clone(&signer), refresh_at });
@@ -213,9 +215,9 @@ impl ManagementApi {
         body: Bytes,
     ) -> Result<(), PostError> {
         let raw = format!("{endpoint}/@connections/{}", utf8_percent_encode(connection.as_str(), LABEL));
-        let uri: Uri = raw.parse().map_err(|e| failed(CallError::Sign { uri: raw.clone(), source: Box::new(e) }))?;
-        let host =
-            host_header(&uri).ok_or_else(|| failed(CallError::Sign { uri: raw.clone(), source: "no host".into() }))?;
+        let uri: Uri = raw.parse().map_err(|e| failed(CallError::Request { uri: raw.clone(), source: Box::new(e) }))?;
+        let host = host_header(&uri)
+            .ok_or_else(|| failed(CallError::Request { uri: raw.clone(), source: "no host".into() }))?;
         let region = endpoint
             .region()
             .or(self.region.as_deref())
@@ -267,7 +269,7 @@ fn signed(
     let unsigned = Unsigned { method: method.as_str(), host, path: uri.path(), content_type, body };
     let headers = signer
         .sign(&unsigned, region, SystemTime::now())
-        .map_err(|e| CallError::Sign { uri: uri.to_string(), source: Box::new(e) })?;
+        .map_err(|e| CallError::Request { uri: uri.to_string(), source: Box::new(e) })?;
     let mut request = Request::builder()
         .method(method.clone())
         .uri(uri.clone())
@@ -280,7 +282,7 @@ fn signed(
     if let Some(token) = headers.security_token {
         request = request.header("x-amz-security-token", token);
     }
-    request.body(Full::new(body.clone())).map_err(|e| CallError::Sign { uri: uri.to_string(), source: Box::new(e) })
+    request.body(Full::new(body.clone())).map_err(|e| CallError::Request { uri: uri.to_string(), source: Box::new(e) })
 }
 
 /// The `Host` header of a request to `uri`: its host, and its port unless the scheme's own (as

@@ -66,7 +66,7 @@ pub struct Signer {
 struct Key {
     day: String,
     region: String,
-    bytes: Vec<u8>,
+    bytes: [u8; 32],
 }
 
 /// The signing keys kept at most (one per region a fan-out posts to; a day's change replaces
@@ -133,18 +133,20 @@ impl Signer {
     }
 
     /// The signing key for `day` and `region`: kept, or derived and kept.
-    fn key(&self, day: &str, region: &str, time: SystemTime) -> Vec<u8> {
+    fn key(&self, day: &str, region: &str, time: SystemTime) -> [u8; 32] {
         let mut keys = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(kept) = keys.iter().find(|k| k.day == day && k.region == region) {
-            return kept.bytes.clone();
+            return kept.bytes;
         }
-        let key =
-            v4::generate_signing_key(self.credentials.secret_access_key(), time, region, SERVICE).as_ref().to_vec();
+        let mut key = [0; 32];
+        key.copy_from_slice(
+            v4::generate_signing_key(self.credentials.secret_access_key(), time, region, SERVICE).as_ref(),
+        );
         keys.retain(|k| k.day == day);
         if keys.len() >= MAX_KEYS {
             keys.remove(0);
         }
-        keys.push(Key { day: day.to_owned(), region: region.to_owned(), bytes: key.clone() });
+        keys.push(Key { day: day.to_owned(), region: region.to_owned(), bytes: key });
         key
     }
 
