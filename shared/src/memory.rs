@@ -73,6 +73,32 @@ fn connected_mut<'a>(items: &'a mut BTreeMap<String, Item>, id: &ConnectionId) -
     })
 }
 
+/// The first `limit` entries of an index, in the order of its sort key `sk_name`: the items whose
+/// partition key `pk.0` is `pk.1` and whose sort key `keep` accepts. Borrowed, and in time linear
+/// in the table (a page of a large table costs a scan, not a copy of it: a fan-out reads its pages
+/// while its posts are in flight, and a slow page stalls them all).
+fn index_page<'a>(
+    items: &'a BTreeMap<String, Item>,
+    pk: (&str, &str),
+    sk_name: &str,
+    limit: usize,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<(&'a str, &'a Item)> {
+    let text = |item: &'a Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
+    let mut entries: Vec<(&str, &Item)> = items
+        .values()
+        .filter(|item| text(item, pk.0) == Some(pk.1))
+        .filter_map(|item| Some((text(item, sk_name)?, item)))
+        .filter(|(sk, _)| keep(sk))
+        .collect();
+    if entries.len() > limit {
+        entries.select_nth_unstable_by(limit, |a, b| a.0.cmp(b.0));
+        entries.truncate(limit);
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
 /// The routes of listed items that have one, by connection (as the adapter reads them).
 fn routes(items: &[&Item]) -> HashMap<ConnectionId, Route> {
     items
@@ -124,18 +150,16 @@ impl ConnectionStore for MemoryStore {
         let AudienceIndex { pk_name, sk_name, pk, .. } = audience.index();
         let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let after_sk = after.map(keys::connection);
-        // The index: entries with its partition key, ordered by its sort key.
-        let index: BTreeMap<String, Item> = self
-            .items()
-            .values()
-            .filter(|item| text(item, pk_name).as_deref() == Some(pk.as_str()))
-            .filter_map(|item| Some((text(item, sk_name)?, item.clone())))
-            .filter(|(sk, _)| after_sk.as_ref().is_none_or(|after| sk > after))
-            .collect();
         let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let items = self.items();
+        let read: Vec<&Item> = index_page(&items, (pk_name, pk.as_str()), sk_name, limit, |sk| {
+            after_sk.as_deref().is_none_or(|after| sk > after)
+        })
+        .into_iter()
+        .map(|(_, item)| item)
+        .collect();
         // As DynamoDB: `Limit` counts entries read before the filter, and a page that stopped at
         // the limit names where to resume even if nothing follows.
-        let read: Vec<&Item> = index.values().take(limit).collect();
         let resume_after = if read.len() == limit {
             read.last().and_then(|item| keys::connection_of(&text(item, keys::PK)?))
         } else {
@@ -181,23 +205,19 @@ impl ConnectionStore for MemoryStore {
         let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let partition = keys::expiry_partition(shard);
         let cutoff = keys::expiry_cutoff(now);
-        let index: BTreeMap<String, Item> = self
-            .items()
-            .values()
-            .filter(|item| text(item, keys::GSI3PK).as_deref() == Some(partition.as_str()))
-            .filter_map(|item| Some((text(item, keys::GSI3SK)?, item.clone())))
-            .filter(|(sort, _)| *sort < cutoff && after.is_none_or(|after| sort.as_str() > after))
-            .collect();
         let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
-        let read: Vec<(&String, &Item)> = index.iter().take(limit).collect();
-        let resume_after = if read.len() == limit { read.last().map(|(sort, _)| (*sort).clone()) } else { None };
-        let connected: Vec<&(&String, &Item)> = read
+        let items = self.items();
+        let read = index_page(&items, (keys::GSI3PK, partition.as_str()), keys::GSI3SK, limit, |sort| {
+            sort < cutoff.as_str() && after.is_none_or(|after| sort > after)
+        });
+        let resume_after = if read.len() == limit { read.last().map(|(sort, _)| (*sort).to_owned()) } else { None };
+        let connected: Vec<&(&str, &Item)> = read
             .iter()
             .filter(|(_, item)| text(item, attr::STATUS).as_deref() == Some(ConnectionStatus::Connected.as_str()))
             .collect();
         let entries = connected
             .iter()
-            .filter_map(|(sort, _)| Some((keys::connection_of_expiry(sort)?, (*sort).clone())))
+            .filter_map(|(sort, _)| Some((keys::connection_of_expiry(sort)?, (*sort).to_owned())))
             .collect();
         let items: Vec<&Item> = connected.iter().map(|(_, item)| *item).collect();
         Ok(ExpiredPage { entries, routes: routes(&items), resume_after })
