@@ -298,13 +298,15 @@ print("each, which at 20,000 connections would bound the rate below 5,000/s; see
 print("stand-in that, like an account, takes a token bucket of posts/s (burst a tenth of a second) at 30 ms per")
 print("post and answers the rest 429 LimitExceededException. Time from the first invocation to the last answer,")
 print("ramp-up included. Every connection got the message exactly once in each run (the test asserts it).")
-print("Target: ≥ 0.8× the quota, ≤ 15 % refused.\n")
-print("| quota | connections | time | posts/s | ÷ quota | refused | invocations | target |\n|---:|---:|---:|---:|---:|---:|---:|---|")
+print("Target: ≥ 0.8× the quota, ≤ 15 % refused. RSS is the test process's (VmRSS before the fan-out, VmHWM")
+print("after): the responder, the stand-in (which keeps every post it took) and the in-memory table together.\n")
+print("| quota | connections | time | posts/s | ÷ quota | refused | invocations | RSS before → peak | target |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for line in lines:
     f = dict(kv.split("=", 1) for kv in line.split()[1:])
     ok = float(f["ratio"]) >= 0.8 and float(f["share"]) <= 0.15
     print(f"| {int(f['rate']):,}/s | {int(f['connections']):,} | {float(f['seconds']):.1f} s | {float(f['posts_per_second']):,.0f} | "
-          f"{float(f['ratio']):.2f}× | {int(f['refused']):,} ({float(f['share']) * 100:.1f} %) | {f['invocations']} | {'met' if ok else 'NOT met'} |")
+          f"{float(f['ratio']):.2f}× | {int(f['refused']):,} ({float(f['share']) * 100:.1f} %) | {f['invocations']} | "
+          f"{f['rss_before_mib']} → {f['peak_rss_mib']} MiB | {'met' if ok else 'NOT met'} |")
 PY
   chart fanout-quota "Posts taken and refused per 100 ms against each quota, from the stand-in's own log of this run" >>"$out"
   write_section fanout-quota "$out"

@@ -643,6 +643,17 @@ fn knob(name: &str, default: u64) -> u64 {
 /// 100 ms into FILE (JSON) for the bench's chart. The rate is reported, never asserted (shared
 /// machines are noisy). Two worker threads: the stand-in's answers are not queued behind the
 /// responder's own work, which in a debug build on one thread is most of a core at 500 posts/s.
+/// A line of this process's `/proc/self/status` (`VmRSS`, `VmHWM`: the peak), in MiB rounded up.
+fn proc_status_mib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux)");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    kib.div_ceil(1024)
+}
+
 /// Where the quota test lists its conversation from (`QUOTA_TABLE`).
 enum QuotaTable {
     Moto(Harness),
@@ -683,6 +694,7 @@ async fn a_fan_out_offered_far_more_concurrency_than_the_quota_delivers_every_me
     };
 
     // WHEN the fan-out runs to its end
+    let rss_before = proc_status_mib("VmRSS");
     let started = Instant::now();
     let answers = match &table {
         QuotaTable::Moto(h) => fan_out_until_done(h, &event, 30_000).await,
@@ -706,9 +718,10 @@ async fn a_fan_out_offered_far_more_concurrency_than_the_quota_delivers_every_me
     let (posts_per_second, quota_rate) = (count as f64 / took, rate as f64);
     println!(
         "quota-bench rate={rate} connections={count} seconds={took:.2} posts_per_second={posts_per_second:.0} \
-         ratio={:.2} refused={refused} share={share:.3} invocations={}",
+         ratio={:.2} refused={refused} share={share:.3} invocations={} rss_before_mib={rss_before} peak_rss_mib={}",
         posts_per_second / quota_rate,
-        answers.len()
+        answers.len(),
+        proc_status_mib("VmHWM"),
     );
     if let Ok(path) = std::env::var("QUOTA_TIMELINE") {
         let bins = standin.timeline(started, std::time::Duration::from_millis(100));
