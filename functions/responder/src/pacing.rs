@@ -332,20 +332,22 @@ mod tests {
 
     #[test]
     fn a_cut_deeper_than_the_decrease_slow_starts_back_to_it_and_a_throttle_on_the_way_ends_that() {
-        // GIVEN a window cut to 5 where halving would have left 34 (the count may have been short)
-        let (mut pacer, at) = cut_by_a_quota_of_five_per_latency();
-        // WHEN its posts go through, THEN it doubles per window up to 34, then grows by one
-        round(&mut pacer, 5, Signal::Through, at);
-        assert_eq!(pacer.window(), 10);
+        // GIVEN a window cut to 5 where halving would have left 34 (the count may have been short),
+        // whose first window of posts went through: slow start doubled it
+        let recovering = || {
+            let (mut pacer, at) = cut_by_a_quota_of_five_per_latency();
+            round(&mut pacer, 5, Signal::Through, at);
+            assert_eq!(pacer.window(), 10);
+            (pacer, at)
+        };
+        // WHEN its posts go on going through, THEN it doubles up to 34, then grows by one
+        let (mut pacer, at) = recovering();
         round(&mut pacer, 10, Signal::Through, at);
         round(&mut pacer, 20, Signal::Through, at);
         assert!((35.0..35.5).contains(&pacer.window), "34.5 reached, then additive: {}", pacer.window);
         assert!(!pacer.slow_start);
 
-        // GIVEN another cut of the same kind
-        let (mut pacer, at) = cut_by_a_quota_of_five_per_latency();
-        round(&mut pacer, 5, Signal::Through, at);
-        assert_eq!(pacer.window(), 10);
+        let (mut pacer, at) = recovering();
         // WHEN the quota refuses on the way back (nothing went through within the last latency),
         // THEN that cut stands: the window grows by one per window of posts, not doubling again
         let later = at + Duration::from_millis(100);
