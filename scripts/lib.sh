@@ -102,7 +102,8 @@ start_moto() {
   logfile="$ROOT/target/moto-$port.log"
   # Its own session: a Ctrl-C in the terminal (SIGINT to the whole foreground group) must not
   # stop moto before ws-local's closing $disconnects have written to it; stop_servers stops it.
-  setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+  # scripts/moto_server.py: moto_server with its per-item projection cost taken out.
+  setsid "$VENV/bin/python3" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
   SERVER_PIDS+=("$!")
   MOTO_ENDPOINT="http://127.0.0.1:$port"
   wait_http "$MOTO_ENDPOINT/moto-api/" 60 || die "moto did not start on port $port (see $logfile)"

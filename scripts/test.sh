@@ -38,6 +38,9 @@ scripts/tests/docs.sh
 step "Terraform checks (scripts/tests/terraform.sh)"
 scripts/tests/terraform.sh
 
+step "moto launcher (scripts/tests/moto_server_test.py)"
+python3 scripts/tests/moto_server_test.py
+
 start_moto
 export DYNAMODB_ENDPOINT="$MOTO_ENDPOINT"
 if [[ "${CI:-}" == "true" ]]; then export INSTA_UPDATE=no; fi

@@ -87,7 +87,7 @@ the_stack_comes_up_and_the_examples_work() {
     return 1
   fi
   ! pgrep -f "ws-local serve --port $ws_port" >/dev/null || { echo "ws-local still runs"; return 1; }
-  ! pgrep -f "moto_server -H 127.0.0.1 -p $moto_port" >/dev/null || { echo "moto still runs"; return 1; }
+  ! pgrep -f "moto_server.py -H 127.0.0.1 -p $moto_port" >/dev/null || { echo "moto still runs"; return 1; }
 }
 
 step "a missing tool is named" missing_tool_is_named
