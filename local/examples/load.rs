@@ -100,12 +100,7 @@ async fn open_many(url: &str, count: usize, concurrency: usize) -> Vec<Socket> {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process exists");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
+    ws_shared::process::status_kib(Some(pid), "VmRSS").expect("ws-local runs (VmRSS)")
 }
 
 async fn idle(ws: &str, count: usize, concurrency: usize, pid: u32) -> Value {

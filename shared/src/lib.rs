@@ -16,6 +16,7 @@
 //! - [`url`]: the one rule for URLs we call (https, or http on loopback only).
 //! - [`invocation`]: how every handler runs one invocation (span, counters, panic guard).
 //! - [`secret`]: a secret from the environment, compared in constant time, printed redacted.
+//! - [`process`]: a process's resident memory, from `/proc`.
 //! - [`serve`]: the one entry point that runs a handler under the Lambda runtime.
 //! - `testing` (feature `testing`): fixed clock and ids, captured output, moto helpers.
 
@@ -32,6 +33,7 @@ pub mod log;
 pub mod memory;
 pub mod metrics;
 pub mod output;
+pub mod process;
 pub mod record;
 pub mod secret;
 pub mod serve;

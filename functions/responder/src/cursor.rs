@@ -118,11 +118,9 @@ fn target(target: &Target) -> String {
 }
 
 fn hex16(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().take(16).fold(String::with_capacity(32), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    let mut out = String::with_capacity(32);
+    crate::hex_into(&bytes[..bytes.len().min(16)], &mut out);
+    out
 }
 
 /// The digest that binds a cursor to its message (the envelope's bytes).

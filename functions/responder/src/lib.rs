@@ -935,6 +935,15 @@ impl FanOut {
     }
 }
 
+/// Appends `bytes` as lowercase hex to `out` (signatures' hashes, cursor digests).
+pub(crate) fn hex_into(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+}
+
 /// A number in 0..1 that spreads the retries of different connections (deterministic per
 /// connection and try, so no random source is needed).
 fn jitter(id: &ConnectionId, tries: u8) -> f64 {

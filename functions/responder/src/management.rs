@@ -98,9 +98,7 @@ async fn within<T>(budget: Duration, call: impl Future<Output = T>) -> Result<T,
 
 /// Attempts per call, the first included (the SDK's standard retry allows 3; the responder has
 /// always allowed 6 for posts, bounded by the invocation's time).
-pub const MAX_ATTEMPTS: u32 = 6;
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+pub const MAX_ATTEMPTS: u8 = 6;
 /// How long before they expire cached credentials are fetched again (the SDK's identity cache's
 /// buffer), and how long credentials that carry no expiry are kept.
 const REFRESH_BEFORE: Duration = Duration::from_secs(10);
@@ -250,7 +248,8 @@ impl ManagementApi {
                 Err(error) => CallError::Transport(Box::new(error)),
             };
             tracing::debug!(attempt, error = %retry, "retrying a Management API call");
-            tokio::time::sleep(backoff(attempt, connection)).await;
+            // The fan-out's own backoff (50 ms doubling to 2 s, full jitter spread per connection).
+            tokio::time::sleep(crate::pacing::retry_delay(attempt, crate::jitter(connection, attempt))).await;
             attempt += 1;
         }
     }
@@ -315,13 +314,6 @@ fn status_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> C
         .and_then(|v| v.get("message").or_else(|| v.get("Message")).and_then(|m| m.as_str()).map(ToOwned::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
     CallError::Status { status: status.as_u16(), error_type, message }
-}
-
-/// The wait before attempt `attempt + 1`: exponential from 50 ms, at most 2 s, full jitter
-/// (spread per connection and attempt, so no random source is needed).
-fn backoff(attempt: u32, connection: &ConnectionId) -> Duration {
-    let exp = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(10)).min(MAX_BACKOFF);
-    exp.mul_f64(crate::jitter(connection, u8::try_from(attempt).unwrap_or(u8::MAX)))
 }
 
 impl Poster for ManagementApi {

@@ -24,6 +24,8 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
 use sha2::{Digest as _, Sha256};
 
+use crate::hex_into;
+
 /// The service the Management API is signed for.
 pub const SERVICE: &str = "execute-api";
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -76,10 +78,6 @@ const MAX_KEYS: usize = 8;
 impl Signer {
     pub fn new(credentials: Credentials) -> Self {
         Self { credentials, keys: Mutex::new(Vec::new()) }
-    }
-
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
     }
 
     /// The headers that sign `request` for `region` at `time`.
@@ -205,14 +203,6 @@ fn encode_path_again(path: &str, out: &mut String) {
             ':' => out.push_str("%3A"),
             other => out.push(other),
         }
-    }
-}
-
-fn hex_into(bytes: &[u8], out: &mut String) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
 }
 

@@ -122,7 +122,7 @@ async fn a_server_error_fails_after_every_attempt_with_its_type_and_message() {
 
     let chain = failure(post(&api(), &standin, "abc=").await);
 
-    assert_eq!(standin.requests(), usize::try_from(MAX_ATTEMPTS).unwrap());
+    assert_eq!(standin.requests(), usize::from(MAX_ATTEMPTS));
     assert!(chain.contains("500 InternalServerErrorException: Internal server error"), "{chain}");
 }
 

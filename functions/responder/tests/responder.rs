@@ -645,13 +645,7 @@ fn knob(name: &str, default: u64) -> u64 {
 /// responder's own work, which in a debug build on one thread is most of a core at 500 posts/s.
 /// A line of this process's `/proc/self/status` (`VmRSS`, `VmHWM`: the peak), in MiB rounded up.
 fn proc_status_mib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux)");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    kib.div_ceil(1024)
+    ws_shared::process::status_mib(None, field).unwrap_or_else(|| panic!("no {field} in /proc/self/status (Linux)"))
 }
 
 /// Where the quota test lists its conversation from (`QUOTA_TABLE`).

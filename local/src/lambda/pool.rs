@@ -173,7 +173,8 @@ impl Pool {
 }
 
 /// The peak resident memory of a process so far (Linux `VmHWM`), in whole MB rounded up, as
-/// Lambda's REPORT line gives `Max Memory Used`.
+/// Lambda's REPORT line gives `Max Memory Used`. (`ws_shared::process` reads the same for tests
+/// and benches; ws-local itself does not depend on ws-shared.)
 pub(super) fn peak_memory_mb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: u64 = status
