@@ -16,7 +16,8 @@ release mode with cargo-lambda (zig cross-compiles), and writes, per function:
   --mode binary            <out>/<service>/<Function>/bootstrap             the executable only
 
   --service DIR    folder holding lambda.manifest.json (and the Cargo workspace)
-  --function NAME  a function's Lambda name from the manifest; repeatable; default: all
+  --function NAME  a function's Lambda name from the manifest; repeatable; default: all (the
+                   others of its architecture are compiled too, so its bytes are the bundle's)
   --arch ARCH      arm64 or x86_64 for every function built; default: each one's manifest entry
   --out DIR        where to write; default: DIR/dist/lambdas
 
@@ -62,6 +63,11 @@ case "$mode" in bundle|binary) ;; *) usage_error "unknown --mode '$mode'; use bu
 case "$arch" in ""|arm64|x86_64) ;; *) usage_error "unknown --arch '$arch'; use arm64 or x86_64" ;; esac
 
 listing="$("${artifacts[@]}" functions "$service/lambda.manifest.json" "${functions[@]}")" || exit $?
+# Every function of an architecture is compiled together, whichever ones were asked for: cargo
+# unifies dependency features over the packages of one build, so a function built alone can come
+# out in other bytes than the same function built with the rest. Only the asked-for ones are
+# packaged; after a full build, a build of one is a cache hit.
+everything="$("${artifacts[@]}" functions "$service/lambda.manifest.json")" || exit $?
 "${artifacts[@]}" check-workspace "$service/lambda.manifest.json" || exit $?
 service_name="$(awk -F'\t' '$1 == "service" { print $2 }' <<<"$listing")"
 out="${out:-$service/dist/lambdas}"
@@ -89,10 +95,12 @@ declare -A triple=([arm64]=aarch64-unknown-linux-gnu [x86_64]=x86_64-unknown-lin
 built=()
 for want_arch in arm64 x86_64; do
   packages=() names=() bins=()
+  while IFS=$'\t' read -r kind _name _crate package fn_arch; do
+    if [[ "$kind" == "function" && "${arch:-$fn_arch}" == "$want_arch" ]]; then packages+=(--package "$package"); fi
+  done <<<"$everything"
   while IFS=$'\t' read -r kind name _crate package fn_arch; do
-    [[ "$kind" == "function" ]] || continue
-    [[ "${arch:-$fn_arch}" == "$want_arch" ]] || continue
-    packages+=(--package "$package"); names+=("$name"); bins+=("$package")
+    [[ "$kind" == "function" && "${arch:-$fn_arch}" == "$want_arch" ]] || continue
+    names+=("$name"); bins+=("$package")
   done <<<"$listing"
   ((${#names[@]})) || continue
 

@@ -159,12 +159,32 @@ apply_local_stack() {
 # counts and fails when any check failed.
 STEPS_PASSED=0 STEPS_FAILED=0
 step() {
-  local name="$1"
+  local name="$1" started=$SECONDS
   shift
-  if "$@"; then STEPS_PASSED=$((STEPS_PASSED + 1)); printf 'PASS %s\n' "$name"
-  else STEPS_FAILED=$((STEPS_FAILED + 1)); printf 'FAIL %s\n' "$name"; fi
+  if "$@"; then STEPS_PASSED=$((STEPS_PASSED + 1)); printf 'PASS %s (%ds)\n' "$name" $((SECONDS - started))
+  else STEPS_FAILED=$((STEPS_FAILED + 1)); printf 'FAIL %s (%ds)\n' "$name" $((SECONDS - started)); fi
 }
 step_summary() {
   printf '%d passed, %d failed\n' "$STEPS_PASSED" "$STEPS_FAILED"
   ((STEPS_FAILED == 0))
+}
+
+# background NAME COMMAND...: runs COMMAND (a function of this shell or a program) in the
+# background, its output in target/test-logs/NAME.log; await NAME waits for it and fails with
+# that log when it failed.
+declare -A BACKGROUND_PIDS=()
+background() {
+  local name="$1"
+  shift
+  mkdir -p "$ROOT/target/test-logs"
+  "$@" >"$ROOT/target/test-logs/$name.log" 2>&1 &
+  BACKGROUND_PIDS[$name]=$!
+}
+await() {
+  local name="$1"
+  if ! wait "${BACKGROUND_PIDS[$name]}"; then
+    cat "$ROOT/target/test-logs/$name.log" >&2
+    die "$name failed (its output is above, and in target/test-logs/$name.log)"
+  fi
+  unset "BACKGROUND_PIDS[$name]"
 }

@@ -150,21 +150,11 @@ test_verify_bundle_catches_a_changed_zip() {
     "$ROOT/scripts/verify-bundle.sh" "$copy"
 }
 
-test_another_clone_builds_the_same_bytes() {
-  local tree="$work/clone"
-  copy_tree "$tree"
-  # Same target dir (dependencies are cached); the workspace crates rebuild from the new path.
-  # Every function, as the first bundle: one built alone can differ in bytes from the same one
-  # built with the others (cargo unifies dependency features over the packages built together).
-  if ! CARGO_TARGET_DIR="$ROOT/target" "$build" --service "$tree" --mode bundle --out "$work/clone-out"; then
-    fail_test another_clone_builds_the_same_bytes "the build in the copy failed"; return
-  fi
-  if cmp -s dist/lambdas/ws-connection/checksums.json "$work/clone-out/ws-connection/checksums.json"; then
-    pass another_clone_builds_the_same_bytes
-  else
-    fail_test another_clone_builds_the_same_bytes "$(diff dist/lambdas/ws-connection/checksums.json "$work/clone-out/ws-connection/checksums.json")"
-  fi
-}
+# The quick profile of the x86_64 and reproducibility checks: what they check (the architecture
+# --arch selects; no path of the checkout in the bytes) does not depend on the release profile's
+# fat LTO and size optimisation, which make each link take minutes. BUILD_REPRO=full (the nightly
+# run) checks reproducibility on the arm64 release bundle itself.
+quick_profile=(env CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
 
 test_binary_mode_and_x86_64() {
   if "$build" --service . --mode binary --function disconnectWS --out "$work/bin" \
@@ -175,11 +165,16 @@ test_binary_mode_and_x86_64() {
   else
     fail_test binary_mode_writes_only_the_requested_bootstrap "see above"
   fi
-  # What this checks is the architecture --arch selects, not the code: built without the release
-  # profile's fat LTO and size optimisation (the arm64 zips above are built with them), it skips a
-  # second optimised build of every dependency.
-  if CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-      "$build" --service . --function ConnectFunction --arch x86_64 --out "$work/x86" \
+  # Built alone, a function must be the bundle's bytes (cargo unifies dependency features over the
+  # packages of one build: build-lambda.sh compiles every function of the architecture together).
+  if python3 - "$work/bin/ws-connection/disconnectWS/bootstrap" dist/lambdas/ws-connection/disconnectWS/disconnectWS.zip <<'PY'
+import sys, zipfile
+alone = open(sys.argv[1], "rb").read()
+sys.exit(0 if alone == zipfile.ZipFile(sys.argv[2]).read("bootstrap") else "differs from the bundle's")
+PY
+  then pass a_function_built_alone_is_the_bundles_bytes
+  else fail_test a_function_built_alone_is_the_bundles_bytes "see above"; fi
+  if "${quick_profile[@]}" "$build" --service . --arch x86_64 --out "$work/x86" \
       && "${artifacts[@]}" check-zip "$work/x86/ws-connection/ConnectFunction/ConnectFunction.zip" x86_64; then
     pass arch_x86_64_builds_an_x86_64_bootstrap
   else
@@ -187,16 +182,35 @@ test_binary_mode_and_x86_64() {
   fi
 }
 
-test_a_failed_compile_leaves_the_previous_output() {
-  local tree="$work/broken" out="$work/broken-out" before after
+test_another_clone_builds_the_same_bytes() {
+  local tree="$work/clone" first="$work/x86/ws-connection" second="$work/clone-out" size=quick
   copy_tree "$tree"
+  # Same target dir (dependencies are cached); the workspace crates rebuild from the new path.
+  if [[ "${BUILD_REPRO:-}" == full ]]; then
+    size=full first="dist/lambdas/ws-connection"
+    CARGO_TARGET_DIR="$ROOT/target" "$build" --service "$tree" --mode bundle --out "$second"
+  else
+    "${quick_profile[@]}" CARGO_TARGET_DIR="$ROOT/target" "$build" --service "$tree" --arch x86_64 --out "$second"
+  fi || { fail_test "another_clone_builds_the_same_bytes_$size" "the build in the copy failed"; return; }
+  if cmp -s "$first/checksums.json" "$second/ws-connection/checksums.json"; then
+    pass "another_clone_builds_the_same_bytes_$size"
+  else
+    fail_test "another_clone_builds_the_same_bytes_$size" "$(diff "$first/checksums.json" "$second/ws-connection/checksums.json")"
+  fi
+}
+
+test_a_failed_compile_leaves_the_previous_output() {
+  # The copy of the reproducibility test, broken: only the broken crate compiles again.
+  local tree="$work/clone" out="$work/broken-out" before after
+  [[ -d "$tree" ]] || copy_tree "$tree"
   mkdir -p "$out/ws-connection"
   cp -r dist/lambdas/ws-connection/ConnectFunction "$out/ws-connection/"
   before="$(cat "$out/ws-connection/ConnectFunction/ConnectFunction.zip.sha256")"
   echo 'compile_error!("deliberately broken by scripts/tests/build.sh");' >> "$tree/functions/connect/src/main.rs"
 
-  expect a_failed_compile_exits_1_with_its_message 1 "compiling ConnectFunction for arm64 failed" -- \
-    env CARGO_TARGET_DIR="$ROOT/target" "$build" --service "$tree" --function ConnectFunction --out "$out"
+  expect a_failed_compile_exits_1_with_its_message 1 "for x86_64 failed" -- \
+    "${quick_profile[@]}" CARGO_TARGET_DIR="$ROOT/target" "$build" --service "$tree" --function ConnectFunction \
+    --arch x86_64 --out "$out"
   after="$(cat "$out/ws-connection/ConnectFunction/ConnectFunction.zip.sha256")"
   if [[ "$before" == "$after" ]] && (cd "$out/ws-connection/ConnectFunction" && sha256sum --quiet -c ConnectFunction.zip.sha256) \
       && [[ -z "$(find "$out" -name '.staging*' -o -name '*.partial')" ]]; then
@@ -212,7 +226,6 @@ test_usage_errors
 test_missing_cargo_lambda_says_how_to_install_it
 test_bundle_of_every_function
 test_verify_bundle_catches_a_changed_zip
-# Before the copy's build, which relinks disconnectWS from another path into the same target dir.
 test_binary_mode_and_x86_64
 test_another_clone_builds_the_same_bytes
 test_a_failed_compile_leaves_the_previous_output

@@ -13,12 +13,7 @@ cd "$ROOT"
 command -v node >/dev/null || die "node is missing: install Node.js 20+ (apt-get install nodejs npm)"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
   || die "node $(node --version) is too old: the parity suite needs Node.js 20+"
-lock_sum="$(sha256sum local/parity/package-lock.json | cut -d' ' -f1)"
-if [[ "$(cat local/parity/node_modules/.lock.sha256 2>/dev/null)" != "$lock_sum" ]]; then
-  log "installing the parity suite's npm packages (npm ci in local/parity)"
-  npm ci --prefix local/parity --silent --no-audit --no-fund || die "npm could not install local/parity's packages"
-  echo "$lock_sum" > local/parity/node_modules/.lock.sha256
-fi
+npm_ci local/parity
 ensure_chromium
 
 node --test --test-concurrency=1 local/parity/parity.test.mjs local/parity/browser.test.mjs

@@ -3,6 +3,10 @@
 # native tests of every module (mocked provider); the apply test of envs/local against moto's
 # server; checkov over terraform/ with zero failed checks. Needs the build's
 # dist/lambdas/ws-connection (the apply test uploads the zips).
+#
+#   scripts/tests/terraform.sh                      everything
+#   scripts/tests/terraform.sh modules/fanout envs/dev   fmt, and those folders' tests or validation only
+#                                                   (the quick loop); envs/local includes the apply
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -11,24 +15,20 @@ trap stop_servers EXIT
 terraform_env
 
 init() { (cd "$1" && terraform init -input=false -backend=false -no-color >/dev/null); }
-validate() { (cd "$1" && terraform validate -no-color >/dev/null); }
-native_tests() { (cd "$1" && terraform test -no-color); }
+validate() { init "$1" && (cd "$1" && terraform validate -no-color >/dev/null); }
+native_tests() { init "$1" && (cd "$1" && terraform test -no-color); }
 
 step fmt terraform fmt -check -recursive -diff .
 
 roots=(envs/dev envs/prod envs/local envs/multi-region bootstrap) # envs/aws holds the files dev and prod link to
-modules=(modules/table modules/function modules/api modules/edge modules/fanout modules/sweep modules/stack)
-for dir in "${roots[@]}"; do
-  step "init $dir" init "$dir"
-  step "validate $dir" validate "$dir"
-done
 # Modules are validated by their own tests (a module that declares configuration_aliases, like
-# edge and stack, cannot be validated on its own).
-for dir in "${modules[@]}" bootstrap; do
-  [[ " ${roots[*]} " == *" $dir "* ]] || step "init $dir" init "$dir"
-  step "test $dir" native_tests "$dir"
-done
+# edge and stack, cannot be validated on its own). The slowest first: the pool then ends sooner.
+modules=(modules/stack modules/edge modules/api modules/table modules/function modules/fanout modules/sweep bootstrap)
 
+only=("$@")
+wanted() { ((${#only[@]} == 0)) || [[ " ${only[*]} " == *" $1 "* ]]; }
+
+if wanted envs/local; then
 [[ -f "$ROOT/dist/lambdas/ws-connection/checksums.json" ]] \
   || die "no build output: run scripts/build-lambda.sh --service . --mode bundle first"
 export MOTO_IAM_LOAD_MANAGED_POLICIES=true # the stack attaches AWS managed policies
@@ -41,9 +41,43 @@ assert s.diagnostics("{\"StartAt\": \"B\", \"States\": {\"A\": {\"Type\": \"Succ
 assert s.diagnostics("not json")
 assert not s.diagnostics("{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Succeed\"}}}")'
 start_moto_shim
-step "test envs/local (apply to moto)" env TF_VAR_aws_endpoint="$MOTO_ENDPOINT" TF_VAR_shim_endpoint="$SHIM_ENDPOINT" \
-  bash -c 'cd envs/local && terraform test -no-color'
+apply_to_moto() {
+  init envs/local && env TF_VAR_aws_endpoint="$MOTO_ENDPOINT" TF_VAR_shim_endpoint="$SHIM_ENDPOINT" \
+    bash -c 'cd envs/local && terraform test -no-color'
+}
+fi
 
-step checkov checkov --quiet --compact --framework terraform --config-file "$ROOT/terraform/.checkov.yaml" --directory .
+# Every check below is independent of the others (each root and module has its own .terraform),
+# and terraform's CPU use leaves part of the second core idle: three at a time, each one's output
+# in its own log, printed when it fails.
+logs="$ROOT/target/test-logs/terraform"
+rm -rf "$logs" && mkdir -p "$logs"
+checks=()
+if wanted envs/local; then checks+=("apply envs/local to moto|apply_to_moto"); fi
+for dir in "${modules[@]}"; do if wanted "$dir"; then checks+=("test $dir|native_tests $dir"); fi; done
+for dir in "${roots[@]}"; do if wanted "$dir"; then checks+=("validate $dir|validate $dir"); fi; done
+pool=()
+for check in "${checks[@]}"; do
+  name="${check%%|*}" command="${check#*|}"
+  # Only the pool's own jobs are waited for (moto and the shim run until the end).
+  while (($(jobs -pr | grep -cxFf <(printf '%s\n' "${pool[@]:-0}")) >= 3)); do sleep 0.5; done
+  # shellcheck disable=SC2086 # the command is a function name and its one argument
+  ( started=$SECONDS
+    if $command >"$logs/${name//[ \/]/_}.log" 2>&1; then echo "PASS $((SECONDS - started))" >"$logs/${name//[ \/]/_}.status"
+    else echo "FAIL $((SECONDS - started))" >"$logs/${name//[ \/]/_}.status"; fi ) &
+  pool+=("$!")
+done
+((${#pool[@]} == 0)) || wait "${pool[@]}"
+# The pool's results, as step prints them, with each check's own time.
+for check in "${checks[@]}"; do
+  name="${check%%|*}"
+  file="$logs/${name//[ \/]/_}"
+  read -r status seconds <"$file.status"
+  printf '%s %s (%ss)\n' "$status" "$name" "$seconds"
+  if [[ "$status" == PASS ]]; then STEPS_PASSED=$((STEPS_PASSED + 1))
+  else STEPS_FAILED=$((STEPS_FAILED + 1)); cat "$file.log"; fi
+done
+
+((${#only[@]})) || step checkov checkov --skip-download --quiet --compact --framework terraform --config-file "$ROOT/terraform/.checkov.yaml" --directory .
 
 step_summary

