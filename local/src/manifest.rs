@@ -32,8 +32,12 @@ pub enum ManifestError {
         "route_selection_expression {0:?} is not supported: use $request.body.<field>[.<field>…] (a JSON path into the message)"
     )]
     RouteSelection(String),
-    #[error("route {route} has two functions ({first} and {second}); a route has exactly one integration")]
+    #[error("route {route} has two integrations ({first} and {second}); a route has exactly one")]
     DuplicateRoute { route: String, first: String, second: String },
+    #[error(
+        "{function}: a route trigger names \"route\" (one key) or \"routes\" (a non-empty list), not both or neither"
+    )]
+    Routes { function: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +46,10 @@ struct Raw {
     #[serde(default = "default_route_selection")]
     route_selection_expression: String,
     functions: Vec<RawFunction>,
+    /// Routes API Gateway answers itself (a MOCK integration and its response template), no
+    /// function invoked: route key → the answer's template.
+    #[serde(default)]
+    mock_routes: BTreeMap<String, String>,
 }
 
 /// API Gateway's usual choice, and ours when the manifest names none.
@@ -61,11 +69,30 @@ struct RawFunction {
     /// `bootstrap`, a peer's test handler); local only: Terraform deploys the crates.
     #[serde(default)]
     executable: Option<String>,
-    trigger: Trigger,
+    trigger: RawTrigger,
     memory_mb: u64,
     timeout_s: u64,
     #[serde(default)]
     environment: BTreeMap<String, RawVariable>,
+}
+
+/// A trigger as written: a route function names one `route` or several `routes`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum RawTrigger {
+    Route {
+        #[serde(default)]
+        route: Option<String>,
+        #[serde(default)]
+        routes: Vec<String>,
+        #[serde(default)]
+        route_response: bool,
+    },
+    Authorizer {
+        #[serde(default)]
+        identity_sources: Vec<String>,
+    },
+    Direct,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,25 +104,39 @@ struct RawVariable {
 }
 
 /// What invokes a function.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    /// A WebSocket route: `$connect`, `$disconnect`, `$default` or a route key chosen by the
-    /// message's `action`. `route_response`: the integration's `body` goes back to the client
-    /// (a two-way route).
-    Route {
-        route: String,
-        #[serde(default)]
-        route_response: bool,
-    },
+    /// WebSocket routes: `$connect`, `$disconnect`, `$default` or route keys chosen by the
+    /// message's `action` (one function may serve several). `route_response`: the integration's
+    /// `body` goes back to the client (a two-way route).
+    Route { routes: Vec<String>, route_response: bool },
     /// The `$connect` REQUEST authorizer; `identity_sources` name what must be present
     /// (`route.request.querystring.token`, `route.request.header.Authorization`), none: always run.
-    Authorizer {
-        #[serde(default)]
-        identity_sources: Vec<String>,
-    },
+    Authorizer { identity_sources: Vec<String> },
     /// Invoked directly (the Invoke API).
     Direct,
+}
+
+impl Trigger {
+    fn from_raw(function: &str, raw: RawTrigger) -> Result<Self, ManifestError> {
+        Ok(match raw {
+            RawTrigger::Route { route, routes, route_response } => {
+                let routes = match (route, routes) {
+                    (Some(route), routes) if routes.is_empty() => vec![route],
+                    (None, routes) if !routes.is_empty() => routes,
+                    _ => return Err(ManifestError::Routes { function: function.to_owned() }),
+                };
+                Self::Route { routes, route_response }
+            }
+            RawTrigger::Authorizer { identity_sources } => Self::Authorizer { identity_sources },
+            RawTrigger::Direct => Self::Direct,
+        })
+    }
+
+    /// True when this trigger is the route `key`.
+    pub fn is_route(&self, key: &str) -> bool {
+        matches!(self, Self::Route { routes, .. } if routes.iter().any(|r| r == key))
+    }
 }
 
 /// One function, ready to run: its binary and the environment the manifest declares.
@@ -131,6 +172,9 @@ pub struct Manifest {
     /// Where a message's route key is: the fields of `$request.body.<a>.<b>…`, in order.
     pub route_selection: Vec<String>,
     pub functions: Vec<Function>,
+    /// Routes answered without a function: route key → the answer's template (`$context.<name>`
+    /// for `connectionId`, `requestId`, `requestTimeEpoch`, as API Gateway's templates).
+    pub mock_routes: BTreeMap<String, String>,
 }
 
 impl Manifest {
@@ -155,32 +199,34 @@ impl Manifest {
                 .into_iter()
                 .map(|(k, v)| (k, Variable { default: v.default, required: v.required }))
                 .collect();
+            let trigger = Trigger::from_raw(&f.name, f.trigger)?;
             functions.push(Function {
                 name: f.name,
                 code,
-                trigger: f.trigger,
+                trigger,
                 memory_mb: f.memory_mb,
                 timeout_s: f.timeout_s,
                 environment,
             });
         }
         let route_selection = route_selection(&raw.route_selection_expression)?;
-        let manifest = Self { service: raw.service, route_selection, functions };
+        let manifest = Self { service: raw.service, route_selection, functions, mock_routes: raw.mock_routes };
         manifest.check_routes()?;
         Ok(manifest)
     }
 
     fn check_routes(&self) -> Result<(), ManifestError> {
-        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut seen: BTreeMap<&str, &str> = self.mock_routes.keys().map(|k| (k.as_str(), "mock_routes")).collect();
         for f in &self.functions {
-            if let Trigger::Route { route, .. } = &f.trigger
-                && let Some(first) = seen.insert(route, &f.name)
-            {
-                return Err(ManifestError::DuplicateRoute {
-                    route: route.clone(),
-                    first: first.to_owned(),
-                    second: f.name.clone(),
-                });
+            let Trigger::Route { routes, .. } = &f.trigger else { continue };
+            for route in routes {
+                if let Some(first) = seen.insert(route, &f.name) {
+                    return Err(ManifestError::DuplicateRoute {
+                        route: route.clone(),
+                        first: first.to_owned(),
+                        second: f.name.clone(),
+                    });
+                }
             }
         }
         Ok(())
@@ -192,7 +238,7 @@ impl Manifest {
 
     /// The function integrated with a route key.
     pub fn route(&self, key: &str) -> Option<&Function> {
-        self.functions.iter().find(|f| matches!(&f.trigger, Trigger::Route { route, .. } if route == key))
+        self.functions.iter().find(|f| f.trigger.is_route(key))
     }
 
     pub fn authorizer(&self) -> Option<&Function> {
@@ -283,7 +329,7 @@ mod tests {
         std::fs::write(&path, format!(r#"{{"service":"s","functions":[{},{}]}}"#, function("A"), function("B")))
             .unwrap();
         let err = Manifest::load(&path).unwrap_err().to_string();
-        assert_eq!(err, "route $default has two functions (A and B); a route has exactly one integration");
+        assert_eq!(err, "route $default has two integrations (A and B); a route has exactly one");
         std::fs::write(
             &path,
             r#"{"service":"s","functions":[{"name":"A","crate":"missing","trigger":{"type":"direct"},"memory_mb":128,"timeout_s":3}]}"#,

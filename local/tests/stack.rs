@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use support::{Stack, next_close, next_text};
+use support::{Stack, free_port, next_close, next_text};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -102,7 +102,8 @@ async fn a_post_to_a_closed_connection_is_a_410_and_the_record_becomes_gone() {
 
     // and the responder reports 410 and marks the record GONE
     let (_, _, result) = stack.invoke("WebSocketResponder", &envelope_event(&id)).await;
-    assert_eq!(result, json!({ "statusCode": 410 }));
+    assert_eq!(result["statusCode"], 410, "{result}");
+    assert!(result["error"].as_str().unwrap().starts_with("the connection is gone"), "{result}");
     // AND ws-local's access log has a line per call: the direct post's 410, the invoke's 200
     let encoded = urlencode(&id);
     stack.wait_for_log(&format!("access POST /local/@connections/{encoded} 410")).await;
@@ -536,11 +537,6 @@ async fn the_expiry_sweep_closes_the_socket_whose_token_expired_and_only_that_on
     assert_eq!(still[0]["status"], "CONNECTED");
     fresh.send(Message::Ping(vec![1].into())).await.expect("the valid one is still open");
     stack.stop().await;
-}
-
-/// A free port on loopback right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -25,6 +25,7 @@ use ws_responder::endpoint::Endpoint;
 use ws_responder::management::{PostError, Poster};
 use ws_shared::id::ConnectionId;
 use ws_shared::store::ConnectionStore;
+use ws_shared::stream::StreamStore;
 use ws_shared::testing::{Captured, FixedClock, deadline_in};
 
 /// Cases per property: `PROPTEST_CASES` when set, else `default` (the knob for a long run:
@@ -62,7 +63,7 @@ impl<S> std::fmt::Debug for Handlers<S> {
     }
 }
 
-impl<S: ConnectionStore + Clone> Handlers<S> {
+impl<S: ConnectionStore + StreamStore + Clone> Handlers<S> {
     pub fn new(store: &S, table: &str) -> Self {
         let metrics = Captured::default();
         let sink = Arc::new(metrics.clone());

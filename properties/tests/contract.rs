@@ -30,6 +30,7 @@ fn each_function_has_the_svc_and_metrics_its_crate_emits() {
         ("ConnectFunction", ws_connect::SVC, ws_connect::Metric::names()),
         ("disconnectWS", ws_disconnect::SVC, ws_disconnect::Metric::names()),
         ("WebSocketResponder", ws_responder::SVC, ws_responder::Metric::names()),
+        ("WebSocketRoutes", ws_routes::SVC, ws_routes::Metric::names()),
         ("ConnectAuthorizer", ws_authorizer::SVC, ws_authorizer::Metric::names()),
     ];
     assert_eq!(manifest()["functions"].as_array().unwrap().len(), crates.len(), "a function without a crate here");
@@ -122,6 +123,12 @@ fn the_code_defaults_are_the_manifest_defaults() {
         ws_responder::Config::from_env(&|n: &str| unset.get(n).cloned()).unwrap(),
         ws_responder::Config::from_env(&|n: &str| set.get(n).cloned()).unwrap(),
         "WebSocketResponder"
+    );
+    let (unset, set) = (only(&table), manifest_env("WebSocketRoutes", &table));
+    assert_eq!(
+        ws_routes::Config::from_env(&|n: &str| unset.get(n).cloned()).unwrap(),
+        ws_routes::Config::from_env(&|n: &str| set.get(n).cloned()).unwrap(),
+        "WebSocketRoutes"
     );
     let issuer = [("JWT_ISSUER", "https://issuer.example.com"), ("JWT_AUDIENCE", "app")];
     let (unset, set) = (only(&issuer), manifest_env("ConnectAuthorizer", &issuer));

@@ -19,6 +19,7 @@ use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::ConnectionStatus;
 use ws_shared::store::{Audience, ConnectionStore};
+use ws_shared::stream::StreamStore;
 use ws_shared::testing::{
     ReadBack, StoredConnection, create_connections_table, dynamodb_client, dynamodb_endpoint, no_hurry,
     unique_table_name,
@@ -60,7 +61,7 @@ fn history() -> impl Strategy<Value = (usize, Vec<Step>)> {
     )
 }
 
-async fn deliver<S: ConnectionStore + Clone>(handlers: &Handlers<S>, step: Step) -> Value {
+async fn deliver<S: ConnectionStore + StreamStore + Clone>(handlers: &Handlers<S>, step: Step) -> Value {
     match step {
         Step::Connect { conn, attempt } => {
             let (conversation, user, at) = attempt_values(conn, attempt);

@@ -13,7 +13,11 @@ use ws_shared::id::ConnectionId;
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::{ConnectionRecord, Disconnection, Route, Tombstone};
 use ws_shared::store::{
-    Audience, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, Page, PutOutcome, StoreError,
+    Audience, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, LiveConnection, Page, PutOutcome,
+    StoreError,
+};
+use ws_shared::stream::{
+    Append, Appended, Claim, ClaimOutcome, Entry, EntryRange, Head, MessageKey, StreamName, StreamStore,
 };
 use ws_shared::testing::capture_logs;
 
@@ -78,6 +82,37 @@ impl ConnectionStore for PanicsOnce {
         d: &Deadline,
     ) -> Result<GoneOutcome, StoreError> {
         self.inner.note_closing(id, reason, at, d).await
+    }
+    async fn live_connection(&self, id: &ConnectionId, d: &Deadline) -> Result<Option<LiveConnection>, StoreError> {
+        self.inner.live_connection(id, d).await
+    }
+}
+
+impl StreamStore for PanicsOnce {
+    async fn append(&self, append: Append<'_>, d: &Deadline) -> Result<Appended, StoreError> {
+        self.inner.append(append, d).await
+    }
+    async fn claim(
+        &self,
+        stream: &StreamName,
+        key: &MessageKey,
+        seen: &Claim,
+        next: &Claim,
+        d: &Deadline,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.inner.claim(stream, key, seen, next, d).await
+    }
+    async fn head(&self, stream: &StreamName, now: DateTime<Utc>, d: &Deadline) -> Result<Option<Head>, StoreError> {
+        self.inner.head(stream, now, d).await
+    }
+    async fn entries(
+        &self,
+        stream: &StreamName,
+        range: &EntryRange<'_>,
+        now: DateTime<Utc>,
+        d: &Deadline,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.inner.entries(stream, range, now, d).await
     }
 }
 

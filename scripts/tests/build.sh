@@ -91,7 +91,7 @@ test_usage_errors() {
   expect unknown_argument_is_a_usage_error 2 "unknown argument '--fast'" -- "$build" --service . --fast
   expect unknown_mode_is_a_usage_error 2 "unknown --mode 'zip'; use bundle or binary" -- "$build" --service . --mode zip
   expect unknown_arch_is_a_usage_error 2 "unknown --arch 'riscv64'; use arm64 or x86_64" -- "$build" --service . --arch riscv64
-  expect unknown_function_is_a_usage_error 2 "unknown function 'Nope'; the manifest lists: ConnectFunction, disconnectWS, WebSocketResponder, ConnectAuthorizer" -- \
+  expect unknown_function_is_a_usage_error 2 "unknown function 'Nope'; the manifest lists: ConnectFunction, disconnectWS, WebSocketResponder, WebSocketRoutes, ConnectAuthorizer" -- \
     "$build" --service . --function Nope
   mkdir -p "$work/empty"
   expect service_without_manifest_is_a_usage_error 2 "has no lambda.manifest.json" -- "$build" --service "$work/empty"

@@ -16,6 +16,8 @@
 //! [`ATTEMPT_TIMEOUT`] (or a third of the time left, if longer). Retries (throttling, 5xx, resets, cut attempts)
 //! use the SDK's standard strategy, up to [`MAX_ATTEMPTS`], and stop when the budget does.
 
+pub(crate) mod stream;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -32,11 +34,11 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::iso_millis;
 use crate::deadline::Deadline;
-use crate::id::ConnectionId;
+use crate::id::{ConnectionId, ConversationId, UserId};
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, attr, keys};
 use crate::store::{
-    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, Existing, ExpiredPage, GoneOutcome, Page, PutOutcome,
-    StoreError,
+    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, Existing, ExpiredPage, GoneOutcome, LiveConnection,
+    Page, PutOutcome, StoreError,
 };
 
 /// The least time one attempt may take before it is cut and retried. DynamoDB answers in
@@ -345,7 +347,44 @@ impl DynamoStore {
     }
 }
 
+/// The connection an item records, while it is `CONNECTED`.
+pub fn live_connection_of<H: std::hash::BuildHasher>(
+    item: &HashMap<String, AttributeValue, H>,
+) -> Option<LiveConnection> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+    if text(attr::STATUS).map(String::as_str) != Some(ConnectionStatus::Connected.as_str()) {
+        return None;
+    }
+    Some(LiveConnection {
+        conversation_id: ConversationId::parse(text(attr::CONVERSATION_ID)?.as_str()).ok()?,
+        user_id: text(attr::USER_ID).and_then(|u| UserId::parse(u.as_str()).ok()),
+    })
+}
+
 impl ConnectionStore for DynamoStore {
+    async fn live_connection(
+        &self,
+        connection_id: &ConnectionId,
+        deadline: &Deadline,
+    ) -> Result<Option<LiveConnection>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(connection_id)))
+            .consistent_read(true)
+            .projection_expression("#status, #conversationId, #userId")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#conversationId", attr::CONVERSATION_ID)
+            .expression_attribute_names("#userId", attr::USER_ID)
+            .customize()
+            .config_override(self.budget("GetItem", Call::Item, deadline)?)
+            .send()
+            .await
+            .map_err(|err| self.sdk_error("GetItem", err))?;
+        Ok(output.item().and_then(live_connection_of))
+    }
+
     async fn put_connection(&self, record: &ConnectionRecord, deadline: &Deadline) -> Result<PutOutcome, StoreError> {
         self.put_new(record_item(record), deadline).await
     }

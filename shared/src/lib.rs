@@ -6,6 +6,8 @@
 //!   attributes and key formats.
 //! - [`store`]: the store port the handlers call; [`dynamo`] its DynamoDB adapter; `memory`
 //!   (feature `testing`) an in-memory adapter with the same conditional semantics.
+//! - [`stream`]: every audience's recoverable stream (offsets, epoch, idempotent publish), the
+//!   stream port; the adapters keep it next to the connections (`dynamo`, `memory`).
 //! - [`deadline`]: the invocation's deadline, which bounds every network call.
 //! - [`config`]: typed configuration from the environment, with errors that name the variable.
 //! - [`log`]: JSON log lines through `tracing`; [`metrics`]: CloudWatch EMF counters;
@@ -38,6 +40,7 @@ pub mod record;
 pub mod secret;
 pub mod serve;
 pub mod store;
+pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod url;

@@ -6,6 +6,8 @@
 //! the store contract suite (`tests/store_contract.rs`) runs every rule against both adapters, so a
 //! rule that holds for one and not the other fails there.
 
+mod stream;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -18,13 +20,14 @@ use crate::dynamo::{self, key, record_item, tombstone_item};
 use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, attr, keys};
 use crate::store::{
-    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, Page, PutOutcome, StoreError,
+    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, LiveConnection, Page,
+    PutOutcome, StoreError,
 };
 use crate::testing::{ReadBack, StoredConnection};
 
 type Item = HashMap<String, AttributeValue>;
 
-/// The connections table in a map, keyed by `pk`. Clones share the table, as clones of a
+/// The connections table in a map, keyed by `pk` (a stream's items by `pk` and `sk`). Clones share the table, as clones of a
 /// DynamoDB client do, so several handlers can run on one.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
@@ -111,6 +114,10 @@ fn routes(items: &[&Item]) -> HashMap<ConnectionId, Route> {
 }
 
 impl ConnectionStore for MemoryStore {
+    async fn live_connection(&self, id: &ConnectionId, _: &Deadline) -> Result<Option<LiveConnection>, StoreError> {
+        Ok(self.items().get(&pk_of(id)).and_then(dynamo::live_connection_of))
+    }
+
     async fn put_connection(&self, record: &ConnectionRecord, _: &Deadline) -> Result<PutOutcome, StoreError> {
         Ok(self.put_new(record_item(record)))
     }

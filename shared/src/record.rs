@@ -72,6 +72,25 @@ pub mod keys {
         let (exp, id) = sort.split_once('#')?;
         (exp.len() == 12 && exp.bytes().all(|b| b.is_ascii_digit())).then(|| ConnectionId::parse(id).ok()).flatten()
     }
+
+    /// `STREAM#<name>`: a stream's partition: its head, its entries and its message keys
+    /// ([`crate::stream`]). Never in an index (no index keys).
+    pub fn stream(name: &crate::stream::StreamName) -> String {
+        format!("STREAM#{name}")
+    }
+
+    /// The sort key of a stream's head (its epoch and last offset).
+    pub const STREAM_HEAD: &str = "HEAD";
+
+    /// `E#<offset, 20 digits>`: an entry's sort key, so a stream's entries are in offset order.
+    pub fn stream_entry(offset: u64) -> String {
+        format!("E#{offset:020}")
+    }
+
+    /// `K#<hash>`: the sort key of a published message key.
+    pub fn stream_message_key(key: &crate::stream::MessageKey) -> String {
+        format!("K#{}", key.as_hex())
+    }
 }
 
 /// Non-key attribute names.
@@ -100,6 +119,18 @@ pub mod attr {
     pub const REGION: &str = "region";
     /// Epoch seconds; the table's TTL attribute.
     pub const TTL: &str = "ttl";
+    /// A stream's epoch (head, entries, message keys).
+    pub const EPOCH: &str = "epoch";
+    /// A stream head's last offset (a number).
+    pub const LAST: &str = "last";
+    /// An entry's or a message key's offset (a number).
+    pub const OFFSET: &str = "offset";
+    /// An entry's message JSON, as appended.
+    pub const MESSAGE: &str = "message";
+    /// A message key's fan-out claim: every connection up to here was taken (`~`: all).
+    pub const CLAIMED: &str = "claimed";
+    /// The fan-out run that holds the claim.
+    pub const CLAIMED_BY: &str = "claimedBy";
 }
 
 /// Where a connection stands.

@@ -40,7 +40,7 @@ pub enum DisconnectOutcome {
 }
 
 /// Whose connections a fan-out reaches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Audience {
     /// Every connection of a conversation (GSI1).
     Conversation(ConversationId),
@@ -120,6 +120,15 @@ pub struct ExpiredPage {
     pub resume_after: Option<String>,
 }
 
+/// Who a live connection is: what a client's own request (`resume`, `presence`) may read is
+/// decided by this, from the record `$connect` wrote, never by what the request says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveConnection {
+    pub conversation_id: ConversationId,
+    /// The authorizer's principal (absent when no authorizer ran and the client named no user).
+    pub user_id: Option<UserId>,
+}
+
 /// The connections table. Every call is bounded by `deadline`: it gets the time left when it
 /// starts, and returns an error rather than outlive it.
 pub trait ConnectionStore: Send + Sync {
@@ -178,6 +187,14 @@ pub trait ConnectionStore: Send + Sync {
         at: DateTime<Utc>,
         deadline: &Deadline,
     ) -> impl Future<Output = Result<GoneOutcome, StoreError>> + Send;
+
+    /// The conversation and user of a `CONNECTED` connection, read consistently; `None` when the
+    /// record is missing or no longer `CONNECTED`.
+    fn live_connection(
+        &self,
+        connection_id: &ConnectionId,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Option<LiveConnection>, StoreError>> + Send;
 
     /// Marks a connection `GONE` (a post found it gone), only while it is still `CONNECTED` and
     /// only when the 410 came from the connection's own API: `via` is the API that answered

@@ -8,6 +8,7 @@ use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, keys};
 use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, PutOutcome};
+use ws_shared::stream::{Append, Appended, Claim, ClaimOutcome, EntryRange, MessageKey, StreamName, StreamStore};
 use ws_shared::testing::{FixedClock, ReadBack, fresh_table, no_hurry};
 
 fn id(raw: &str) -> ConnectionId {
@@ -96,8 +97,132 @@ fn conversation(raw: &str) -> Audience {
     Audience::Conversation(ConversationId::parse(raw).unwrap())
 }
 
+fn stream_of(conversation_id: &str) -> StreamName {
+    StreamName::of(&conversation(conversation_id), "us-east-1").unwrap()
+}
+
+/// An append of `message` under `key` to `stream`, `minutes` after the fixed clock's time, kept 60
+/// minutes; a stream that starts gets epoch `new_epoch`.
+async fn append_at(
+    store: &impl StreamStore,
+    stream: &StreamName,
+    key: &str,
+    message: &str,
+    minutes: i64,
+    new_epoch: &str,
+) -> Appended {
+    let key = MessageKey::of_message_id(key);
+    let append = Append {
+        stream,
+        key: &key,
+        message,
+        at: FixedClock::default().0 + Duration::minutes(minutes),
+        retention: Duration::minutes(60),
+        new_epoch,
+    };
+    store.append(append, &no_hurry()).await.unwrap()
+}
+
+async fn entries_at(
+    store: &impl StreamStore,
+    stream: &StreamName,
+    epoch: &str,
+    after: u64,
+    minutes: i64,
+) -> Vec<(u64, String)> {
+    let range = EntryRange { epoch, after, upto: 1_000, limit: 100 };
+    let now = FixedClock::default().0 + Duration::minutes(minutes);
+    store.entries(stream, &range, now, &no_hurry()).await.unwrap().into_iter().map(|e| (e.offset, e.message)).collect()
+}
+
 mod rules {
     use super::*;
+
+    pub async fn appends_get_gap_free_offsets_in_one_epoch_read_back_in_order(store: impl StreamStore) {
+        let stream = stream_of("conv-s1");
+        for (i, key) in ["m1", "m2", "m3", "m4"].iter().enumerate() {
+            let appended = append_at(&store, &stream, key, &format!("{{\"n\":{i}}}"), 0, "epoch-a").await;
+            assert_eq!(
+                (appended.offset, appended.epoch.as_str(), appended.duplicate),
+                (i as u64 + 1, "epoch-a", false)
+            );
+        }
+        let head = store.head(&stream, FixedClock::default().0, &no_hurry()).await.unwrap().unwrap();
+        assert_eq!((head.epoch.as_str(), head.last), ("epoch-a", 4));
+        let read = entries_at(&store, &stream, "epoch-a", 1, 0).await;
+        assert_eq!(
+            read,
+            vec![(2, r#"{"n":1}"#.to_owned()), (3, r#"{"n":2}"#.to_owned()), (4, r#"{"n":3}"#.to_owned())]
+        );
+        let other = stream_of("conv-s2");
+        assert_eq!(append_at(&store, &other, "m1", "{}", 0, "epoch-b").await.offset, 1, "streams count apart");
+    }
+
+    pub async fn a_repeated_key_appends_nothing_and_gets_the_first_publish_back(store: impl StreamStore) {
+        let stream = stream_of("conv-d");
+        let first = append_at(&store, &stream, "m1", r#"{"v":1}"#, 0, "e1").await;
+        append_at(&store, &stream, "m2", r#"{"v":2}"#, 0, "e1").await;
+        let again = append_at(&store, &stream, "m1", r#"{"v":"changed"}"#, 1, "e-other").await;
+        assert_eq!((again.offset, again.epoch.as_str(), again.duplicate), (first.offset, "e1", true));
+        assert_eq!(again.message, r#"{"v":1}"#, "the first publish wins");
+        let head = store.head(&stream, FixedClock::default().0, &no_hurry()).await.unwrap().unwrap();
+        assert_eq!(head.last, 2, "nothing appended");
+    }
+
+    pub async fn an_expired_stream_starts_again_at_one_with_a_new_epoch(store: impl StreamStore) {
+        let stream = stream_of("conv-x");
+        append_at(&store, &stream, "m1", r#"{"old":1}"#, 0, "old").await;
+        append_at(&store, &stream, "m2", r#"{"old":2}"#, 0, "old").await;
+        // 61 minutes later every entry, key and the head have expired (kept 60), whether or not
+        // DynamoDB's TTL has deleted them yet.
+        assert_eq!(
+            store.head(&stream, FixedClock::default().0 + Duration::minutes(61), &no_hurry()).await.unwrap(),
+            None
+        );
+        let restarted = append_at(&store, &stream, "m1", r#"{"new":1}"#, 61, "new").await;
+        assert_eq!((restarted.offset, restarted.epoch.as_str(), restarted.duplicate), (1, "new", false));
+        assert_eq!(entries_at(&store, &stream, "new", 0, 61).await, vec![(1, r#"{"new":1}"#.to_owned())]);
+        assert_eq!(entries_at(&store, &stream, "old", 0, 61).await, vec![], "the old epoch's entries are gone");
+    }
+
+    pub async fn a_read_leaves_out_expired_entries(store: impl StreamStore) {
+        let stream = stream_of("conv-e");
+        append_at(&store, &stream, "m1", r#"{"n":1}"#, 0, "e").await;
+        append_at(&store, &stream, "m2", r#"{"n":2}"#, 30, "e").await;
+        // At 70 minutes the first (kept until 60) has expired and the second (until 90) has not.
+        assert_eq!(entries_at(&store, &stream, "e", 0, 70).await, vec![(2, r#"{"n":2}"#.to_owned())]);
+    }
+
+    pub async fn a_claim_moves_only_from_the_claim_that_was_seen(store: impl StreamStore) {
+        let stream = stream_of("conv-c");
+        append_at(&store, &stream, "m1", "{}", 0, "e").await;
+        let key = MessageKey::of_message_id("m1");
+        let mine = Claim { upto: Some("b=".into()), by: Some("0000000000000001".into()) };
+        let theirs = Claim { upto: Some("d=".into()), by: Some("0000000000000002".into()) };
+        assert_eq!(
+            store.claim(&stream, &key, &Claim::default(), &mine, &no_hurry()).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
+        assert_eq!(
+            store.claim(&stream, &key, &Claim::default(), &theirs, &no_hurry()).await.unwrap(),
+            ClaimOutcome::Moved(mine.clone()),
+            "a stale claim is refused and told the current one"
+        );
+        assert_eq!(store.claim(&stream, &key, &mine, &theirs, &no_hurry()).await.unwrap(), ClaimOutcome::Claimed);
+        assert_eq!(append_at(&store, &stream, "m1", "{}", 1, "e").await.claim, theirs, "a duplicate carries the claim");
+    }
+
+    pub async fn a_live_connection_is_read_until_it_closes(store: impl ConnectionStore) {
+        store.put_connection(&record("live=", "conv-l", Some("u-l")), &no_hurry()).await.unwrap();
+        let live = store.live_connection(&id("live="), &no_hurry()).await.unwrap().unwrap();
+        assert_eq!(
+            (live.conversation_id.as_str(), live.user_id.map(|u| u.as_str().to_owned())),
+            ("conv-l", Some("u-l".into()))
+        );
+        store.mark_disconnected(&disconnection("live=", 1000, 1), &no_hurry()).await.unwrap();
+        assert_eq!(store.live_connection(&id("live="), &no_hurry()).await.unwrap(), None);
+        assert_eq!(store.live_connection(&id("never="), &no_hurry()).await.unwrap(), None);
+    }
 
     pub async fn a_put_creates_once_and_a_replay_finds_the_connection(store: impl ConnectionStore + ReadBack) {
         let first = record("a=", "conv-1", Some("u-1"));
@@ -332,4 +457,10 @@ contract!(
     expired_tokens_are_listed_until_their_connection_closes,
     the_reason_for_a_close_is_kept_by_the_disconnect_that_follows,
     only_a_410_from_the_connections_own_api_marks_it_gone,
+    appends_get_gap_free_offsets_in_one_epoch_read_back_in_order,
+    a_repeated_key_appends_nothing_and_gets_the_first_publish_back,
+    an_expired_stream_starts_again_at_one_with_a_new_epoch,
+    a_read_leaves_out_expired_entries,
+    a_claim_moves_only_from_the_claim_that_was_seen,
+    a_live_connection_is_read_until_it_closes,
 );

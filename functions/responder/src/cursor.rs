@@ -17,6 +17,7 @@ use sha2::{Digest as _, Sha256};
 use ws_shared::id::ConnectionId;
 use ws_shared::record::{Route, keys};
 use ws_shared::store::Audience;
+use ws_shared::stream::MessageKey;
 
 const VERSION: &str = "v2";
 /// The version before the owed list; still read.
@@ -58,6 +59,12 @@ struct Body {
     /// Connections owed a retry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     o: Vec<OwedBody>,
+    /// A streamed post's message key (hex), so a continuation re-finds the offset it appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<String>,
+    /// A streamed post's fan-out run: the claims it made are its own to take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
 }
 
 /// One owed connection: id, tries, strikes, and `[apiId, stage, region]` when its record named
@@ -102,11 +109,13 @@ pub struct Position {
 }
 
 /// Where a fan-out continues: at `position` in index order, and first with the `owed`
-/// connections.
+/// connections. A streamed post also carries its message key and its run (`ws_shared::stream`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resume {
     pub position: Position,
     pub owed: Vec<OwedPost>,
+    pub key: Option<MessageKey>,
+    pub run: Option<String>,
 }
 
 fn target(target: &Target) -> String {
@@ -153,6 +162,8 @@ pub fn encode(fan_out: &Target, digest: &str, resume: &Resume) -> String {
                 r: o.route.as_ref().map(|r| (r.api_id.clone(), r.stage.clone(), r.region.clone())),
             })
             .collect(),
+        k: resume.key.as_ref().map(|k| k.as_hex().to_owned()),
+        r: resume.run.clone(),
     };
     let json = serde_json::to_vec(&body).expect("a cursor body serializes");
     let encoded = URL_SAFE_NO_PAD.encode(json);
@@ -201,7 +212,18 @@ pub fn decode(raw: &str, fan_out: &Target, digest: &str) -> Result<Resume, Curso
                 Ok(OwedPost { id: parse(o.i)?, route, tries: o.t, strikes: o.s })
             })
             .collect::<Result<_, CursorError>>()?,
+        key: body.k.map(|k| MessageKey::from_hex(&k).ok_or(CursorError::Malformed("not a message key"))).transpose()?,
+        run: match body.r {
+            Some(run) if is_run(&run) => Some(run),
+            Some(_) => return Err(CursorError::Malformed("not a fan-out run")),
+            None => None,
+        },
     })
+}
+
+/// A fan-out run's id: 16 lowercase hex digits.
+pub fn is_run(run: &str) -> bool {
+    run.len() == 16 && run.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -223,7 +245,12 @@ mod tests {
             OwedPost { id: ConnectionId::parse("owed1=").unwrap(), route: None, tries: 2, strikes: 1 },
             OwedPost { id: ConnectionId::parse("owed2=").unwrap(), route: Some(route), tries: 1, strikes: 0 },
         ];
-        let resume = Resume { position: Position { shard: 0, after: Some("abc123=".into()) }, owed };
+        let resume = Resume {
+            position: Position { shard: 0, after: Some("abc123=".into()) },
+            owed,
+            key: Some(MessageKey::of_message_id("m-1")),
+            run: Some("0123456789abcdef".into()),
+        };
         assert_eq!(decode(&encode(&audience, &digest, &resume), &audience, &digest), Ok(resume));
         assert_eq!(decode(&encode(&audience, &digest, &Resume::default()), &audience, &digest), Ok(Resume::default()));
     }
@@ -242,7 +269,7 @@ mod tests {
     fn a_sweep_cursor_keeps_its_shard_and_place_in_the_expiry_index() {
         let digest = message_digest(b"disconnect\nexpired");
         let resume =
-            Resume { position: Position { shard: 7, after: Some("001767225600#abc=".into()) }, owed: Vec::new() };
+            Resume { position: Position { shard: 7, after: Some("001767225600#abc=".into()) }, ..Resume::default() };
         let cursor = encode(&Target::Expired, &digest, &resume);
         assert_eq!(decode(&cursor, &Target::Expired, &digest), Ok(resume));
         assert_eq!(decode(&cursor, &conversation("conv-1"), &digest), Err(CursorError::OtherFanOut));
@@ -262,7 +289,7 @@ mod tests {
     fn an_edited_or_malformed_cursor_says_so() {
         let audience = conversation("conv-1");
         let digest = message_digest(b"a");
-        let resume = Resume { position: Position { shard: 0, after: Some("x".into()) }, owed: Vec::new() };
+        let resume = Resume { position: Position { shard: 0, after: Some("x".into()) }, ..Resume::default() };
         let cursor = encode(&audience, &digest, &resume);
         let (head, sum) = cursor.rsplit_once('.').unwrap();
         let flipped = format!("{head}.{}", sum.replace(&sum[..1], if &sum[..1] == "0" { "1" } else { "0" }));

@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use ws_shared::id::{ConnectionId, ConversationId, IdError, UserId};
 use ws_shared::store::Audience;
+use ws_shared::stream::MessageKey;
 
 use crate::cursor::CursorError;
 
@@ -26,6 +27,9 @@ pub struct Envelope {
     pub sequence: Option<u64>,
     pub is_final: bool,
     pub payload: Value,
+    /// The producer's id for this message (idempotent publish); on the wire only when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 /// A validated invocation.
@@ -38,6 +42,9 @@ pub struct Request {
     pub context: Option<(String, String)>,
     /// `cursor`: where a fan-out continues (checked against the fan-out in [`crate::cursor`]).
     pub cursor: Option<String>,
+    /// What makes a repeat of this post the same message: `messageId`, else the event's own
+    /// `correlationId` + `sequence` (not a defaulted correlation); `None`: neither was given.
+    pub key: Option<MessageKey>,
 }
 
 /// What is wrong with an event; the message goes back to the caller as `error`.
@@ -72,7 +79,14 @@ pub enum EventError {
     Expired,
     #[error("reason must be a string of 1 to {MAX_REASON} characters")]
     Reason,
+    #[error(
+        "messageId must be a string of 1 to {MAX_MESSAGE_ID} characters (your id for the message: a retry with the same one is published once)"
+    )]
+    MessageId,
 }
+
+/// The longest `messageId` accepted.
+pub const MAX_MESSAGE_ID: usize = ws_shared::stream::MAX_MESSAGE_ID;
 
 /// The longest `reason` a disconnect may give (it is stored on the record).
 pub const MAX_REASON: usize = 256;
@@ -207,22 +221,33 @@ impl Request {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(EventError::IsFinal),
         };
-        let correlation_id =
-            optional_string(&event, "correlationId")?.or_else(|| default_correlation.map(|c| c.as_str().to_owned()));
+        let given_correlation = optional_string(&event, "correlationId")?;
+        let correlation_id = given_correlation.clone().or_else(|| default_correlation.map(|c| c.as_str().to_owned()));
         let ws_endpoint = optional_string(&event, "wsEndpoint")?;
         let context = context_of(&event);
         let cursor = cursor_of(&event)?;
         if cursor.is_some() && matches!(target, Target::One(_)) {
             return Err(CursorError::NotAFanOut.into());
         }
+        let message_id = match optional_string(&event, "messageId") {
+            Ok(Some(id)) if id.is_empty() || id.chars().count() > MAX_MESSAGE_ID => return Err(EventError::MessageId),
+            Ok(id) => id,
+            Err(_) => return Err(EventError::MessageId),
+        };
+        let key = match (&message_id, &given_correlation, sequence) {
+            (Some(id), _, _) => Some(MessageKey::of_message_id(id)),
+            (None, Some(correlation), Some(sequence)) => Some(MessageKey::of_sequence(correlation, sequence)),
+            _ => None,
+        };
         let payload = event.remove("payload").unwrap_or(Value::Null);
 
         Ok(Self {
             target,
-            envelope: Envelope { message_type, correlation_id, sequence, is_final, payload },
+            envelope: Envelope { message_type, correlation_id, sequence, is_final, payload, message_id },
             ws_endpoint,
             context,
             cursor,
+            key,
         })
     }
 }

@@ -6,6 +6,8 @@
 //! - [`event`]: the input, validated into a target and the wire envelope.
 //! - [`endpoint`]: which Management API endpoint to post through.
 //! - [`cursor`]: where a fan-out that ran out of time continues.
+//! - [`publish`]: a post to an audience is appended to its stream first (`ws_shared::stream`),
+//!   once per message key, and its fan-out claims the audience as it goes.
 //! - [`management`]: the notifier port ([`management::Poster`]) and its adapter, the Management
 //!   API as SigV4-signed HTTP on one kept-alive connection pool (not the SDK's client: its
 //!   per-call machinery cost more CPU than the post, see the module).
@@ -40,6 +42,7 @@ pub mod endpoint;
 pub mod event;
 pub mod management;
 pub mod pacing;
+pub mod publish;
 pub mod sigv4;
 
 use std::collections::VecDeque;
@@ -53,7 +56,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{debug, error, info, warn};
 use ws_shared::aws::Roots;
-use ws_shared::clock::{Clock, SystemClock};
+use ws_shared::clock::{Clock, IdSource, RandomIds, SystemClock};
 use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::id::ConnectionId;
@@ -63,6 +66,7 @@ use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::{Route, keys};
 use ws_shared::store::{Audience, ConnectionStore, GoneOutcome, StoreError};
+use ws_shared::stream::StreamStore;
 
 use crate::cursor::Position;
 use crate::endpoint::{Endpoint, EndpointError, EndpointTemplate};
@@ -84,6 +88,16 @@ pub const FANOUT_CONCURRENCY: &str = "FANOUT_CONCURRENCY";
 pub const FANOUT_PAGE_SIZE: &str = "FANOUT_PAGE_SIZE";
 pub const FANOUT_MAX_RATE: &str = "FANOUT_MAX_RATE";
 pub const TLS_ROOTS: &str = "TLS_ROOTS";
+pub const STREAM_RETENTION_MINUTES: &str = "STREAM_RETENTION_MINUTES";
+/// Set by Lambda: the region whose streams this function writes.
+pub const AWS_REGION: &str = "AWS_REGION";
+/// The region a stream is named after where `AWS_REGION` is unset (outside Lambda and ws-local).
+pub const NO_REGION: &str = "local";
+
+/// The `error` of a `410`: what it means and what to check.
+pub const GONE: &str = "the connection is gone: the API behind the endpoint has no connection with this id (it \
+                        closed, or it belongs to another API, stage or region: check connectionId and wsEndpoint); \
+                        a client that reconnects gets a new id and resumes its streams";
 
 /// The least time a new post (or index page) needs before it is started; raised to the slowest
 /// post seen in the invocation.
@@ -114,6 +128,11 @@ pub struct Config {
     /// endpoint and ACM-issued certificate) or `system` (a `WS_ENDPOINT` custom domain whose
     /// certificate was imported into ACM from another authority). See `ws_shared::aws`.
     pub tls_roots: Roots,
+    /// `STREAM_RETENTION_MINUTES`: how long a streamed message (and its key) is kept for resumes
+    /// and retried publishes (1-525600, default 1440).
+    pub stream_retention_minutes: NonZeroU32,
+    /// `AWS_REGION`: the region whose streams this function appends to ([`NO_REGION`] when unset).
+    pub region: String,
     pub common: Common,
 }
 
@@ -170,6 +189,24 @@ impl Config {
                 &[("amazon", Roots::Amazon), ("system", Roots::System)],
                 "use amazon (AWS endpoints and ACM-issued certificates) or system (the system's certificate store)",
             )?,
+            stream_retention_minutes: config::count(
+                env,
+                STREAM_RETENTION_MINUTES,
+                ws_shared::stream::DEFAULT_RETENTION_MINUTES,
+                525_600,
+                "use a whole number of minutes from 1 to 525600 (a year), e.g. 1440",
+            )?,
+            region: match env.var(AWS_REGION).filter(|r| !r.trim().is_empty()) {
+                None => NO_REGION.to_owned(),
+                Some(region) if ws_shared::stream::is_region(&region) => region,
+                Some(region) => {
+                    return Err(ConfigError::Invalid {
+                        name: AWS_REGION,
+                        value: region,
+                        hint: "use a region name such as us-east-1 (Lambda sets it)",
+                    });
+                }
+            },
             common: Common::from_env(env)?,
         })
     }
@@ -182,6 +219,9 @@ pub struct Outcome {
     pub status_code: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where a post to an audience was appended (`stream`, `offset`, `epoch`, `duplicate`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub published: Option<publish::Published>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub counts: Option<FanOutCounts>,
     /// Present when a fan-out stopped with connections left: the same event plus this value
@@ -345,22 +385,22 @@ impl Listing<'_> {
                 })
             }
         };
-        PageRead { from, read }
+        PageRead { from, read, skip_upto: None }
     }
 }
 
 impl Outcome {
     fn status(status_code: u16) -> Self {
-        Self { status_code, error: None, counts: None, cursor: None }
+        Self { status_code, error: None, published: None, counts: None, cursor: None }
     }
 
     fn refused(status_code: u16, error: impl std::fmt::Display) -> Self {
-        Self { status_code, error: Some(error.to_string()), counts: None, cursor: None }
+        Self { status_code, error: Some(error.to_string()), published: None, counts: None, cursor: None }
     }
 
     /// A fan-out that could not read the index: a 500 with what it did and where to retry from.
     fn index_failed(error: &str, counts: FanOutCounts, cursor: Option<String>) -> Self {
-        Self { status_code: 500, error: Some(error.to_owned()), counts: Some(counts), cursor }
+        Self { status_code: 500, error: Some(error.to_owned()), published: None, counts: Some(counts), cursor }
     }
 }
 
@@ -374,7 +414,13 @@ pub struct Responder<P, S> {
     concurrency: usize,
     max_rate: Option<u32>,
     page_size: u32,
+    /// How long a streamed message is kept.
+    retention: chrono::Duration,
+    /// The region whose streams this function writes.
+    region: String,
     clock: Arc<dyn Clock>,
+    /// Epochs, generated message keys and fan-out run ids.
+    ids: Arc<dyn IdSource>,
     invocations: Invocations<Metric>,
 }
 
@@ -399,7 +445,7 @@ enum Delivery {
     Failed,
 }
 
-impl<P: Poster, S: ConnectionStore> Responder<P, S> {
+impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
     /// `store` is `Some` when `TABLE_CONNECTIONS` is set.
     pub fn new(poster: P, store: Option<S>, config: &Config, metrics_sink: Arc<dyn LineSink>) -> Self {
         Self {
@@ -411,7 +457,10 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             concurrency: config.fanout_concurrency.get() as usize,
             max_rate: config.fanout_max_rate.map(NonZeroU32::get),
             page_size: config.fanout_page_size.get(),
+            retention: chrono::Duration::minutes(i64::from(config.stream_retention_minutes.get())),
+            region: config.region.clone(),
             clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
             invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),
         }
     }
@@ -419,6 +468,13 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Where epochs, generated message keys and fan-out run ids come from (tests: sequential).
+    #[must_use]
+    pub fn with_ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
         self
     }
 
@@ -468,11 +524,25 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
         let body = bytes::Bytes::from(
             serde_json::to_vec(&request.envelope).expect("an envelope of JSON values always serializes"),
         );
-        if body.len() > MAX_MESSAGE_BYTES {
-            return Outcome::refused(
-                413,
-                format!("the message is {} bytes; API Gateway's limit is {MAX_MESSAGE_BYTES}", body.len()),
-            );
+        // A streamed post carries its stream, offset and epoch too: refused before it is appended
+        // if those would take it over the limit.
+        let wire_bytes = match &request.target {
+            Target::One(_) => body.len(),
+            Target::FanOut(audience) => publish::wire_len_bound(&body, audience, &self.region),
+        };
+        let refusal = match &request.target {
+            Target::One(_) if wire_bytes > MAX_MESSAGE_BYTES => {
+                Some(format!("the message is {wire_bytes} bytes; API Gateway's limit is {MAX_MESSAGE_BYTES}"))
+            }
+            Target::FanOut(_) if wire_bytes > ws_shared::stream::MAX_STREAMED_BYTES => Some(format!(
+                "the message is {wire_bytes} bytes with its stream fields; a streamed message may have at most {} \
+                 (API Gateway's 128 KB less room for the resume answer that carries it)",
+                ws_shared::stream::MAX_STREAMED_BYTES
+            )),
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            return Outcome::refused(413, refusal);
         }
         let bytes = body.len();
         let message_type = request.envelope.message_type.as_str();
@@ -489,7 +559,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                     }
                     Delivery::Gone => {
                         info!(messageType = message_type, "connection gone");
-                        Outcome::status(410)
+                        Outcome::refused(410, GONE)
                     }
                     Delivery::Failed => Outcome::refused(500, "the post failed; see the function's logs"),
                     Delivery::Throttled => Outcome::refused(
@@ -500,9 +570,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 }
             }
             Target::FanOut(audience) => {
-                let listing = Listing::Audience(audience);
-                let fallback = endpoint.as_ref();
-                self.fan_out(&listing, request.cursor.as_deref(), fallback, Op::Post(&body), deadline, counters).await
+                self.publish(audience, &request, &body, endpoint.as_ref(), deadline, counters).await
             }
         }
     }
@@ -526,33 +594,47 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 tally.count(delivery);
                 info!(reason = request.reason.as_str(), closed = tally.delivered, gone = tally.gone, "close done");
                 let status_code = if tally.failed > 0 { 500 } else { 200 };
-                return Outcome { status_code, error: None, counts: Some(tally.counts(op)), cursor: None };
+                return Outcome {
+                    status_code,
+                    error: None,
+                    published: None,
+                    counts: Some(tally.counts(op)),
+                    cursor: None,
+                };
             }
             CloseTarget::Audience(audience) => Listing::Audience(audience),
             CloseTarget::Expired => Listing::Expired { now: self.clock.now().timestamp() },
         };
-        self.fan_out(&listing, request.cursor.as_deref(), endpoint.as_ref(), op, deadline, counters).await
+        let digest = op.digest();
+        let resume = match decode_cursor(request.cursor.as_deref(), &listing.target(), &digest) {
+            Ok(resume) => resume,
+            Err(refused) => return Outcome::refused(400, refused),
+        };
+        self.fan_out(&listing, resume, &digest, endpoint.as_ref(), op, None, deadline, counters).await
     }
 
+    /// The table, or why fan-out cannot run without one (a 400).
+    fn table(&self) -> Result<&S, &'static str> {
+        self.store.as_ref().ok_or("fan-out needs the connections table; this function has no TABLE_CONNECTIONS")
+    }
+
+    /// Goes through `listing` from `resume` (a fresh start, or where a cursor left off), doing `op`
+    /// to each connection; a streamed post (`streaming`) claims each page before taking it.
+    #[allow(clippy::too_many_arguments)]
     async fn fan_out(
         &self,
         listing: &Listing<'_>,
-        cursor: Option<&str>,
+        resume: cursor::Resume,
+        digest: &str,
         fallback: Option<&Endpoint>,
         op: Op<'_>,
+        streaming: Option<&publish::Streaming>,
         deadline: &Deadline,
         counters: &mut Counters<'_, Metric>,
     ) -> Outcome {
-        let Some(store) = &self.store else {
-            return Outcome::refused(
-                400,
-                "fan-out needs the connections table; this function has no TABLE_CONNECTIONS",
-            );
-        };
-        let digest = op.digest();
-        let resume = match cursor.map(|raw| cursor::decode(raw, &listing.target(), &digest)).transpose() {
-            Ok(resume) => resume.unwrap_or_default(),
-            Err(err) => return Outcome::refused(400, err),
+        let store = match self.table() {
+            Ok(store) => store,
+            Err(refused) => return Outcome::refused(400, refused),
         };
         let mut run = FanOut {
             pacer: Pacer::new(self.concurrency_max(), self.max_rate, Instant::now()),
@@ -567,6 +649,9 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             buffer: VecDeque::new(),
             next: Next::After(resume.position.clone()),
             position: resume.position,
+            // A streamed post retried while another run's claim stands starts past that claim.
+            skip_upto: streaming.and_then(publish::Streaming::skip_upto),
+            stream: streaming.map(|st| (st.key.clone(), st.run.clone())),
             cut: false,
             slowest: MIN_CALL,
             counts: Tally::default(),
@@ -602,7 +687,14 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
             // The next index page, read while the posts of this one go on.
             if page.is_none() && run.wants_page(self.page_size) && !deadline.is_short_of(run.slowest) {
                 let Next::After(from) = &run.next else { unreachable!("wants_page checks it") };
-                page = Some(Box::pin(listing.read(store, from.clone(), self.page_size, deadline)));
+                let read = listing.read(store, from.clone(), self.page_size, deadline);
+                page = Some(Box::pin(async move {
+                    let read = read.await;
+                    match streaming {
+                        Some(streaming) => streaming.claim(store, read, deadline).await,
+                        None => read,
+                    }
+                }));
                 continue;
             }
             if in_flight.is_empty() && page.is_none() {
@@ -629,7 +721,7 @@ impl<P: Poster, S: ConnectionStore> Responder<P, S> {
                 () = async { if let Some(sleep) = sleep { sleep.await } }, if wake.is_some() => {}
             }
         }
-        run.finish(&listing.target(), &digest, op, counters)
+        run.finish(&listing.target(), digest, op, counters)
     }
 
     /// Where a connection is posted (or closed): through its own API when its record says which
@@ -786,6 +878,8 @@ type Listed = (ConnectionId, Position, Option<Route>);
 struct PageRead {
     from: Position,
     read: Result<(Vec<Listed>, Next), StoreError>,
+    /// A streamed post: the page's connections up to here were another run's (see [`publish`]).
+    skip_upto: Option<String>,
 }
 
 /// One invocation's share of a fan-out: what is left to do, and what happened so far.
@@ -800,6 +894,11 @@ struct FanOut {
     /// Every connection up to here (in index order) has been taken (called, or owed) or was not
     /// a target.
     position: Position,
+    /// A streamed post: connections up to here were claimed by another run of the same publish
+    /// (it took them): not targets of this one.
+    skip_upto: Option<String>,
+    /// A streamed post's message key and run, carried in the cursor.
+    stream: Option<(ws_shared::stream::MessageKey, String)>,
     /// An index page was cut by the deadline.
     cut: bool,
     /// The slowest call so far: what one more is expected to need.
@@ -822,10 +921,15 @@ impl FanOut {
         if self.owed.len() >= MAX_OWED {
             return None;
         }
-        let (id, past, route) = self.buffer.pop_front()?;
-        self.position = past;
-        self.counts.targets += 1;
-        Some(Attempt { id, route, tries: 0, strikes: 0, throttled: None })
+        loop {
+            let (id, past, route) = self.buffer.pop_front()?;
+            self.position = past;
+            if self.skip_upto.as_deref().is_some_and(|upto| id.as_str() <= upto) {
+                continue;
+            }
+            self.counts.targets += 1;
+            return Some(Attempt { id, route, tries: 0, strikes: 0, throttled: None });
+        }
     }
 
     /// The answer: the counts, and a cursor unless every connection was dealt with.
@@ -843,7 +947,8 @@ impl FanOut {
                     strikes: o.attempt.strikes,
                 })
                 .collect();
-            cursor::encode(target, digest, &cursor::Resume { position: self.position.clone(), owed })
+            let (key, run) = self.stream.clone().unzip();
+            cursor::encode(target, digest, &cursor::Resume { position: self.position.clone(), owed, key, run })
         });
         info!(
             operation = op.name(),
@@ -877,7 +982,7 @@ impl FanOut {
             );
         }
         let status_code = if counts.targets > 0 && counts.failed == counts.targets { 500 } else { 200 };
-        Outcome { status_code, error: None, counts: Some(counts.counts(op)), cursor }
+        Outcome { status_code, error: None, published: None, counts: Some(counts.counts(op)), cursor }
     }
 
     /// True when the next page should be read now: the buffer is down to half a page (so the
@@ -891,6 +996,9 @@ impl FanOut {
         if self.buffer.is_empty() {
             // Everything up to where this page starts was taken (or was not a target).
             self.position = page.from;
+        }
+        if let Some(upto) = page.skip_upto {
+            self.skip_upto = Some(self.skip_upto.take().map_or(upto.clone(), |seen| seen.max(upto)));
         }
         match page.read {
             Ok((entries, next)) => {
@@ -933,6 +1041,16 @@ impl FanOut {
             self.owed.push_back(Owed { attempt, ready: Instant::now() + delay });
         }
     }
+}
+
+/// Where a fan-out starts: the start of the listing, or where `cursor` left off (a cursor from
+/// another fan-out, or altered, is an error that says so: a 400).
+fn decode_cursor(
+    cursor: Option<&str>,
+    target: &cursor::Target,
+    digest: &str,
+) -> Result<cursor::Resume, cursor::CursorError> {
+    cursor.map(|raw| cursor::decode(raw, target, digest)).transpose().map(Option::unwrap_or_default)
 }
 
 /// Appends `bytes` as lowercase hex to `out` (signatures' hashes, cursor digests).

@@ -250,7 +250,7 @@ async fn a_caller_sees_200_410_and_a_500_that_leaks_nothing() {
     assert_eq!(invoke(&standin).await, json!({"statusCode": 200}));
 
     let gone = StandIn::start(Vec::<String>::new()).await;
-    assert_eq!(invoke(&gone).await, json!({"statusCode": 410}));
+    assert_eq!(invoke(&gone).await, json!({"statusCode": 410, "error": ws_responder::GONE}));
 
     let failing = StandIn::start([target]).await;
     failing.answer_next([500; 10]);

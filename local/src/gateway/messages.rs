@@ -19,6 +19,13 @@ use crate::state::App;
 /// holding up the socket; no route → API Gateway's `Forbidden` frame.
 pub(super) fn route(app: &Arc<App>, handshake: &Arc<Handshake>, connection: &Arc<Connection>, body: String) {
     let action = app.manifest.route_key(&body);
+    if let Some(template) = action.as_deref().and_then(|a| app.manifest.mock_routes.get(a)) {
+        // A MOCK integration: API Gateway answers from the route's template, no function runs.
+        let answer = mock_answer(template, &connection.id, &http::random_id(), Utc::now().timestamp_millis());
+        let connection = Arc::clone(connection);
+        tokio::spawn(async move { connection.send(Outbound::Message(Message::text(answer))).await });
+        return;
+    }
     let function = action
         .clone()
         .filter(|a| !a.starts_with('$'))
@@ -44,7 +51,8 @@ pub(super) fn route(app: &Arc<App>, handshake: &Arc<Handshake>, connection: &Arc
             connection.send(error_frame("Forbidden")).await;
             return;
         };
-        let Trigger::Route { route, route_response } = &function.trigger else { return };
+        let Trigger::Route { route_response, .. } = &function.trigger else { return };
+        let route = action.as_deref().filter(|a| function.trigger.is_route(a)).unwrap_or("$default");
         let event = handshake.message_event(route, &body, &request_id, Utc::now());
         match app.lambda.invoke(&function.name, Bytes::from(event.to_string())).await {
             Some(Ok(output)) => {
@@ -60,4 +68,22 @@ pub(super) fn route(app: &Arc<App>, handshake: &Arc<Handshake>, connection: &Arc
             None => {}
         }
     });
+}
+
+/// A MOCK route's answer: its template with API Gateway's `$context` values that ws-local knows
+/// (`connectionId`, `requestId`, `requestTimeEpoch`) put in.
+fn mock_answer(template: &str, connection_id: &str, request_id: &str, at_ms: i64) -> String {
+    template
+        .replace("$context.requestTimeEpoch", &at_ms.to_string())
+        .replace("$context.connectionId", connection_id)
+        .replace("$context.requestId", request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_mock_answer_fills_in_the_context_it_names() {
+        let template = r#"{"type":"pong","at":$context.requestTimeEpoch,"id":"$context.connectionId"}"#;
+        assert_eq!(super::mock_answer(template, "abc=", "r1", 17), r#"{"type":"pong","at":17,"id":"abc="}"#);
+    }
 }

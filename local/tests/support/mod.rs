@@ -32,7 +32,7 @@ pub fn root() -> PathBuf {
 /// Where cargo put this package's binary, and the functions' (one target directory).
 pub fn bin_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_ws-local")).parent().unwrap().to_path_buf();
-    for package in ["ws-connect", "ws-disconnect", "ws-responder", "ws-authorizer", "ws-local-fixture"] {
+    for package in ["ws-connect", "ws-disconnect", "ws-responder", "ws-routes", "ws-authorizer", "ws-local-fixture"] {
         assert!(
             dir.join(package).is_file(),
             "{package} is not built in {}: run cargo build --workspace --bins (scripts/test.sh does)",
@@ -40,6 +40,11 @@ pub fn bin_dir() -> PathBuf {
         );
     }
     dir
+}
+
+/// A free port on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub struct Stack {

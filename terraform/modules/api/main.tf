@@ -41,6 +41,54 @@ resource "aws_apigatewayv2_route" "this" {
   # API Gateway runs an authorizer on $connect only.
   authorization_type = each.value.key == "$connect" && var.authorizer_function != null ? "CUSTOM" : "NONE"
   authorizer_id      = each.value.key == "$connect" && var.authorizer_function != null ? aws_apigatewayv2_authorizer.this[0].id : null
+  # A two-way route: the function's answer goes back to the client on the same socket.
+  route_response_selection_expression = each.value.function.two_way ? "$default" : null
+}
+
+resource "aws_apigatewayv2_route_response" "this" {
+  for_each = { for k, r in local.routes : k => r if r.function.two_way }
+
+  api_id             = aws_apigatewayv2_api.this.id
+  route_id           = aws_apigatewayv2_route.this[each.key].id
+  route_response_key = "$default"
+}
+
+# Routes API Gateway answers itself (the client's heartbeat): a MOCK integration whose response
+# template is the answer. No function runs, nothing is billed but the message.
+resource "aws_apigatewayv2_integration" "mock" {
+  for_each = var.mock_routes
+
+  api_id                        = aws_apigatewayv2_api.this.id
+  integration_type              = "MOCK"
+  template_selection_expression = "\\$default"
+  request_templates             = { "$default" = jsonencode({ statusCode = 200 }) }
+}
+
+resource "aws_apigatewayv2_integration_response" "mock" {
+  for_each = var.mock_routes
+
+  api_id                        = aws_apigatewayv2_api.this.id
+  integration_id                = aws_apigatewayv2_integration.mock[each.key].id
+  integration_response_key      = "$default"
+  template_selection_expression = "\\$default"
+  response_templates            = { "$default" = each.value }
+}
+
+resource "aws_apigatewayv2_route" "mock" {
+  for_each = var.mock_routes
+
+  api_id                              = aws_apigatewayv2_api.this.id
+  route_key                           = each.key
+  target                              = "integrations/${aws_apigatewayv2_integration.mock[each.key].id}"
+  route_response_selection_expression = "$default"
+}
+
+resource "aws_apigatewayv2_route_response" "mock" {
+  for_each = var.mock_routes
+
+  api_id             = aws_apigatewayv2_api.this.id
+  route_id           = aws_apigatewayv2_route.mock[each.key].id
+  route_response_key = "$default"
 }
 
 resource "aws_lambda_permission" "route" {
@@ -98,7 +146,7 @@ resource "aws_apigatewayv2_stage" "this" {
   }
 
   tags       = var.tags
-  depends_on = [aws_apigatewayv2_route.this]
+  depends_on = [aws_apigatewayv2_route.this, aws_apigatewayv2_route.mock]
 }
 
 data "aws_region" "current" {}

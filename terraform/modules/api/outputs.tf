@@ -64,6 +64,16 @@ output "routes" {
   value       = { for k, r in aws_apigatewayv2_route.this : k => r.route_key }
 }
 
+output "two_way_routes" {
+  description = "Route keys (without their $) whose function's answer goes back to the client."
+  value       = sort(keys(aws_apigatewayv2_route_response.this))
+}
+
+output "mock_routes" {
+  description = "Route keys API Gateway answers itself (MOCK), by route key."
+  value       = { for k, r in aws_apigatewayv2_route.mock : k => r.route_key }
+}
+
 output "integrations" {
   description = "The function each route invokes (integration URI), by route key without its $."
   value       = { for k, i in aws_apigatewayv2_integration.this : k => i.integration_uri }

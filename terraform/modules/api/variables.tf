@@ -24,8 +24,8 @@ variable "route_selection_expression" {
 }
 
 variable "routes" {
-  description = "Each route key ($connect, $disconnect, $default or an action) and the function it invokes: name and invoke ARN (the stack builds it from the manifest's route triggers)."
-  type        = map(object({ name = string, invoke_arn = string }))
+  description = "Each route key ($connect, $disconnect, $default or an action) and the function it invokes: name, invoke ARN, and two_way when the function's answer goes back to the client (the stack builds it from the manifest's route triggers)."
+  type        = map(object({ name = string, invoke_arn = string, two_way = optional(bool, false) }))
   validation {
     condition     = contains(keys(var.routes), "$connect") && alltrue([for k in keys(var.routes) : can(regex("^(\\$connect|\\$disconnect|\\$default|[A-Za-z0-9_.-]{1,128})$", k))])
     error_message = "routes needs $connect, and every key must be $connect, $disconnect, $default or an action name of [A-Za-z0-9_.-]."
@@ -86,5 +86,15 @@ variable "custom_domain" {
   validation {
     condition     = var.custom_domain == null || try(can(regex("^([a-z0-9-]+\\.)+[a-z]{2,}$", var.custom_domain.domain_name)) && can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/", var.custom_domain.certificate_arn)), false)
     error_message = "custom_domain needs a lower-case domain name and an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)."
+  }
+}
+
+variable "mock_routes" {
+  description = "Routes API Gateway answers itself, with no function: route key => the answer's response template (e.g. the heartbeat's ping => {\"type\":\"pong\",\"at\":$context.requestTimeEpoch}). The manifest's mock_routes."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition     = alltrue([for k in keys(var.mock_routes) : can(regex("^[A-Za-z0-9_.-]{1,128}$", k))])
+    error_message = "Every mock route key must be an action name of [A-Za-z0-9_.-] (not $connect, $disconnect or $default)."
   }
 }

@@ -54,13 +54,17 @@ locals {
     )
     disconnectWS      = [{ actions = ["dynamodb:UpdateItem"], resources = [local.table.arn] }]
     ConnectAuthorizer = []
+    # resume: the connection's record and its streams' items, read (the table itself, no index).
+    WebSocketRoutes = [{ actions = ["dynamodb:GetItem", "dynamodb:Query"], resources = [local.table.arn] }]
   }
   # POST to post, DELETE to close (revocation and the expiry sweep); nothing else of the stage.
   responder_permissions = concat(
     [{ actions = ["execute-api:ManageConnections"], resources = concat([module.api.manage_connections_arn, module.api.close_connections_arn], local.peer_manage_connections) }],
     var.fanout ? [
       { actions = ["dynamodb:Query"], resources = values(local.table.index_arns) },
-      { actions = ["dynamodb:UpdateItem"], resources = [local.table.arn] },
+      # UpdateItem: GONE, close reasons, a stream's head and claims; PutItem: a stream's entries and
+      # message keys (an append is one TransactWriteItems of both); GetItem: a stream's head.
+      { actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = [local.table.arn] },
     ] : [],
   )
   # What API Gateway invokes, from the manifest's triggers: every route function, and the
@@ -135,10 +139,13 @@ module "api" {
   name                       = var.name_prefix
   stage_name                 = var.stage_name
   route_selection_expression = try(local.manifest.route_selection_expression, "$request.body.action")
-  # Every route the manifest names, to its function.
-  routes = { for name, f in local.functions : f.trigger.route => {
-    name = module.route_function[name].function_name, invoke_arn = module.route_function[name].invoke_arn
-  } if f.trigger.type == "route" }
+  # Every route the manifest names (a function's `route`, or each of its `routes`), to its function.
+  routes = merge([for name, f in local.functions : { for route in try(f.trigger.routes, [f.trigger.route]) : route => {
+    name       = module.route_function[name].function_name
+    invoke_arn = module.route_function[name].invoke_arn
+    two_way    = try(f.trigger.route_response, false)
+  } } if f.trigger.type == "route"]...)
+  mock_routes = try(local.manifest.mock_routes, {})
   authorizer_function = var.authorizer == null ? null : {
     name       = module.route_function[local.authorizer_name].function_name
     invoke_arn = module.route_function[local.authorizer_name].invoke_arn

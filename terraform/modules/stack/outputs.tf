@@ -56,6 +56,8 @@ output "api" {
     permission_source_arns = module.api.permission_source_arns
     route_arns             = module.api.route_arns
     routes                 = module.api.routes
+    two_way_routes         = module.api.two_way_routes
+    mock_routes            = module.api.mock_routes
     integrations           = module.api.integrations
     throttling             = module.api.throttling
   }

@@ -45,8 +45,8 @@ run "apply_the_whole_stack" {
   }
 
   assert {
-    condition     = toset(keys(output.functions)) == toset(["ConnectFunction", "disconnectWS", "WebSocketResponder"])
-    error_message = "Without authorizer settings, three functions."
+    condition     = toset(keys(output.functions)) == toset(["ConnectFunction", "disconnectWS", "WebSocketResponder", "WebSocketRoutes"])
+    error_message = "Without authorizer settings, four functions."
   }
 
   assert {
@@ -76,7 +76,7 @@ run "the_table_and_roles_exist_in_the_emulator" {
   }
 
   assert {
-    condition     = length(output.role_arns) == 3 && alltrue([for arn in values(output.role_arns) : startswith(arn, "arn:aws:iam::")])
+    condition     = length(output.role_arns) == 4 && alltrue([for arn in values(output.role_arns) : startswith(arn, "arn:aws:iam::")])
     error_message = "One role per function exists in the emulator."
   }
 }

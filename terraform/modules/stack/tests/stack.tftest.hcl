@@ -45,10 +45,11 @@ run "every_role_has_exactly_its_actions_on_exact_arns" {
       }) == jsonencode({
       ConnectAuthorizer  = ["logs:CreateLogStream", "logs:PutLogEvents"]
       ConnectFunction    = ["dynamodb:PutItem", "logs:CreateLogStream", "logs:PutLogEvents"]
-      WebSocketResponder = ["dynamodb:Query", "dynamodb:UpdateItem", "execute-api:ManageConnections", "logs:CreateLogStream", "logs:PutLogEvents"]
+      WebSocketResponder = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "execute-api:ManageConnections", "logs:CreateLogStream", "logs:PutLogEvents"]
+      WebSocketRoutes    = ["dynamodb:GetItem", "dynamodb:Query", "logs:CreateLogStream", "logs:PutLogEvents"]
       disconnectWS       = ["dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"]
     })
-    error_message = "A role's action set differs from DESIGN §1."
+    error_message = "A role's action set differs from docs/design.md (Functions)."
   }
 
   assert {
@@ -84,6 +85,7 @@ run "every_role_has_exactly_its_actions_on_exact_arns" {
     condition = output.api.permission_source_arns == {
       connect    = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/$connect"
       disconnect = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/$disconnect"
+      resume     = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/resume"
       authorizer = "arn:aws:execute-api:us-east-1:123456789012:abc123/authorizers/auth01"
     }
     error_message = "Lambda permissions must name the exact route (or authorizer) ARN."
@@ -303,8 +305,13 @@ run "a_route_added_to_the_manifest_appears_with_no_other_edit" {
   }
 
   assert {
-    condition     = toset(keys(output.api.routes)) == toset(["connect", "disconnect", "sendmessage"])
+    condition     = toset(keys(output.api.routes)) == toset(["connect", "disconnect", "resume", "sendmessage"])
     error_message = "The manifest's routes, no more (the executable function's route is local only)."
+  }
+
+  assert {
+    condition     = jsonencode(output.api.two_way_routes) == jsonencode(["resume"]) && jsonencode(output.api.mock_routes) == jsonencode({ ping = "ping" })
+    error_message = "resume answers its client (a route response); ping is API Gateway's own answer (MOCK), with no function."
   }
 
   assert {
