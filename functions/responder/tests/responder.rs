@@ -980,3 +980,151 @@ async fn a_record_without_its_api_is_still_reached_by_the_seeds_order() {
     let answer = h.invoke(no_endpoint).await;
     assert_eq!((answer["posted"].as_u64(), answer["failed"].as_u64()), (Some(1), Some(1)), "{answer}");
 }
+
+// --- Streams (ws_shared::stream, src/publish.rs) ---
+
+#[tokio::test]
+async fn a_post_to_an_audience_carries_its_stream_offset_and_epoch_and_a_post_to_one_connection_none() {
+    // GIVEN two connections of a conversation
+    let standin = StandIn::start(["s1=", "s2="]).await;
+    let h = Harness::new(&[("AWS_REGION", "eu-west-1")], true).await;
+    h.connect("s1=", "conv-s", None).await;
+    h.connect("s2=", "conv-s", None).await;
+
+    // WHEN two posts go to the conversation and one to a single connection
+    let first = h.invoke(fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-s"))).await;
+    let mut second_event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-s"));
+    second_event["sequence"] = json!(22);
+    let second = h.invoke(second_event).await;
+    let mut single = event_for(&standin.endpoint("prod"));
+    single["connectionId"] = json!("s1=");
+    let one = h.invoke(single).await;
+
+    // THEN the fan-outs were appended at offsets 1 and 2 of the region's stream, in one epoch,
+    // and each envelope says so; the single post is not streamed
+    assert_eq!((first["stream"].as_str(), first["offset"].as_u64()), (Some("conv/eu-west-1/conv-s"), Some(1)));
+    assert_eq!((second["offset"].as_u64(), &second["epoch"]), (Some(2), &first["epoch"]));
+    assert_eq!(one, json!({"statusCode": 200}));
+    let bodies: Vec<Value> = standin.posts().iter().map(|p| serde_json::from_slice(&p.body).unwrap()).collect();
+    let streamed: Vec<(u64, &str)> =
+        bodies.iter().filter_map(|b| Some((b["offset"].as_u64()?, b["stream"].as_str()?))).collect();
+    assert_eq!(streamed.len(), 4, "{bodies:?}");
+    assert!(streamed.iter().all(|(_, s)| *s == "conv/eu-west-1/conv-s"));
+    assert!(bodies.iter().any(|b| b.get("stream").is_none()), "the single post carries no stream fields");
+}
+
+#[tokio::test]
+async fn a_retried_progress_message_is_appended_once_and_posted_to_each_connection_once() {
+    // GIVEN the seed's progress message (correlationId + sequence) fanned out to a conversation
+    let standin = StandIn::start(["r1=", "r2="]).await;
+    let h = Harness::new(&[], true).await;
+    h.connect("r1=", "conv-r", None).await;
+    h.connect("r2=", "conv-r", None).await;
+    let mut event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-r"));
+    event["correlationId"] = json!("run-7");
+
+    // WHEN Step Functions retries the task (the same event again), and then sends the next sequence
+    let first = h.invoke(event.clone()).await;
+    let retried = h.invoke(event.clone()).await;
+    event["sequence"] = json!(22);
+    let next = h.invoke(event).await;
+
+    // THEN the retry got the first offset back, appended nothing and posted nothing again
+    assert_eq!((first["offset"].as_u64(), first.get("duplicate")), (Some(1), None));
+    assert_eq!(
+        (retried["offset"].as_u64(), &retried["duplicate"], retried["posted"].as_u64()),
+        (Some(1), &json!(true), Some(0))
+    );
+    assert_eq!(next["offset"].as_u64(), Some(2), "a new sequence is a new message");
+    let per_id = deliveries(&standin);
+    assert_eq!(per_id, HashMap::from([("r1=".to_owned(), 2), ("r2=".to_owned(), 2)]), "offsets 1 and 2, once each");
+}
+
+#[tokio::test]
+async fn a_publish_cut_by_its_deadline_and_retried_whole_posts_to_no_connection_twice() {
+    // GIVEN 24 connections, a Management API that takes 150 ms per post, 2 in flight, 0.9 s per
+    // invocation: one invocation reaches a few, then stops with a cursor
+    let ids: Vec<String> = (0..24).map(|i| format!("w{i:02}=")).collect();
+    let standin = StandIn::start_slow(ids.clone(), std::time::Duration::from_millis(150)).await;
+    let h = Harness::new(&[("FANOUT_CONCURRENCY", "2"), ("FANOUT_PAGE_SIZE", "5")], true).await;
+    for id in &ids {
+        h.connect(id, "conv-w", None).await;
+    }
+    let mut event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-w"));
+    event["messageId"] = json!("notice-1");
+
+    // WHEN the caller never sees the cursors (its task failed) and retries the whole event until an
+    // answer has no cursor
+    let mut answers = Vec::new();
+    for _ in 0..40 {
+        let answer = h.invoke_within(event.clone(), 900).await;
+        let done = answer.get("cursor").is_none();
+        answers.push(answer);
+        if done {
+            break;
+        }
+    }
+
+    // THEN every retry was the same message at the same offset, and no connection got it twice;
+    // the connections an interrupted run claimed and did not reach are left to resume
+    assert!(answers.len() >= 2, "{answers:?}");
+    assert!(answers.iter().all(|a| a["offset"] == 1), "{answers:?}");
+    assert!(answers[1..].iter().all(|a| a["duplicate"] == true), "{answers:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let per_id = deliveries(&standin);
+    assert!(per_id.values().all(|&n| n == 1), "a connection got the message twice: {per_id:?}");
+    assert!(per_id.len() as u64 >= sum(&answers, "posted"), "{answers:?}");
+}
+
+#[tokio::test]
+async fn an_append_whose_answer_was_lost_and_that_was_sent_again_is_one_entry() {
+    // GIVEN DynamoDB whose first TransactWriteItems lands but whose answer is lost (the SDK sends
+    // it again), and a post with no messageId (its key is generated for the publish)
+    let standin = StandIn::start(["l1="]).await;
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let once = Arc::clone(&lost);
+    let proxy = FaultProxy::start(&dynamodb_endpoint(), move |_, operation| {
+        if operation == "TransactWriteItems" && once.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            Fault::LostResponse
+        } else {
+            Fault::Pass
+        }
+    })
+    .await;
+    let h = Harness::via(&proxy.endpoint(), &[], true).await;
+    h.connect("l1=", "conv-l", None).await;
+    let mut event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-l"));
+    event.as_object_mut().unwrap().remove("sequence");
+
+    // WHEN it is published once
+    let answer = h.invoke(event).await;
+
+    // THEN it is at offset 1, the stream holds one entry, and the client got it once
+    assert!(!lost.load(std::sync::atomic::Ordering::Relaxed), "the fault was injected");
+    assert_eq!((answer["statusCode"].as_u64(), answer["offset"].as_u64()), (Some(200), Some(1)), "{answer}");
+    let entries: Vec<_> = ws_shared::testing::scan_all(&h.client, &h.table)
+        .await
+        .into_iter()
+        .filter(|item| item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("E#")))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(deliveries(&standin), HashMap::from([("l1=".to_owned(), 1)]));
+}
+
+#[tokio::test]
+async fn a_streamed_message_too_big_for_its_resume_answer_is_refused_before_it_is_appended() {
+    let h = Harness::new(&[], true).await;
+    let mut event =
+        fan_out_event("https://abc.execute-api.us-east-1.amazonaws.com/prod", ("conversationId", "conv-big"));
+    event["payload"] = json!("x".repeat(127 * 1024));
+    let answer = h.invoke(event.clone()).await;
+    assert_eq!(answer["statusCode"], 413, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("a streamed message may have at most 130048"), "{answer}");
+    assert!(ws_shared::testing::scan_all(&h.client, &h.table).await.is_empty(), "nothing was appended");
+    // The same payload to one connection fits API Gateway's own limit.
+    let mut single = event;
+    single["connectionId"] = json!("big=");
+    let standin = StandIn::start(["big="]).await;
+    single["wsEndpoint"] = json!(standin.endpoint("prod"));
+    assert_eq!(h.invoke(single).await["statusCode"], 200);
+}
