@@ -1,4 +1,4 @@
-//! The fan-out against generated throttling (DESIGN §9, issue 21): which posts the Management API
+//! The fan-out against generated throttling (docs/design.md §9): which posts the Management API
 //! refuses with 429, and when, is generated — some connections refused their first few tries,
 //! and a global pattern over the order of requests (the quota). Each fan-out is continued with its
 //! cursor, under short deadlines, until an answer has none. Invariants:

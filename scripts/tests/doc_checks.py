@@ -5,10 +5,14 @@
   heading of that file (GitHub's slugs);
 - metrics: the runbook (docs/runbook.md) names every EMF metric of every function in
   lambda.manifest.json, so a new metric without a runbook entry fails;
+- references: nothing in the repository sends a reader outside it: no relative link leaves the
+  checkout (even to a file that exists on this machine), no mention of a design document or a
+  description that is not in it (`DESIGN.md`, "the seed"), no issue or stop number of a tracker
+  its readers do not have, and every `docs/design.md §N` names a section that exists;
 - mermaid: writes each file's mermaid blocks to DIR (argument), one .mmd per block, for
   mermaid-cli to parse.
 
-Usage: doc_checks.py links | metrics | extract DIR
+Usage: doc_checks.py links | metrics | references | extract DIR
 """
 import json
 import pathlib
@@ -67,7 +71,9 @@ def check_links():
                 file_part, _, anchor = target.partition("#")
                 dest = path if not file_part else (path.parent / file_part).resolve()
                 where = f"{path.relative_to(ROOT)}: link {target!r}"
-                if not dest.exists():
+                if ROOT not in dest.parents and dest != ROOT:
+                    problems.append(f"{where}: leaves the repository (readers of a clone do not have it)")
+                elif not dest.exists():
                     problems.append(f"{where}: no such file")
                 elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
                     problems.append(f"{where}: no heading #{anchor} in {dest.relative_to(ROOT)}")
@@ -83,6 +89,47 @@ def check_metrics():
             row = re.search(rf"^\|\s*`{re.escape(function['svc'])}`\s*\|\s*`{re.escape(metric)}`\s*\|", runbook, re.M)
             if not row:
                 problems.append(f"docs/runbook.md has no row for {function['svc']} {metric} ({function['name']})")
+    return problems
+
+
+# What points outside the repository: each pattern with what to write instead.
+OUTSIDE = [
+    (re.compile(r"\bDESIGN(\.md|\s*§)"), "a design document that is not in the repository: cite docs/design.md §N"),
+    (re.compile(r"ws-connection-README|\b[Tt]he seed'?s?\b|\bas the seed\b"),
+     "the original description is not in the repository: cite what docs/design.md says"),
+    (re.compile(r"\b[Ii]ssues? #?\d+\b|\bstops? \d+\b"),
+     "an issue tracker's number means nothing to a reader of the repository: say what was found"),
+]
+# Files that are data, not prose.
+NOT_PROSE = ("Cargo.lock", "package-lock.json", "proptest-regressions/", "bench/results/", "scripts/tests/doc_checks.py")
+
+
+def tracked_text_files():
+    import subprocess
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in listed.decode().split("\0"):
+        if not name or any(part in name for part in NOT_PROSE):
+            continue
+        path = ROOT / name
+        try:
+            yield name, path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
+            continue
+
+
+def check_references():
+    design = (ROOT / "docs" / "design.md")
+    sections = set(re.findall(r"^## (\d+)\.", design.read_text(encoding="utf-8"), re.M)) if design.exists() else set()
+    problems = []
+    for name, text in tracked_text_files():
+        for number, line in enumerate(text.splitlines(), 1):
+            for pattern, fix in OUTSIDE:
+                match = pattern.search(line)
+                if match:
+                    problems.append(f"{name}:{number}: {match.group(0)!r}: {fix}")
+            for section in re.findall(r"design\.md §(\d+)", line):
+                if section not in sections:
+                    problems.append(f"{name}:{number}: docs/design.md has no section {section}")
     return problems
 
 
@@ -111,7 +158,7 @@ def main():
     if what == "extract":
         extract(sys.argv[2])
         return 0
-    problems = {"links": check_links, "metrics": check_metrics}[what]()
+    problems = {"links": check_links, "metrics": check_metrics, "references": check_references}[what]()
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

@@ -1,4 +1,4 @@
-//! The invocation's deadline (DESIGN §8): every network call gets the time left *when it starts*,
+//! The invocation's deadline (docs/design.md §8): every network call gets the time left *when it starts*,
 //! minus a margin kept for answering, so a function answers in time whatever its dependencies do.
 //!
 //! Lambda hands the deadline as epoch milliseconds; it is turned into a monotonic [`Instant`]

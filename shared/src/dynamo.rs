@@ -1,6 +1,6 @@
 //! The DynamoDB adapter of [`ConnectionStore`].
 //!
-//! How the writes keep DESIGN §3's ordering promise with only `PutItem` for `$connect` and only
+//! How the writes keep docs/design.md §3's ordering promise with only `PutItem` for `$connect` and only
 //! `UpdateItem` for `$disconnect`:
 //! - `$connect` puts the record on condition `attribute_not_exists(pk)`, so it never overwrites.
 //! - `$disconnect` is an upsert: on a missing record it creates a `DISCONNECTED` tombstone
@@ -49,7 +49,7 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one attempt of a write of one item (`PutItem`, `UpdateItem`) may take before it is cut
 /// and tried again. DynamoDB answers a single-item write in milliseconds; a write still open after
 /// this is stalled. Short, because the conditional writes are safe to repeat and the time left
-/// must hold many tries: the fault suite (issue 25) found a `$connect` whose stalled attempts, cut
+/// must hold many tries: the fault suite found a `$connect` whose stalled attempts, cut
 /// only after a second each, used up the time it needed to settle its outcome, and a
 /// `$disconnect` that three stalls in a row made answer 500.
 pub const WRITE_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(300);

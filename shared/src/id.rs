@@ -2,7 +2,7 @@
 //!
 //! Every identifier is parsed once, at the edge, into a type that cannot hold anything a key
 //! must never contain (a `#` would let a caller forge `CONV#…`/`USER#…` prefixes). The rule is
-//! the one in DESIGN §2: 1–128 characters of `[A-Za-z0-9._:@=+-]`.
+//! the one in docs/design.md §2: 1–128 characters of `[A-Za-z0-9._:@=+-]`.
 
 use std::fmt;
 

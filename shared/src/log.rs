@@ -1,4 +1,4 @@
-//! Structured JSON logs: one object per line, fields in a fixed order (DESIGN §4):
+//! Structured JSON logs: one object per line, fields in a fixed order (docs/design.md §4):
 //!
 //! ```json
 //! {"at":"2024-02-09T18:23:27.396Z","level":"INFO","svc":"ws-connect","msg":"connection recorded",

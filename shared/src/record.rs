@@ -1,4 +1,4 @@
-//! The connection record and the table's key schema (DESIGN §2): the one place that knows
+//! The connection record and the table's key schema (docs/design.md §2): the one place that knows
 //! attribute names and key formats. The DynamoDB adapter and the tests read them from here.
 
 use chrono::{DateTime, Utc};

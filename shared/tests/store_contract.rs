@@ -382,7 +382,7 @@ mod rules {
         let stored = store.connection(&id("routed="), &no_hurry()).await.unwrap().unwrap();
         assert_eq!(stored.status, ConnectionStatus::Connected, "a live connection is never marked by another API");
         assert_eq!(store.mark_gone(&id("routed="), Some(&own), at, &no_hurry()).await.unwrap(), GoneOutcome::Marked);
-        // A record from before routes: any API's 410 (the seed's behaviour).
+        // A record from before routes: any API's 410 (the original behaviour).
         assert_eq!(
             store.mark_gone(&id("unrouted="), Some(&other), at, &no_hurry()).await.unwrap(),
             GoneOutcome::Marked

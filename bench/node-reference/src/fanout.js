@@ -1,4 +1,4 @@
-// The seed's fan-out (ws-connection-README.pt.md) as a Node.js 20 + AWS SDK v3 function, for
+// The original fan-out (docs/design.md §3) as a Node.js 20 + AWS SDK v3 function, for
 // scripts/bench.sh fanout-cpu: the same job as WebSocketResponder's fan-out to a conversation —
 // Query GSI1 pages of CONNECTED entries (1,000 per page, the same projection and filter), then one
 // PostToConnection per connection with 32 in flight, the same JSON envelope — written the way a

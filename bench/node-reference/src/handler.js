@@ -1,4 +1,4 @@
-// The seed's $connect (ws-connection-README.pt.md) as a Node.js 20 + AWS SDK v3 function: the
+// The original $connect (docs/design.md §3) as a Node.js 20 + AWS SDK v3 function: the
 // same item, the same condition and the same answer as ConnectFunction's, so that
 // scripts/bench.sh coldstart compares runtimes and SDKs, not two different jobs.
 
@@ -7,7 +7,7 @@ const { DynamoDBClient, PutItemCommand } = require("@aws-sdk/client-dynamodb");
 
 const table = process.env.TABLE_CONNECTIONS;
 const ttlMinutes = Number(process.env.CONNECTION_TTL_MINUTES ?? 180);
-// Created at init, as the seed does: the SDK's client outside the handler.
+// Created at init, as the original does: the SDK's client outside the handler.
 const client = new DynamoDBClient({});
 
 const first = (...values) => values.find((v) => typeof v === "string" && v.length > 0);

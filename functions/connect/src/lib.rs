@@ -7,7 +7,7 @@
 //! - [`ConnectError`]: every way a connect is refused, and [`ConnectError::status`], the one
 //!   place that maps them to status codes.
 //!
-//! Rules (DESIGN §3): `conversationId` from the `correlationId` query parameter, else
+//! Rules (docs/design.md §3): `conversationId` from the `correlationId` query parameter, else
 //! `conversationId`, else the authorizer context, else `conv-<uuid>`. The authorizer's
 //! `principalId` is the user; a query `userId` counts only when no authorizer ran, and one that
 //! contradicts the authorizer is a 403. With `ORIGIN_VERIFY_SECRET` set, a request without the

@@ -7,7 +7,7 @@
 //! - [`DisconnectError`] and [`DisconnectError::status`]: the one error-to-status mapping.
 //!
 //! `$disconnect` is best-effort and at-least-once, and may overtake its `$connect`
-//! (DESIGN §3). A disconnect for an unknown connection is a 200 that counts `NotFound`; it leaves
+//! (docs/design.md §3). A disconnect for an unknown connection is a 200 that counts `NotFound`; it leaves
 //! a `DISCONNECTED` tombstone so the late connect cannot land (see `ws_shared::dynamo`).
 
 use std::num::NonZeroU32;

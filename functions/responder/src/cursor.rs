@@ -1,10 +1,10 @@
-//! The fan-out's continuation cursor (DESIGN §8): where in the audience's index a fan-out stopped,
+//! The fan-out's continuation cursor (docs/design.md §8): where in the audience's index a fan-out stopped,
 //! bound to the fan-out it came from.
 //!
 //! It is opaque to callers but not secret: `v2.<base64url(JSON)>.<checksum>`. The JSON names the
 //! audience, a digest of the message, the last connection (in index order) that this fan-out has
 //! taken, and the connections still owed the message because the Management API throttled them
-//! (DESIGN §9: a refused post is retried, never dropped), with their tries so far. A `v1` cursor
+//! (docs/design.md §9: a refused post is retried, never dropped), with their tries so far. A `v1` cursor
 //! (no owed list) from before that change still continues its fan-out. A cursor only continues the fan-out it came from: another audience or another
 //! message is refused, and so is one whose checksum does not match (edited or cut). The cursor
 //! grants nothing the event does not already: the audience always comes from the event, and the

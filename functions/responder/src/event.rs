@@ -1,4 +1,4 @@
-//! The responder's input (DESIGN §3), validated into a [`Request`].
+//! The responder's input (docs/design.md §3), validated into a [`Request`].
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -91,7 +91,7 @@ pub const MAX_MESSAGE_ID: usize = ws_shared::stream::MAX_MESSAGE_ID;
 /// The longest `reason` a disconnect may give (it is stored on the record).
 pub const MAX_REASON: usize = 256;
 
-/// What an invocation asks for: a post (no `action`, the seed's contract), or closing
+/// What an invocation asks for: a post (no `action`, the original contract), or closing
 /// connections (`"action": "disconnect"`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Invocation {

@@ -16,7 +16,7 @@
 //! Results: `200` posted; `410` gone (the record becomes `GONE` when `MARK_GONE=true`); `413`
 //! message over 128 KB, refused before any call; `400` a bad event, with `error` saying what;
 //! `500` anything else after the retries of transient errors. Fan-out returns per-outcome counts, and a
-//! `cursor` when it had to stop before its deadline with connections left (DESIGN §8).
+//! `cursor` when it had to stop before its deadline with connections left (docs/design.md §8).
 //!
 //! # Deadlines
 //! Every network call gets the time left when it starts ([`Deadline`]): each index page, each
@@ -26,7 +26,7 @@
 //! is posted to at most once: the position of the last one taken, plus the connections still owed
 //! a retry, is the whole state a continuation needs.
 //!
-//! # The quota (DESIGN §9)
+//! # The quota (docs/design.md §9)
 //! The Management API's rate is a quota per account and region shared by every fan-out, and a
 //! `429 LimitExceededException` means the post was *not* delivered. The adapter does not retry a 429
 //! ([`management`]); the fan-out does: the number of posts in flight adapts to
@@ -725,7 +725,7 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
     }
 
     /// Where a connection is posted (or closed): through its own API when its record says which
-    /// (`WS_ENDPOINT_TEMPLATE`), else through the endpoint the seed's order gives.
+    /// (`WS_ENDPOINT_TEMPLATE`), else through the endpoint the event's order gives (docs/design.md §3).
     fn endpoint_of(&self, attempt: &Attempt, fallback: Option<&Endpoint>) -> Result<Endpoint, EndpointError> {
         match &attempt.route {
             Some(route) => self.template.render(route),

@@ -7,7 +7,7 @@
 //! the post: a profile of a 3,000-connection fan-out put the orchestrator (interceptors, config
 //! bag, endpoint rules, identity resolution on every call) at a fifth of the process's time, and
 //! its allocations and formatting at much of the rest — 190 µs of CPU per post against 80 µs
-//! without it, 58 µs with the signer of [`crate::sigv4`] (issue 21; BENCHMARKS.md, "Fan-out CPU
+//! without it, 58 µs with the signer of [`crate::sigv4`] (BENCHMARKS.md, "Fan-out CPU
 //! per post"). These two operations are small
 //! and fixed (a path, a body, a status), so the adapter does what the SDK does for them:
 //!
@@ -22,7 +22,7 @@
 //! - the SDK's standard retry of transient failures (a 500, 502, 503 or 504, a connection that
 //!   could not be made or broke): at most [`MAX_ATTEMPTS`] attempts, exponential backoff with
 //!   full jitter from 50 ms to 2 s; never of a `429`: retrying a throttled post at once hammers a
-//!   quota shared by every fan-out (issue 21 measured 63 % of requests refused that way), so it
+//!   quota shared by every fan-out (63 % of requests were refused that way when measured), so it
 //!   goes back to the caller, which paces to the quota (`crate::pacing`);
 //! - the answer: 2xx delivered, `410` [`PostError::Gone`], `429` [`PostError::Throttled`], any
 //!   other status [`PostError::Failed`] with its `x-amzn-ErrorType` and message

@@ -1,4 +1,4 @@
-//! How fast a fan-out posts (DESIGN §9): the Management API's request rate is a quota per account
+//! How fast a fan-out posts (docs/design.md §9): the Management API's request rate is a quota per account
 //! and region, shared by every API and every concurrent fan-out, and a refused post
 //! (`429 LimitExceededException`) was not delivered. So the number of posts in flight adapts the
 //! way TCP's congestion window does: it doubles while posts succeed and no throttle has been met

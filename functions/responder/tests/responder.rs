@@ -139,7 +139,7 @@ impl Harness {
     }
 
     /// A record that names where it lives (`api`, `stage`, `region`), as `ConnectFunction`
-    /// writes them since issue 23.
+    /// writes them.
     async fn connect_routed(
         &self,
         id: &str,
@@ -1015,7 +1015,7 @@ async fn a_post_to_an_audience_carries_its_stream_offset_and_epoch_and_a_post_to
 
 #[tokio::test]
 async fn a_retried_progress_message_is_appended_once_and_posted_to_each_connection_once() {
-    // GIVEN the seed's progress message (correlationId + sequence) fanned out to a conversation
+    // GIVEN the sample event's progress message (correlationId + sequence) fanned out to a conversation
     let standin = StandIn::start(["r1=", "r2="]).await;
     let h = Harness::new(&[], true).await;
     h.connect("r1=", "conv-r", None).await;

@@ -1,5 +1,5 @@
 # A sample Step Functions state machine that fans a message out through WebSocketResponder and
-# continues with each answer's cursor until one has none (DESIGN §8). Its input is the responder's
+# continues with each answer's cursor until one has none (docs/design.md §8). Its input is the responder's
 # event; it retries Lambda's throttling and service errors and a statusCode 500 with backoff, ends on
 # 200 without a cursor and on 410, and fails on anything else (a 400 or 413 will not get better).
 # It adds up each answer's `failed` (posts throttled on every try, errors, outcomes cut by a

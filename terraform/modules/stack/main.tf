@@ -45,7 +45,7 @@ locals {
   } : {})
   environment = merge(local.route_environment, { WebSocketResponder = local.responder_environment })
 
-  # Exactly DESIGN §1, on exact ARNs.
+  # Exactly docs/design.md §1, on exact ARNs.
   route_permissions = {
     # Query on GSI2 only to count a user's connections, and only when there is a limit.
     ConnectFunction = concat(

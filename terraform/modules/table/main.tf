@@ -1,4 +1,4 @@
-# The connections table (DESIGN §2), built from schema.json: the one statement of its keys,
+# The connections table (docs/design.md §2), built from schema.json: the one statement of its keys,
 # indexes and TTL, which the Rust tests create their tables from and check record.rs against.
 
 locals {

@@ -1,4 +1,4 @@
-# The whole stack under a mocked AWS provider: IAM exactly as DESIGN §1, permissions scoped to
+# The whole stack under a mocked AWS provider: IAM exactly as docs/design.md §1, permissions scoped to
 # exact route ARNs, the edge wiring, and every validated variable refusing bad input.
 
 mock_provider "aws" {
