@@ -104,6 +104,8 @@ pub struct Settings {
     /// Never run `$disconnect`: how an orphan record arises on AWS (API Gateway delivers
     /// `$disconnect` on a best-effort basis), to try the TTL, `MARK_GONE` and gone-marking locally.
     pub lose_disconnects: bool,
+    /// Run the expiry sweep this often, as the deployed stack's schedule does (`None`: never).
+    pub sweep_every: Option<Duration>,
     pub logs: Logs,
 }
 
@@ -126,6 +128,7 @@ impl Settings {
             limits: Limits::default(),
             max_instances: 16,
             lose_disconnects: false,
+            sweep_every: None,
             logs: Logs::default(),
         }
     }

@@ -15,6 +15,7 @@
 //! - [`lambda`]: function instances (processes) and the Runtime API they poll.
 //! - [`issuer`]: the development token issuer (JWKS + signing).
 //! - [`console`]: the browser console at `/_console` (connections, messages, forms, logs).
+//! - [`schedule`]: the deployed stack's schedules, locally (the expiry sweep).
 //! - [`manifest`], [`config`]: `lambda.manifest.json`, settings, each function's environment.
 //! - [`http`], [`logs`]: HTTP plumbing (axum routers served on loopback listeners, bounded
 //!   bodies, AWS-style errors); output prefixed with its source.
@@ -30,6 +31,7 @@ pub mod lambda;
 pub mod logs;
 pub mod management;
 pub mod manifest;
+pub mod schedule;
 pub mod server;
 pub mod state;
 

@@ -95,6 +95,10 @@ struct Serve {
     /// Instances per function at most.
     #[arg(long, default_value_t = 16)]
     max_instances: usize,
+    /// Run the expiry sweep (close connections whose token expired) every this many seconds, as
+    /// the deployed stack's schedule does every minute; 0: never.
+    #[arg(long, default_value_t = 60)]
+    sweep_every: u64,
     /// Lose every $disconnect on purpose (API Gateway's is best effort): records stay CONNECTED,
     /// as orphans do on AWS.
     #[arg(long)]
@@ -154,6 +158,7 @@ async fn serve(args: Serve) -> Result<(), String> {
         },
         max_instances: args.max_instances,
         lose_disconnects: args.lose_disconnects,
+        sweep_every: (args.sweep_every > 0).then(|| Duration::from_secs(args.sweep_every)),
         logs: Logs::default().with_raw_emf(args.raw_emf),
     };
     let logs = settings.logs.clone();

@@ -95,6 +95,9 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         tasks_done: Notify::new(),
     });
     http::serve(listener, router(Arc::clone(&app)), shutdown);
+    if let Some(every) = app.settings.sweep_every {
+        crate::schedule::spawn_sweep(&app, every);
+    }
     Ok(Running { app, addr, stop })
 }
 

@@ -539,6 +539,28 @@ async fn the_expiry_sweep_closes_the_socket_whose_token_expired_and_only_that_on
     stack.stop().await;
 }
 
+#[tokio::test]
+async fn ws_local_runs_the_expiry_sweep_on_its_schedule_as_the_deployed_stack_does() {
+    // GIVEN a sweep every second and a socket whose token expired 10 s ago (let in by the leeway)
+    let stack = Stack::start(|s| s.sweep_every = Some(Duration::from_secs(1))).await;
+    let expired = stack
+        .running()
+        .app
+        .issuer
+        .token(&ws_local::issuer::TokenRequest {
+            sub: "late".into(),
+            ttl_seconds: Some(-10),
+            claims: serde_json::Map::new(),
+        })
+        .unwrap();
+    let (mut late, _) = stack.connect(&format!("token={expired}&correlationId=conv-sw"), &[]).await.expect("accepted");
+
+    // THEN with nobody invoking anything, the schedule closes it
+    assert_eq!(next_close(&mut late, 15).await.0, 1000);
+    stack.wait_for_log("expiry sweep: closed 1 connection(s) whose token expired").await;
+    stack.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_on_one_table_stand_for_two_regions_and_one_fan_out_reaches_the_clients_of_both() {
     // GIVEN two ws-local instances on one table, each standing for a region with its own API,

@@ -12,14 +12,19 @@
 - mermaid: writes each file's mermaid blocks to DIR (argument), one .mmd per block, for
   mermaid-cli to parse.
 
-Usage: doc_checks.py links | metrics | references | extract DIR
+- selftest: the links and references checks fail on a planted tree that breaks each rule once.
+
+Usage: doc_checks.py links | metrics | references | selftest | extract DIR
 """
 import json
 import pathlib
 import re
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+import os
+
+# The checked tree: the checkout, or DOC_ROOT (the self-test's planted tree).
+ROOT = pathlib.Path(os.environ.get("DOC_ROOT") or pathlib.Path(__file__).resolve().parents[2]).resolve()
 SKIP = {"node_modules", "target", ".venv", ".git", "dist", ".terraform"}
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -153,12 +158,47 @@ def extract(out_dir):
     print(count)
 
 
+def selftest():
+    """Runs links and references over a planted git tree; each planted break must be reported."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = pathlib.Path(tmp) / "repo"
+        (tree / "docs").mkdir(parents=True)
+        (tree / "docs" / "design.md").write_text("# Design\n\n## 1. Functions\n", encoding="utf-8")
+        (pathlib.Path(tmp) / "outside.md").write_text("exists, but not in the repository\n", encoding="utf-8")
+        (tree / "README.md").write_text(
+            "[out](../outside.md) [gone](docs/nope.md) [ok](docs/design.md#1-functions)\n"
+            "See DESIGN.md, as the seed says (issue 12); docs/design.md §1 and docs/design.md §7.\n",
+            encoding="utf-8",
+        )
+        subprocess.run(["git", "init", "-q", str(tree)], check=True)
+        subprocess.run(["git", "-C", str(tree), "add", "."], check=True)
+        env = dict(os.environ, DOC_ROOT=str(tree))
+        found = {}
+        for check in ("links", "references"):
+            run = subprocess.run([sys.executable, __file__, check], env=env, capture_output=True, text=True)
+            found[check] = run.stderr
+        expected = [
+            ("links", "'../outside.md': leaves the repository"),
+            ("links", "'docs/nope.md': no such file"),
+            ("references", "'DESIGN.md'"),
+            ("references", "'as the seed'"),
+            ("references", "'issue 12'"),
+            ("references", "docs/design.md has no section 7"),
+        ]
+        missed = [f"{check} did not report {text!r}" for check, text in expected if text not in found[check]]
+        unexpected = [line for line in found["references"].splitlines() if "section 1" in line]
+        return missed + [f"reported a section that exists: {line}" for line in unexpected]
+
+
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what == "extract":
         extract(sys.argv[2])
         return 0
-    problems = {"links": check_links, "metrics": check_metrics, "references": check_references}[what]()
+    problems = {"links": check_links, "metrics": check_metrics, "references": check_references, "selftest": selftest}[what]()
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Doc checks, run by scripts/test.sh: every relative link in the Markdown resolves (anchors
-# included); the runbook names every metric of the manifest; every mermaid block parses with
+# included) inside the repository; nothing cites a design document, description or issue number
+# the repository does not have; the runbook names every metric of the manifest; every mermaid block parses with
 # mermaid's own parser (@mermaid-js/mermaid-cli, pinned by tools/docs/package-lock.json, on
 # Debian's chromium-headless-shell; both installed here when missing). Rendered diagrams land in
 # target/docs/ (PNG), to look at.
@@ -16,6 +17,8 @@ ensure_chromium
 
 step "relative links resolve" python3 scripts/tests/doc_checks.py links
 step "the runbook names every metric of the manifest" python3 scripts/tests/doc_checks.py metrics
+step "nothing refers outside the repository (links, design documents, issue numbers)" python3 scripts/tests/doc_checks.py references
+step "the link and reference checks catch each planted break" python3 scripts/tests/doc_checks.py selftest
 
 mermaid() {
   local out="$ROOT/target/docs" failed=0 diagram
