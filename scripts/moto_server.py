@@ -15,11 +15,22 @@ turns a binary into bytes, say) to moto. Before serving, it checks on a sample
 item that both give the same item, and serves unpatched, saying so, if they do not (a moto whose
 internals moved).
 
+And moto's TransactWriteItems: it deep-copies every table a transaction touches before it runs
+(to put the copy back if a condition fails), so each transaction costs the whole table; and a
+copy put back erases whatever another request thread wrote in between. Stream appends are
+transactions, and concurrent appends to one stream cancel each other by design: a conversation
+posted to at 20/s through ws-local had moto so busy copying that the functions' reads timed out.
+The launcher makes the backend's writes one at a time (a lock), and runs a transaction as
+DynamoDB does: every condition checked first, then every write, so a cancelled one writes
+nothing and copies nothing (only the items a write touches are kept, to undo a write that fails).
+
     python3 scripts/moto_server.py -H 127.0.0.1 -p 5000    (the arguments of moto_server)
 """
 
 import copy
+import functools
 import sys
+import threading
 
 from moto.dynamodb.models import dynamo_type
 from moto.server import main as moto_main
@@ -108,8 +119,97 @@ def outcome(projection, item, expressions):
         return type(err)
 
 
+# Every write of the DynamoDB backend holds it (reentrant: a batch or transaction calls the others).
+WRITES = threading.RLock()
+WRITE_METHODS = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+
+
+def serialize_writes():
+    """Wraps each write of moto's DynamoDB backend in WRITES (once)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in WRITE_METHODS:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "serialized", False):
+            continue
+
+        @functools.wraps(method)
+        def locked(self, *args, _method=method, **kwargs):
+            with WRITES:
+                return _method(self, *args, **kwargs)
+
+        locked.serialized = True
+        setattr(DynamoDBBackend, name, locked)
+
+
+def transact_write_items(self, transact_items):
+    """moto's TransactWriteItems with its errors and answers, checked before written: the
+    conditions of every item against the current items, then (none failed) the writes, under
+    the write lock. A write that fails midway puts back the items written before it."""
+    from moto.dynamodb import exceptions as errors
+    from moto.dynamodb.comparisons import get_filter_expression
+
+    with WRITES:
+        if len(transact_items) > 100:
+            raise errors.TooManyTransactionsException()
+        seen, ops, outcome = set(), [], []
+        for item in transact_items:
+            if len(item) > 1:
+                raise errors.TransactWriteSingleOpException
+            op_type, op = next(iter(item.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table = self.get_table(op["TableName"])
+            if op_type == "Put":
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            unique = (op["TableName"], str(dict(sorted(key.items()))))
+            if unique in seen:
+                raise errors.MultipleTransactionsException()
+            seen.add(unique)
+            current = self.get_item(op["TableName"], key)
+            condition = op.get("ConditionExpression")
+            if condition is not None and not get_filter_expression(
+                condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            ).expr(current):
+                old = current.to_json()["Attributes"] if current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else None
+                outcome.append(("ConditionalCheckFailed", "The conditional request failed", old))
+            else:
+                outcome.append((None, None, None))
+            ops.append((op_type, op, key, current))
+        if any(code is not None for code, _, _ in outcome):
+            raise errors.TransactionCanceledException(outcome)
+        written = []
+        try:
+            for op_type, op, key, current in ops:
+                names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+                if op_type == "Put":
+                    self.put_item(op["TableName"], op["Item"], expression_attribute_names=names, expression_attribute_values=values)
+                elif op_type == "Delete":
+                    self.delete_item(op["TableName"], key, expression_attribute_names=names, expression_attribute_values=values)
+                elif op_type == "Update":
+                    self.update_item(op["TableName"], key, update_expression=op["UpdateExpression"],
+                                     expression_attribute_names=names, expression_attribute_values=values)
+                written.append((op["TableName"], key, copy.deepcopy(current)))
+        except Exception:
+            for table_name, key, before in reversed(written):
+                if before is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, before.to_json()["Attributes"])
+            raise
+
+
 def install():
-    """Puts the projection in place when it agrees with moto's; returns whether it did."""
+    """Serializes the writes (transactions checked before written), and puts the projection in
+    place when it agrees with moto's; returns whether the projection is in place."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+    serialize_writes()
     if not agrees():
         return False
     Item.project = project

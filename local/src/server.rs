@@ -127,6 +127,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/_console", get(console::page))
         .route("/_console/", get(console::page))
         .route("/_console/api/state", get(console::state))
+        .route("/_console/api/connections/{id}/drop", post(console::drop_connection))
         .route("/", get(async |State(app): State<Arc<App>>| status(&app)))
         .fallback(move || async move { not_found(&stage) })
         .with_state(app)

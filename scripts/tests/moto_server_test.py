@@ -91,6 +91,87 @@ class Projection(unittest.TestCase):
             dynamo_type.Item.project = original
 
 
+def concurrent_appends(endpoint, appenders=20, putters=20):
+    """Threads at once against `endpoint`: each appender appends as a stream does (a transaction
+    cancelled when another moved the head first; it reads the head again), each putter puts one
+    plain item. Returns (plain items missing, the head's last offset, entries missing)."""
+    import threading
+
+    import boto3
+
+    db = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    db.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    db.put_item(TableName="t", Item={"pk": {"S": "head"}, "last": {"N": "0"}})
+
+    def append(n):
+        for _ in range(200):
+            item = db.get_item(TableName="t", Key={"pk": {"S": "head"}}, ConsistentRead=True).get("Item")
+            last = item["last"]["N"] if item else "0"
+            try:
+                db.transact_write_items(TransactItems=[
+                    {"Update": {"TableName": "t", "Key": {"pk": {"S": "head"}}, "UpdateExpression": "SET #l = :n",
+                                "ConditionExpression": "#l = :p", "ExpressionAttributeNames": {"#l": "last"},
+                                "ExpressionAttributeValues": {":n": {"N": str(int(last) + 1)}, ":p": {"N": last}}}},
+                    {"Put": {"TableName": "t", "Item": {"pk": {"S": f"entry-{int(last) + 1}"}, "by": {"S": str(n)}},
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                ])
+                return
+            except db.exceptions.TransactionCanceledException:
+                continue
+
+    def put(n):
+        db.put_item(TableName="t", Item={"pk": {"S": f"plain-{n}"}})
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(appenders)]
+    threads += [threading.Thread(target=put, args=(n,)) for n in range(putters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    keys = {item["pk"]["S"] for item in db.scan(TableName="t", ConsistentRead=True)["Items"]}
+    head = db.get_item(TableName="t", Key={"pk": {"S": "head"}}, ConsistentRead=True).get("Item")
+    last = int(head["last"]["N"]) if head else 0
+    missing_plain = {f"plain-{n}" for n in range(putters)} - keys
+    missing_entries = {f"entry-{i}" for i in range(1, appenders + 1)} - keys
+    return missing_plain, last, missing_entries
+
+
+class Transactions(unittest.TestCase):
+    def test_a_cancelled_transaction_loses_no_concurrent_write_through_the_launcher(self):
+        # Plain moto puts back its copy of the table when a transaction is cancelled, erasing
+        # what other request threads wrote meanwhile (a run against it lost heads and entries).
+        import socket
+        import subprocess
+        import time
+        import urllib.request
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "moto_server.py")
+        server = subprocess.Popen([sys.executable, launcher, "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            missing_plain, last, missing_entries = concurrent_appends(f"http://127.0.0.1:{port}")
+        finally:
+            server.terminate()
+            server.wait()
+        self.assertEqual(missing_plain, set(), "a plain write was lost")
+        self.assertEqual((last, missing_entries), (20, set()), "every append landed once, gap-free")
+
+
 class Query(unittest.TestCase):
     """A GSI query with a ProjectionExpression, paged, through moto with and without it."""
 

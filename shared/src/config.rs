@@ -67,6 +67,26 @@ pub fn table_region(env: &impl Env) -> Option<String> {
     env.var(TABLE_REGION).filter(|region| !region.trim().is_empty())
 }
 
+/// Set by Lambda: the function's region.
+pub const AWS_REGION: &str = "AWS_REGION";
+/// The region a function names its streams after where `AWS_REGION` is unset (outside Lambda and
+/// ws-local, e.g. in unit tests).
+pub const NO_REGION: &str = "local";
+
+/// The function's region from [`AWS_REGION`] ([`NO_REGION`] when unset); a value that is not a
+/// region name is an error.
+pub fn region(env: &impl Env) -> Result<String, ConfigError> {
+    match env.var(AWS_REGION).filter(|r| !r.trim().is_empty()) {
+        None => Ok(NO_REGION.to_owned()),
+        Some(region) if crate::stream::is_region(&region) => Ok(region),
+        Some(region) => Err(ConfigError::Invalid {
+            name: AWS_REGION,
+            value: region,
+            hint: "use a region name such as us-east-1 (Lambda sets it)",
+        }),
+    }
+}
+
 /// The connections table name, from [`TABLE_CONNECTIONS`] (required).
 pub fn table_name(env: &impl Env) -> Result<String, ConfigError> {
     const HINT: &str = "set it to the DynamoDB connections table's name \

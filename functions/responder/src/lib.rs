@@ -89,10 +89,6 @@ pub const FANOUT_PAGE_SIZE: &str = "FANOUT_PAGE_SIZE";
 pub const FANOUT_MAX_RATE: &str = "FANOUT_MAX_RATE";
 pub const TLS_ROOTS: &str = "TLS_ROOTS";
 pub const STREAM_RETENTION_MINUTES: &str = "STREAM_RETENTION_MINUTES";
-/// Set by Lambda: the region whose streams this function writes.
-pub const AWS_REGION: &str = "AWS_REGION";
-/// The region a stream is named after where `AWS_REGION` is unset (outside Lambda and ws-local).
-pub const NO_REGION: &str = "local";
 
 /// The `error` of a `410`: what it means and what to check.
 pub const GONE: &str = "the connection is gone: the API behind the endpoint has no connection with this id (it \
@@ -131,7 +127,7 @@ pub struct Config {
     /// `STREAM_RETENTION_MINUTES`: how long a streamed message (and its key) is kept for resumes
     /// and retried publishes (1-525600, default 1440).
     pub stream_retention_minutes: NonZeroU32,
-    /// `AWS_REGION`: the region whose streams this function appends to ([`NO_REGION`] when unset).
+    /// `AWS_REGION`: the region whose streams this function appends to (`local` when unset).
     pub region: String,
     pub common: Common,
 }
@@ -196,17 +192,7 @@ impl Config {
                 525_600,
                 "use a whole number of minutes from 1 to 525600 (a year), e.g. 1440",
             )?,
-            region: match env.var(AWS_REGION).filter(|r| !r.trim().is_empty()) {
-                None => NO_REGION.to_owned(),
-                Some(region) if ws_shared::stream::is_region(&region) => region,
-                Some(region) => {
-                    return Err(ConfigError::Invalid {
-                        name: AWS_REGION,
-                        value: region,
-                        hint: "use a region name such as us-east-1 (Lambda sets it)",
-                    });
-                }
-            },
+            region: config::region(env)?,
             common: Common::from_env(env)?,
         })
     }

@@ -44,6 +44,8 @@ pub const RESUME_MAX_MESSAGES: &str = "RESUME_MAX_MESSAGES";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub table: String,
+    /// `AWS_REGION` (Lambda sets it): the region whose streams are this connection's own.
+    pub region: String,
     /// `RESUME_MAX_MESSAGES`: most messages one `resume` answer carries (1-1000, default 300).
     pub resume_max_messages: NonZeroU32,
     pub common: Common,
@@ -53,6 +55,7 @@ impl Config {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table: config::table_name(env)?,
+            region: config::region(env)?,
             resume_max_messages: config::count(
                 env,
                 RESUME_MAX_MESSAGES,
@@ -68,6 +71,7 @@ impl Config {
 /// The handler, built once per process.
 pub struct Routes<S> {
     store: S,
+    region: String,
     resume_max_messages: u32,
     clock: Arc<dyn Clock>,
     invocations: Invocations<Metric>,
@@ -93,6 +97,7 @@ impl<S: ConnectionStore + StreamStore> Routes<S> {
     pub fn new(store: S, config: &Config, metrics_sink: Arc<dyn LineSink>) -> Self {
         Self {
             store,
+            region: config.region.clone(),
             resume_max_messages: config.resume_max_messages.get(),
             clock: Arc::new(SystemClock),
             invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),
@@ -160,7 +165,8 @@ impl<S: ConnectionStore + StreamStore> Routes<S> {
         counters: &mut Counters<'_, Metric>,
     ) -> WsResponse {
         let positions = match resume::parse(body) {
-            Ok(positions) => positions,
+            Ok(Some(positions)) => positions,
+            Ok(None) => resume::own(connection, &self.region),
             Err(err) => return refuse("resume", &err.to_string(), counters),
         };
         if let Some(i) = positions.iter().position(|p| !resume::may_read(connection, &p.stream)) {

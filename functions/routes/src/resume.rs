@@ -2,6 +2,8 @@
 //!
 //! `{"action":"resume","streams":[{"stream":"conv/us-east-1/c1","offset":41,"epoch":"9f…"}]}` →
 //! `{"type":"resumed","streams":[{"stream","epoch","recovered","from","to","messages":[…]}],"more"?}`.
+//! Without `streams`: the connection's own streams in this region (its conversation's, its
+//! user's), from now — how a client that knows no stream yet learns their names and positions.
 //! Per stream:
 //! - no `epoch` and no `offset`: the client starts now; the answer is the stream's position
 //!   (`to` = its last offset), with no messages;
@@ -60,9 +62,25 @@ pub struct Position {
     pub epoch: Option<String>,
 }
 
-/// Parses the request's `streams`.
-pub fn parse(body: &Map<String, Value>) -> Result<Vec<Position>, ResumeError> {
-    let Some(Value::Array(streams)) = body.get("streams") else { return Err(ResumeError::Streams) };
+/// The streams of `connection` in `region` (its conversation's, and its user's when it has one),
+/// each from now: what a client that knows no stream yet asks for (`{"action":"resume"}`).
+pub fn own(connection: &LiveConnection, region: &str) -> Vec<Position> {
+    let mut audiences = vec![Audience::Conversation(connection.conversation_id.clone())];
+    audiences.extend(connection.user_id.clone().map(Audience::User));
+    audiences
+        .iter()
+        .filter_map(|audience| StreamName::of(audience, region).ok())
+        .map(|stream| Position { stream, offset: None, epoch: None })
+        .collect()
+}
+
+/// Parses the request's `streams`; `None` when it names none (the connection's own, from now).
+pub fn parse(body: &Map<String, Value>) -> Result<Option<Vec<Position>>, ResumeError> {
+    let streams = match body.get("streams") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(streams)) => streams,
+        Some(_) => return Err(ResumeError::Streams),
+    };
     if streams.is_empty() || streams.len() > MAX_STREAMS {
         return Err(ResumeError::Streams);
     }
@@ -88,7 +106,8 @@ pub fn parse(body: &Map<String, Value>) -> Result<Vec<Position>, ResumeError> {
             };
             Ok(Position { stream, offset, epoch })
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 /// True when `connection` may read `stream`: its conversation's or its user's (any region's).

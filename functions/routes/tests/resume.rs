@@ -149,6 +149,19 @@ async fn another_epoch_or_expired_messages_are_not_recovered() {
 }
 
 #[tokio::test]
+async fn a_client_that_names_no_stream_learns_its_own_and_where_they_are() {
+    let h = Harness::new(&[("AWS_REGION", "us-east-1")]).await;
+    h.publish(2, 10).await;
+    let answer = h.ask_as(&json!({"action": "resume"}), Some("rita")).await;
+    let parts = answer["streams"].as_array().unwrap();
+    let summary: Vec<(&str, u64, usize)> = parts
+        .iter()
+        .map(|p| (p["stream"].as_str().unwrap(), p["to"].as_u64().unwrap(), p["messages"].as_array().unwrap().len()))
+        .collect();
+    assert_eq!(summary, [(STREAM, 2, 0), ("user/us-east-1/rita", 0, 0)], "{answer}");
+}
+
+#[tokio::test]
 async fn an_answer_stops_at_its_message_count_or_its_bytes_and_says_more() {
     let h = Harness::new(&[("RESUME_MAX_MESSAGES", "4")]).await;
     h.publish(10, 10).await;
@@ -173,7 +186,7 @@ async fn an_answer_stops_at_its_message_count_or_its_bytes_and_says_more() {
 async fn only_the_connections_own_streams_in_a_well_formed_request_are_answered() {
     let h = Harness::new(&[]).await;
     let refusals = [
-        (json!({"action": "resume"}), "streams must be a list of 1 to 16"),
+        (json!({"action": "resume", "streams": "all"}), "streams must be a list of 1 to 16"),
         (json!({"action": "resume", "streams": []}), "streams must be a list of 1 to 16"),
         (json!({"action": "resume", "streams": [{"stream": "conv/x"}]}), "streams[0].stream must name a stream"),
         (json!({"action": "resume", "streams": [{"stream": STREAM, "offset": -1}]}), "streams[0].offset must be"),

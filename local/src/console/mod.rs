@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::Full;
@@ -77,4 +77,20 @@ fn snapshot(app: &App, after: u64) -> Value {
         "invocable": invocable,
         "logs": app.logs().since(after),
     })
+}
+
+/// `POST /_console/api/connections/{id}/drop`: cuts a connection as a network would (no close
+/// frame: 1006 for the client, `$disconnect` with 1006), so people and tests can try reconnects.
+pub async fn drop_connection(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response<Body> {
+    match app.connections.get(&id) {
+        Some(connection) => {
+            connection.send(crate::gateway::registry::Outbound::Drop).await;
+            app.logs().local(&format!("dropping {id} as a network would (console)"));
+            http::json(StatusCode::ACCEPTED, &json!({ "dropped": id }))
+        }
+        None => http::json(
+            StatusCode::NOT_FOUND,
+            &json!({ "message": format!("no open connection {id}; the console's state lists the open ones") }),
+        ),
+    }
 }

@@ -15,6 +15,9 @@ use crate::events::Handshake;
 pub enum Outbound {
     Message(Message),
     Close(u16, String),
+    /// Cut the TCP connection without a close frame, as a network drop does (the client sees
+    /// 1006; `$disconnect` gets 1006).
+    Drop,
 }
 
 /// An open connection, as the Management API sees it: its handshake, and what changes after.

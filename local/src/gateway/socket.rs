@@ -37,6 +37,7 @@ pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket)
     let mut shutdown = app.shutdown_signal();
 
     let close = |code: u16, reason: &str| Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+    let mut cut = false;
     let (code, reason): Ending = loop {
         tokio::select! {
             frame = stream.next() => match frame {
@@ -79,6 +80,10 @@ pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket)
                                 let _ = sink.send(close(code, &reason)).await;
                                 written = false;
                             }
+                            Ok(Outbound::Drop) => {
+                                cut = true;
+                                written = false;
+                            }
                             Err(_) => break,
                         }
                     }
@@ -89,6 +94,10 @@ pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket)
                 Some(Outbound::Close(code, reason)) => {
                     let _ = sink.send(close(code, &reason)).await;
                     break (code, reason);
+                }
+                Some(Outbound::Drop) => {
+                    cut = true;
+                    break (1006, String::new());
                 }
                 None => break (1006, String::new()),
             },
@@ -107,12 +116,17 @@ pub(super) async fn run(app: Arc<App>, handshake: Arc<Handshake>, ws: WebSocket)
         }
     };
     app.connections.remove(&connection.id);
-    // Finish the closing handshake briefly; the socket is gone either way.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-        let _ = sink.close().await;
-        while let Some(Ok(_)) = stream.next().await {}
-    })
-    .await;
+    if cut {
+        // The TCP connection goes without a close frame: the client sees an abnormal closure.
+        drop((sink, stream));
+    } else {
+        // Finish the closing handshake briefly; the socket is gone either way.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            let _ = sink.close().await;
+            while let Some(Ok(_)) = stream.next().await {}
+        })
+        .await;
+    }
     app.logs().local(&format!("closed {} ({code} {reason})", connection.id));
     disconnect(&app, &handshake, code, &reason).await;
 }

@@ -27,8 +27,17 @@ use crate::stream::{
 type Item = HashMap<String, AttributeValue>;
 
 /// Appends tried when other appends keep moving the head: each retry means another message got
-/// its offset, so this bounds only a storm of concurrent writers to one stream.
-const MAX_APPEND_TRIES: u32 = 16;
+/// its offset, so this bounds only a storm of concurrent writers to one stream (the deadline
+/// usually ends it first).
+const MAX_APPEND_TRIES: u32 = 64;
+
+/// The pause before the next try of an append another one beat: random (full jitter) up to
+/// 2 ms doubling per try, at most 64 ms, so writers that collided do not collide again at once.
+fn collision_pause(tries: u32) -> std::time::Duration {
+    let ceiling = 2u64 << tries.min(5);
+    let random = u64::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(ceiling)).unwrap_or(0);
+    std::time::Duration::from_millis(random)
+}
 
 fn item_key(stream: &StreamName, sort: String) -> Item {
     HashMap::from([(keys::PK.to_owned(), s(keys::stream(stream))), (keys::SK.to_owned(), s(sort))])
@@ -235,6 +244,7 @@ impl StreamStore for DynamoStore {
                 return Err(error);
             }
             tracing::debug!(stream = append.stream.as_str(), tries, "another append moved the head; reading it again");
+            tokio::time::sleep(collision_pause(tries).min(deadline.budget())).await;
         }
     }
 
