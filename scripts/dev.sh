@@ -81,8 +81,11 @@ Local stack is up.
   Console         $base/_console   (live connections, their messages, post/invoke forms, logs)
   DynamoDB        $MOTO_ENDPOINT  table $table
 
-1. Connect (in another terminal; Ctrl-D to close). A message you type is answered {"message": "Forbidden"}:
-   the manifest routes no client messages, as API Gateway would answer (docs/tutorial.md: adding a route):
+In another terminal: export WS=$base   (the docs' commands read it; docs/tutorial.md is the first hour)
+
+1. Connect (Ctrl-D to close). A message is answered by its route ({"action":"ping"}, {"action":"resume"}),
+   else {"message": "Forbidden"}, as API Gateway answers; a client that survives reconnects is
+   clients/js's ws-connection-tail (docs/client.md):
   \$ TOKEN=\$(target/debug/ws-local token --sub alice --url $base)
   \$ .venv/bin/python -m websockets "ws://127.0.0.1:$WS_LOCAL_PORT/$WS_LOCAL_STAGE?token=\$TOKEN&correlationId=conv-demo"
 

@@ -89,4 +89,7 @@ scripts/tests/client.sh e2e
 step "local stack (scripts/tests/dev.sh)"
 scripts/tests/dev.sh
 
+step "the docs' commands, as printed, on other ports (scripts/tests/doc_commands.sh)"
+scripts/tests/doc_commands.sh
+
 step "all passed"

@@ -71,7 +71,8 @@ struct Serve {
     /// The connections table (terraform/envs/local's `table_name` output).
     #[arg(long, default_value = DEFAULT_TABLE)]
     table: String,
-    /// DynamoDB endpoint for the functions (moto's server).
+    /// DynamoDB endpoint for the functions (moto's server, as scripts/dev.sh starts it); `aws`:
+    /// the real DynamoDB of your AWS credentials. Required unless AWS_ENDPOINT_URL_DYNAMODB is set.
     #[arg(long)]
     dynamodb_endpoint: Option<String>,
     /// Set a variable for every function (NAME=VALUE) or for one (FUNCTION.NAME=VALUE). Repeatable.
@@ -135,6 +136,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Serve) -> Result<(), String> {
+    // Only a manifest whose functions use the table needs DynamoDB (the parity suite's does not).
+    let needs_table = ws_local::manifest::Manifest::load(&args.manifest)
+        .is_ok_and(|m| m.functions.iter().any(|f| f.environment.contains_key("TABLE_CONNECTIONS")));
+    let dynamodb_endpoint = match dynamodb_endpoint(args.dynamodb_endpoint.clone(), |name| std::env::var(name).ok()) {
+        Err(why) if needs_table => return Err(why),
+        Err(_) => None,
+        Ok(endpoint) => endpoint,
+    };
     // Every WebSocket is a file descriptor: allow as many as the hard limit does.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let settings = Settings {
@@ -147,7 +156,7 @@ async fn serve(args: Serve) -> Result<(), String> {
         manifest: args.manifest,
         bin_dir: args.bin_dir,
         table: args.table,
-        dynamodb_endpoint: args.dynamodb_endpoint,
+        dynamodb_endpoint,
         env: args.env,
         authorizer: !args.no_authorizer,
         limits: Limits {
@@ -182,6 +191,19 @@ async fn serve(args: Serve) -> Result<(), String> {
     logs.local("stopping: closing connections (1001) and stopping function instances");
     running.shutdown(Duration::from_secs(10)).await;
     Ok(())
+}
+
+/// Where the functions' DynamoDB is: `--dynamodb-endpoint`, else `AWS_ENDPOINT_URL_DYNAMODB`;
+/// `aws` is the real one (the SDK's own resolution). Neither: an error that says what to pass,
+/// instead of functions that try AWS and refuse every connection after seconds of DNS errors.
+fn dynamodb_endpoint(flag: Option<String>, env: impl Fn(&str) -> Option<String>) -> Result<Option<String>, String> {
+    match flag.or_else(|| env("AWS_ENDPOINT_URL_DYNAMODB")) {
+        Some(endpoint) if endpoint == "aws" => Ok(None),
+        Some(endpoint) => Ok(Some(endpoint)),
+        None => Err("no DynamoDB for the functions: pass --dynamodb-endpoint http://127.0.0.1:PORT (moto's server, as \
+                     scripts/dev.sh starts it), or --dynamodb-endpoint aws for the real DynamoDB of your credentials"
+            .into()),
+    }
 }
 
 async fn token(args: Token) -> Result<(), String> {
@@ -231,5 +253,20 @@ mod tests {
         let cli = Cli::try_parse_from(["ws-local", "serve", "--lose-disconnects"]).expect("parses");
         let Command::Serve(serve) = cli.command else { panic!("not the serve command") };
         assert!(serve.lose_disconnects);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dynamodb_endpoint;
+
+    #[test]
+    fn the_functions_dynamodb_must_be_named() {
+        let none = |_: &str| None;
+        assert_eq!(dynamodb_endpoint(Some("http://127.0.0.1:5".into()), none), Ok(Some("http://127.0.0.1:5".into())));
+        assert_eq!(dynamodb_endpoint(Some("aws".into()), none), Ok(None));
+        let from_env = |_: &str| Some("http://127.0.0.1:6".to_owned());
+        assert_eq!(dynamodb_endpoint(None, from_env), Ok(Some("http://127.0.0.1:6".into())));
+        assert!(dynamodb_endpoint(None, none).unwrap_err().starts_with("no DynamoDB for the functions: pass --dynamodb-endpoint"));
     }
 }

@@ -13,6 +13,8 @@
   mermaid-cli to parse.
 
 - selftest: the links and references checks fail on a planted tree that breaks each rule once.
+- commands FILE...: prints the bash blocks marked `<!-- doc-test -->` of the files, in order, as
+  one script (scripts/tests/doc_commands.sh runs it as printed).
 
 Usage: doc_checks.py links | metrics | references | selftest | extract DIR
 """
@@ -193,8 +195,27 @@ def selftest():
         return missed + [f"reported a section that exists: {line}" for line in unexpected]
 
 
+def commands(paths):
+    """The bash blocks right after a `<!-- doc-test -->` line, in order, each announced."""
+    out = []
+    for name in paths:
+        lines = (ROOT / name).read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() != "<!-- doc-test -->":
+                continue
+            if i + 1 >= len(lines) or lines[i + 1].strip() != "```bash":
+                sys.exit(f"{name}:{i + 1}: a doc-test marker must come right before a ```bash block")
+            end = next(j for j in range(i + 2, len(lines)) if lines[j].strip() == "```")
+            out.append(f"echo '### {name}:{i + 3}' >&2")
+            out.extend(lines[i + 2:end])
+    print("\n".join(out))
+
+
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else ""
+    if what == "commands":
+        commands(sys.argv[2:])
+        return 0
     if what == "extract":
         extract(sys.argv[2])
         return 0
