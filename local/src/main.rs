@@ -72,7 +72,7 @@ struct Serve {
     #[arg(long, default_value = DEFAULT_TABLE)]
     table: String,
     /// DynamoDB endpoint for the functions (moto's server, as scripts/dev.sh starts it); `aws`:
-    /// the real DynamoDB of your AWS credentials. Required unless AWS_ENDPOINT_URL_DYNAMODB is set.
+    /// the real DynamoDB of your AWS credentials. Required unless `AWS_ENDPOINT_URL_DYNAMODB` is set.
     #[arg(long)]
     dynamodb_endpoint: Option<String>,
     /// Set a variable for every function (NAME=VALUE) or for one (FUNCTION.NAME=VALUE). Repeatable.
@@ -200,9 +200,11 @@ fn dynamodb_endpoint(flag: Option<String>, env: impl Fn(&str) -> Option<String>)
     match flag.or_else(|| env("AWS_ENDPOINT_URL_DYNAMODB")) {
         Some(endpoint) if endpoint == "aws" => Ok(None),
         Some(endpoint) => Ok(Some(endpoint)),
-        None => Err("no DynamoDB for the functions: pass --dynamodb-endpoint http://127.0.0.1:PORT (moto's server, as \
+        None => {
+            Err("no DynamoDB for the functions: pass --dynamodb-endpoint http://127.0.0.1:PORT (moto's server, as \
                      scripts/dev.sh starts it), or --dynamodb-endpoint aws for the real DynamoDB of your credentials"
-            .into()),
+                .into())
+        }
     }
 }
 
@@ -254,19 +256,19 @@ mod tests {
         let Command::Serve(serve) = cli.command else { panic!("not the serve command") };
         assert!(serve.lose_disconnects);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dynamodb_endpoint;
 
     #[test]
     fn the_functions_dynamodb_must_be_named() {
+        use super::dynamodb_endpoint;
         let none = |_: &str| None;
         assert_eq!(dynamodb_endpoint(Some("http://127.0.0.1:5".into()), none), Ok(Some("http://127.0.0.1:5".into())));
         assert_eq!(dynamodb_endpoint(Some("aws".into()), none), Ok(None));
         let from_env = |_: &str| Some("http://127.0.0.1:6".to_owned());
         assert_eq!(dynamodb_endpoint(None, from_env), Ok(Some("http://127.0.0.1:6".into())));
-        assert!(dynamodb_endpoint(None, none).unwrap_err().starts_with("no DynamoDB for the functions: pass --dynamodb-endpoint"));
+        assert!(
+            dynamodb_endpoint(None, none)
+                .unwrap_err()
+                .starts_with("no DynamoDB for the functions: pass --dynamodb-endpoint")
+        );
     }
 }

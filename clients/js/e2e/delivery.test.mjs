@@ -12,17 +12,15 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { startChromium } from "../../../local/parity/devtools.mjs";
-import { root, sleep, startWsLocal } from "../../../local/parity/support.mjs";
+import { sleep } from "../../../local/parity/support.mjs";
+import { drop, openConnectionsOf, servePage, startStack, target } from "./support.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const target = process.env.CARGO_TARGET_DIR ?? path.join(root, "target");
-const endpoint = process.env.DYNAMODB_ENDPOINT;
 const chromium = process.env.CHROMIUM ?? "chromium-headless-shell";
 const MESSAGES = Number(process.env.CLIENT_E2E_MESSAGES ?? 300);
 const DROPS = 5;
@@ -30,20 +28,7 @@ const DROPS = 5;
 let local;
 
 before(async () => {
-  assert.ok(endpoint, "DYNAMODB_ENDPOINT is not set: run scripts/test.sh, which starts moto and sets it");
-  const table = `client-e2e-${Date.now()}`;
-  const python = fs.existsSync(path.join(root, ".venv", "bin", "python")) ? path.join(root, ".venv", "bin", "python") : "python3";
-  const created = spawnSync(python, [path.join(root, "scripts", "local_table.py"), "--endpoint", endpoint, "--name", table]);
-  assert.equal(created.status, 0, `could not create the table: ${created.stderr}`);
-  local = await startWsLocal([
-    "--manifest", path.join(root, "lambda.manifest.json"),
-    "--bin-dir", path.join(target, "debug"),
-    "--table", table,
-    "--dynamodb-endpoint", endpoint,
-    "--idle-timeout", "3",
-    "--max-connection-duration", "8",
-    "--sweep-every", "0",
-  ]);
+  local = await startStack(["--idle-timeout", "3", "--max-connection-duration", "8"]);
 });
 
 after(async () => {
@@ -56,11 +41,6 @@ const invoke = async (event) => {
     body: JSON.stringify(event),
   });
   return response.json();
-};
-
-const openConnectionsOf = async (user) => {
-  const state = await (await fetch(`${local.base}/_console/api/state`)).json();
-  return state.connections.filter((c) => c.user === user).map((c) => c.connectionId);
 };
 
 /** Posts `MESSAGES` progress messages at 20/s, cutting the user's connection `DROPS` times at random moments. */
@@ -76,9 +56,8 @@ async function run(conversation, user) {
       await sleep(Math.max(0, started + at - Date.now()));
       // The client may be between two connections at that moment: the drop waits for the next.
       for (let tries = 0; tries < 100; tries++) {
-        const [id] = await openConnectionsOf(user);
-        const answer = id && (await fetch(`${local.base}/_console/api/connections/${encodeURIComponent(id)}/drop`, { method: "POST" }));
-        if (answer && answer.status === 202) {
+        const [id] = await openConnectionsOf(local, user);
+        if (id && (await drop(local, id)) === 202) {
           dropped += 1;
           break;
         }
@@ -164,7 +143,7 @@ test("ws-connection-tail in Node: every message once, in order, across drops and
   assert.equal(await Promise.race([exited, sleep(10_000).then(() => "still running")]), 1);
   assert.ok(events.some((e) => e.event === "closed" && e.code === 1000 && e.reason === "Connection deleted"), JSON.stringify(events.slice(-3)));
   await sleep(1000);
-  assert.deepEqual(await openConnectionsOf("tail-user"), [], "it did not reconnect");
+  assert.deepEqual(await openConnectionsOf(local, "tail-user"), [], "it did not reconnect");
 });
 
 test("the library in headless Chromium: every message once, in order, across drops and rollovers; a ban stops it", async (t) => {
@@ -172,7 +151,6 @@ test("the library in headless Chromium: every message once, in order, across dro
     assert.fail(`${chromium} is missing: apt-get install -y chromium-headless-shell (scripts/tests/client.sh does)`);
   }
   // The page and the library from one origin (module scripts are not loaded from file://).
-  const token = async () => (await (await fetch(`${local.base}/issuer/token`, { method: "POST", body: JSON.stringify({ sub: "page-user" }) })).json()).token;
   const pageHtml = `<!doctype html><title>client</title><script type="module">
     import { Client } from "/dist/src/index.js";
     window.received = []; window.events = [];
@@ -185,14 +163,7 @@ test("the library in headless Chromium: every message once, in order, across dro
     for (const name of ["connected", "disconnected", "resumed", "gap", "closed", "unauthorized"]) client.on(name, (p) => window.events.push({ event: name, ...p }));
     client.connect();
   </script>`;
-  const server = http.createServer(async (req, res) => {
-    if (req.url === "/") return res.writeHead(200, { "content-type": "text/html" }).end(pageHtml);
-    if (req.url === "/token") return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: await token() }));
-    const file = path.join(here, "..", req.url.split("?")[0]);
-    if (!file.startsWith(path.join(here, "..", "dist")) || !fs.existsSync(file)) return res.writeHead(404).end();
-    res.writeHead(200, { "content-type": "text/javascript" }).end(fs.readFileSync(file));
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const server = await servePage(local, pageHtml, "page-user");
   const { browser, devtools, profile } = await startChromium(chromium);
   t.after(async () => {
     await devtools.send("Browser.close").catch(() => {});
@@ -204,7 +175,7 @@ test("the library in headless Chromium: every message once, in order, across dro
       fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
     } catch {}
   });
-  const page = await devtools.open(`http://127.0.0.1:${server.address().port}/`);
+  const page = await devtools.open(server.url);
   await devtools.until(page, `window.events && window.events.some((e) => e.event === "resumed")`, "the page's first resume", 20_000);
 
   const { dropped, stream } = await run("conv-page", "page-user");
@@ -222,5 +193,5 @@ test("the library in headless Chromium: every message once, in order, across dro
   await invoke({ action: "disconnect", userId: "page-user", reason: "banned" });
   await devtools.until(page, `window.events.some((e) => e.event === "closed" && e.reason === "Connection deleted")`, "the page's client to stop");
   await sleep(1500);
-  assert.deepEqual(await openConnectionsOf("page-user"), [], "it did not reconnect");
+  assert.deepEqual(await openConnectionsOf(local, "page-user"), [], "it did not reconnect");
 });

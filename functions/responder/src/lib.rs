@@ -89,6 +89,7 @@ pub const FANOUT_PAGE_SIZE: &str = "FANOUT_PAGE_SIZE";
 pub const FANOUT_MAX_RATE: &str = "FANOUT_MAX_RATE";
 pub const TLS_ROOTS: &str = "TLS_ROOTS";
 pub const STREAM_RETENTION_MINUTES: &str = "STREAM_RETENTION_MINUTES";
+pub const STREAMS: &str = "STREAMS";
 
 /// The `error` of a `410`: what it means and what to check.
 pub const GONE: &str = "the connection is gone: the API behind the endpoint has no connection with this id (it \
@@ -127,6 +128,9 @@ pub struct Config {
     /// `STREAM_RETENTION_MINUTES`: how long a streamed message (and its key) is kept for resumes
     /// and retried publishes (1-525600, default 1440).
     pub stream_retention_minutes: NonZeroU32,
+    /// `STREAMS`: append every post to an audience to its stream (default `true`); `false` fans
+    /// out without (no resume, no idempotent publish: the service before streams).
+    pub streams: bool,
     /// `AWS_REGION`: the region whose streams this function appends to (`local` when unset).
     pub region: String,
     pub common: Common,
@@ -192,6 +196,7 @@ impl Config {
                 525_600,
                 "use a whole number of minutes from 1 to 525600 (a year), e.g. 1440",
             )?,
+            streams: config::flag(env, STREAMS, true)?,
             region: config::region(env)?,
             common: Common::from_env(env)?,
         })
@@ -404,6 +409,8 @@ pub struct Responder<P, S> {
     retention: chrono::Duration,
     /// The region whose streams this function writes.
     region: String,
+    /// Posts to an audience are appended to its stream first.
+    streams: bool,
     clock: Arc<dyn Clock>,
     /// Epochs, generated message keys and fan-out run ids.
     ids: Arc<dyn IdSource>,
@@ -445,6 +452,7 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
             page_size: config.fanout_page_size.get(),
             retention: chrono::Duration::minutes(i64::from(config.stream_retention_minutes.get())),
             region: config.region.clone(),
+            streams: config.streams,
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
             invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),

@@ -128,6 +128,17 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
             Ok(store) => store,
             Err(refused) => return Outcome::refused(400, refused),
         };
+        if !self.streams {
+            // STREAMS=false: the fan-out as it was before streams (its cursor binds to the body).
+            let digest = cursor::message_digest(body);
+            let listing = Listing::Audience(audience);
+            let resume = match decode_cursor(request.cursor.as_deref(), &listing.target(), &digest) {
+                Ok(resume) => resume,
+                Err(refused) => return Outcome::refused(400, refused),
+            };
+            let body = bytes::Bytes::copy_from_slice(body);
+            return self.fan_out(&listing, resume, &digest, fallback, Op::Post(&body), None, deadline, counters).await;
+        }
         // The cursor binds to the message as the caller gave it (its offset is not known before
         // the append): the same event plus its cursor continues.
         let digest = cursor::message_digest(body);

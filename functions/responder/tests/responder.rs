@@ -8,6 +8,7 @@
 mod support;
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -379,28 +380,45 @@ async fn logs_and_metrics_carry_sizes_never_payloads() {
     assert!(!logs.raw().contains("Processando"), "payload leaked into the logs");
 }
 
-/// A fan-out to 1,000 connections, all delivered. `FANOUT_RUNS=n` repeats it and prints each
-/// duration (scripts/bench.sh reads them); timing is reported, never asserted.
+/// A fan-out to 1,000 connections, all delivered, appended to its stream and (`STREAMS=false`, on a
+/// table of its own with the same connections) not: what a stream costs each published message.
+/// `FANOUT_RUNS=n` repeats both, interleaved, and prints each one's time and this thread's CPU
+/// (the responder and the stand-in run on it; the stand-in's share is the same for both), which
+/// scripts/bench.sh reads; timing is reported, never asserted.
 #[tokio::test]
-async fn a_fan_out_to_a_thousand_connections_reaches_them_all() {
+async fn a_fan_out_to_a_thousand_connections_reaches_them_all_with_its_stream_and_without() {
     let ids: Vec<String> = (0..1000).map(|i| format!("conn-{i:04}=")).collect();
     let standin = StandIn::start(ids.clone()).await;
-    let h = Harness::new(&[], true).await;
-    for id in &ids {
-        h.connect(id, "conv-big", None).await;
+    let streamed = Harness::new(&[], true).await;
+    let plain = Harness::new(&[("STREAMS", "false")], true).await;
+    for h in [&streamed, &plain] {
+        for id in &ids {
+            h.connect(id, "conv-big", None).await;
+        }
     }
     let runs: usize = std::env::var("FANOUT_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
+    let cpu_ns = || {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     for run in 0..runs {
-        let started = Instant::now();
-        let result = h.invoke(fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-big"))).await;
-        let elapsed = started.elapsed();
-        assert_eq!(
-            counts(&result),
-            json!({"statusCode": 200, "targets": 1000, "posted": 1000, "gone": 0, "failed": 0, "throttled": 0, "retried": 0})
-        );
-        println!("fanout-1000 run {run}: {:.1} ms", elapsed.as_secs_f64() * 1000.0);
+        let mut line = format!("fanout-1000 run {run}:");
+        for (name, h) in [("streamed", &streamed), ("plain", &plain)] {
+            let (started, cpu) = (Instant::now(), cpu_ns());
+            let result = h.invoke(fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-big"))).await;
+            let (elapsed, cpu) = (started.elapsed(), cpu_ns() - cpu);
+            assert_eq!(
+                counts(&result),
+                json!({"statusCode": 200, "targets": 1000, "posted": 1000, "gone": 0, "failed": 0, "throttled": 0, "retried": 0})
+            );
+            assert_eq!(result.get("offset").and_then(Value::as_u64), (name == "streamed").then_some(run as u64 + 1));
+            let _ = write!(line, " {name} {:.1} ms {} us-cpu", elapsed.as_secs_f64() * 1000.0, cpu / 1000);
+        }
+        println!("{line}");
     }
-    assert_eq!(standin.posts().len(), 1000 * runs);
+    assert_eq!(standin.posts().len(), 2000 * runs);
 }
 
 /// The record `ConnectFunction` writes for `id` (`route`: api, stage, region).
