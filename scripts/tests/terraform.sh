@@ -5,6 +5,9 @@
 # dist/lambdas/ws-connection (the apply test uploads the zips).
 #
 #   scripts/tests/terraform.sh                      everything
+#   scripts/tests/terraform.sh --no-apply           everything but the apply to moto (it needs the
+#                                                   build's zips: scripts/test.sh runs this part
+#                                                   while the build runs, and envs/local after it)
 #   scripts/tests/terraform.sh modules/fanout envs/dev   fmt, and those folders' tests or validation only
 #                                                   (the quick loop); envs/local includes the apply
 set -euo pipefail
@@ -25,10 +28,18 @@ roots=(envs/dev envs/prod envs/local envs/multi-region bootstrap) # envs/aws hol
 # edge and stack, cannot be validated on its own). The slowest first: the pool then ends sooner.
 modules=(modules/stack modules/edge modules/api modules/table modules/function modules/fanout modules/sweep bootstrap)
 
+no_apply=0
+if [[ "${1:-}" == "--no-apply" ]]; then no_apply=1; shift; fi
 only=("$@")
-wanted() { ((${#only[@]} == 0)) || [[ " ${only[*]} " == *" $1 "* ]]; }
+wanted() {
+  if [[ "$1" == envs/local-apply ]]; then
+    ((no_apply == 0)) && { ((${#only[@]} == 0)) || [[ " ${only[*]} " == *" envs/local "* ]]; }
+  else
+    ((${#only[@]} == 0)) || [[ " ${only[*]} " == *" $1 "* ]]
+  fi
+}
 
-if wanted envs/local; then
+if wanted envs/local-apply; then
 [[ -f "$ROOT/dist/lambdas/ws-connection/checksums.json" ]] \
   || die "no build output: run scripts/build-lambda.sh --service . --mode bundle first"
 export MOTO_IAM_LOAD_MANAGED_POLICIES=true # the stack attaches AWS managed policies
@@ -42,7 +53,7 @@ assert s.diagnostics("not json")
 assert not s.diagnostics("{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Succeed\"}}}")'
 start_moto_shim
 apply_to_moto() {
-  init envs/local && env TF_VAR_aws_endpoint="$MOTO_ENDPOINT" TF_VAR_shim_endpoint="$SHIM_ENDPOINT" \
+  validate envs/local && env TF_VAR_aws_endpoint="$MOTO_ENDPOINT" TF_VAR_shim_endpoint="$SHIM_ENDPOINT" \
     bash -c 'cd envs/local && terraform test -no-color'
 }
 fi
@@ -50,12 +61,18 @@ fi
 # Every check below is independent of the others (each root and module has its own .terraform),
 # and terraform's CPU use leaves part of the second core idle: three at a time, each one's output
 # in its own log, printed when it fails.
-logs="$ROOT/target/test-logs/terraform"
-rm -rf "$logs" && mkdir -p "$logs"
+# (Each run its own logs: scripts/test.sh runs two at once.)
+mkdir -p "$ROOT/target/test-logs"
+logs="$(mktemp -d "$ROOT/target/test-logs/terraform.XXXXXX")"
 checks=()
-if wanted envs/local; then checks+=("apply envs/local to moto|apply_to_moto"); fi
+# envs/local is validated by the apply's check, or (no apply) by itself unless an apply run beside
+# this one owns its .terraform folder (--no-apply with no folders named).
+if wanted envs/local-apply; then checks+=("validate and apply envs/local to moto|apply_to_moto")
+elif wanted envs/local && ((${#only[@]} > 0 || no_apply == 0)); then checks+=("validate envs/local|validate envs/local"); fi
 for dir in "${modules[@]}"; do if wanted "$dir"; then checks+=("test $dir|native_tests $dir"); fi; done
-for dir in "${roots[@]}"; do if wanted "$dir"; then checks+=("validate $dir|validate $dir"); fi; done
+for dir in "${roots[@]}"; do
+  if [[ "$dir" != envs/local ]] && wanted "$dir"; then checks+=("validate $dir|validate $dir"); fi
+done
 pool=()
 for check in "${checks[@]}"; do
   name="${check%%|*}" command="${check#*|}"
