@@ -151,7 +151,10 @@ async fn check_end(store: &(impl ConnectionStore + ReadBack), n: usize, steps: &
                 Audience::User(UserId::parse(user).unwrap()),
             ];
             for audience in audiences {
-                let page = store.connected_page(&audience, None, 100, &no_hurry()).await.unwrap();
+                let page = store
+                    .connected_page(&audience, ws_shared::store::Part::WHOLE, None, 100, &no_hurry())
+                    .await
+                    .unwrap();
                 for id in &page.ids {
                     let stored = store.connection(id, &no_hurry()).await.unwrap().expect("listed, so stored");
                     prop_assert_eq!(stored.status, ConnectionStatus::Connected, "4: a non-CONNECTED in an audience");

@@ -12,8 +12,9 @@ use ws_shared::deadline::Deadline;
 use ws_shared::id::ConnectionId;
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::{ConnectionRecord, Disconnection, Route, Tombstone};
+use ws_shared::segment::Segment;
 use ws_shared::store::{
-    Audience, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, LiveConnection, Page, PutOutcome,
+    Audience, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, LiveConnection, Page, Part, PutOutcome,
     StoreError,
 };
 use ws_shared::stream::{
@@ -49,11 +50,12 @@ impl ConnectionStore for PanicsOnce {
     async fn connected_page(
         &self,
         a: &Audience,
+        part: Part,
         after: Option<&ConnectionId>,
         limit: u32,
         d: &Deadline,
     ) -> Result<Page, StoreError> {
-        self.inner.connected_page(a, after, limit, d).await
+        self.inner.connected_page(a, part, after, limit, d).await
     }
     async fn mark_gone(
         &self,
@@ -96,11 +98,12 @@ impl StreamStore for PanicsOnce {
         &self,
         stream: &StreamName,
         key: &MessageKey,
+        segment: Segment,
         seen: &Claim,
         next: &Claim,
         d: &Deadline,
     ) -> Result<ClaimOutcome, StoreError> {
-        self.inner.claim(stream, key, seen, next, d).await
+        self.inner.claim(stream, key, segment, seen, next, d).await
     }
     async fn head(&self, stream: &StreamName, now: DateTime<Utc>, d: &Deadline) -> Result<Option<Head>, StoreError> {
         self.inner.head(stream, now, d).await

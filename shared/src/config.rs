@@ -26,6 +26,9 @@ pub fn process_env(name: &str) -> Option<String> {
 
 pub const TABLE_CONNECTIONS: &str = "TABLE_CONNECTIONS";
 pub const CONNECTION_TTL_MINUTES: &str = "CONNECTION_TTL_MINUTES";
+/// `BROADCAST`: `$connect` writes each live connection's GSI4 entry and the responder answers
+/// `"all": true` (default `true`); `false`: neither (docs/design.md §13).
+pub const BROADCAST: &str = "BROADCAST";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
 pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";

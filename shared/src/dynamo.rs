@@ -38,7 +38,7 @@ use crate::id::{ConnectionId, ConversationId, UserId};
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, attr, keys};
 use crate::store::{
     Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, Existing, ExpiredPage, GoneOutcome, LiveConnection,
-    Page, PutOutcome, StoreError,
+    Page, Part, PutOutcome, StoreError,
 };
 
 /// The least time one attempt may take before it is cut and retried. DynamoDB answers in
@@ -111,6 +111,9 @@ fn bounded(budget: Duration, call: Call) -> aws_sdk_dynamodb::config::Builder {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// `$connect` writes a connection's GSI4 entry (a broadcast's listing); off with
+    /// `BROADCAST=false` ([`DynamoStore::without_live_index`]).
+    live_index: bool,
 }
 
 impl DynamoStore {
@@ -137,7 +140,15 @@ impl DynamoStore {
             .with_max_attempts(MAX_ATTEMPTS)
             .with_initial_backoff(Duration::from_millis(20))
             .with_max_backoff(Duration::from_millis(500));
-        Self { client: Client::from_conf(config.retry_config(retry).build()), table: table.into() }
+        Self { client: Client::from_conf(config.retry_config(retry).build()), table: table.into(), live_index: true }
+    }
+
+    /// New records get no GSI4 entry (`BROADCAST=false`): the table's writes are what they were
+    /// before broadcasts, and no broadcast reaches these connections.
+    #[must_use]
+    pub fn without_live_index(mut self) -> Self {
+        self.live_index = false;
+        self
     }
 
     /// The SDK client (with this adapter's retries) and the table it writes.
@@ -223,6 +234,8 @@ pub fn record_item(record: &ConnectionRecord) -> HashMap<String, AttributeValue>
             item.insert(name.into(), s(value.as_str()));
         }
     }
+    item.insert(keys::GSI4PK.into(), s(keys::live_partition(keys::live_shard(&record.connection_id))));
+    item.insert(keys::GSI4SK.into(), s(keys::connection(&record.connection_id)));
     if let Some(exp) = record.token_expires_at {
         item.insert(attr::TOKEN_EXP.into(), n(exp));
         item.insert(keys::GSI3PK.into(), s(keys::expiry_partition(keys::expiry_shard(&record.connection_id))));
@@ -386,7 +399,12 @@ impl ConnectionStore for DynamoStore {
     }
 
     async fn put_connection(&self, record: &ConnectionRecord, deadline: &Deadline) -> Result<PutOutcome, StoreError> {
-        self.put_new(record_item(record), deadline).await
+        let mut item = record_item(record);
+        if !self.live_index {
+            item.remove(keys::GSI4PK);
+            item.remove(keys::GSI4SK);
+        }
+        self.put_new(item, deadline).await
     }
 
     async fn put_tombstone(&self, tombstone: &Tombstone, deadline: &Deadline) -> Result<PutOutcome, StoreError> {
@@ -431,11 +449,14 @@ impl ConnectionStore for DynamoStore {
                 .expression_attribute_names("#closeReason", attr::CLOSE_REASON)
                 .expression_attribute_values(":closeReason", s(reason.as_str()));
         }
-        // A closed connection leaves GSI3, so the expiry sweep reads only live ones.
+        // A closed connection leaves GSI3 and GSI4, so the expiry sweep and a broadcast read only
+        // live ones.
         let output = request
             .expression_attribute_names("#gsi3pk", keys::GSI3PK)
             .expression_attribute_names("#gsi3sk", keys::GSI3SK)
-            .update_expression(format!("SET {} REMOVE #gsi3pk, #gsi3sk", sets.join(", ")))
+            .expression_attribute_names("#gsi4pk", keys::GSI4PK)
+            .expression_attribute_names("#gsi4sk", keys::GSI4SK)
+            .update_expression(format!("SET {} REMOVE #gsi3pk, #gsi3sk, #gsi4pk, #gsi4sk", sets.join(", ")))
             .customize()
             .config_override(self.budget("UpdateItem", Call::Item, deadline)?)
             .send()
@@ -448,11 +469,12 @@ impl ConnectionStore for DynamoStore {
     async fn connected_page(
         &self,
         audience: &Audience,
+        part: Part,
         after: Option<&ConnectionId>,
         limit: u32,
         deadline: &Deadline,
     ) -> Result<Page, StoreError> {
-        let AudienceIndex { index, pk_name, sk_name, pk } = audience.index();
+        let AudienceIndex { index, pk_name, sk_name, pk } = audience.index(part.shard);
         // An index's start key holds the index keys and the table keys of the last item read;
         // all of them follow from the audience and the connection id.
         let start = after.map(|id| {
@@ -461,9 +483,19 @@ impl ConnectionStore for DynamoStore {
             start.insert(sk_name.to_owned(), s(keys::connection(id)));
             start
         });
-        let output = self
-            .connected_query(index, limit)
-            .key_condition_expression("#pk = :pk")
+        let mut query = self.connected_query(index, limit);
+        query = if part.segment.is_whole() {
+            query.key_condition_expression("#pk = :pk")
+        } else {
+            // The segment's key range: one Query per partition reads its share and no other's.
+            let (low, high) = part.segment.sort_key_range();
+            query
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":low", s(low))
+                .expression_attribute_values(":high", s(high))
+        };
+        let output = query
             .projection_expression(LISTED)
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_values(":pk", s(pk))
@@ -598,9 +630,11 @@ impl ConnectionStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(connection_id)))
             .condition_expression(format!("attribute_exists(#pk) AND #status = :connected AND {own_api}"))
-            .update_expression("SET #status = :gone, #updatedAt = :now REMOVE #gsi3pk, #gsi3sk")
+            .update_expression("SET #status = :gone, #updatedAt = :now REMOVE #gsi3pk, #gsi3sk, #gsi4pk, #gsi4sk")
             .expression_attribute_names("#gsi3pk", keys::GSI3PK)
             .expression_attribute_names("#gsi3sk", keys::GSI3SK)
+            .expression_attribute_names("#gsi4pk", keys::GSI4PK)
+            .expression_attribute_names("#gsi4sk", keys::GSI4SK)
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#updatedAt", attr::UPDATED_AT)

@@ -8,6 +8,7 @@
 //!   (feature `testing`) an in-memory adapter with the same conditional semantics.
 //! - [`stream`]: every audience's recoverable stream (offsets, epoch, idempotent publish), the
 //!   stream port; the adapters keep it next to the connections (`dynamo`, `memory`).
+//! - [`segment`]: a fan-out's audience split into disjoint key ranges for parallel invocations.
 //! - [`deadline`]: the invocation's deadline, which bounds every network call.
 //! - [`config`]: typed configuration from the environment, with errors that name the variable.
 //! - [`log`]: JSON log lines through `tracing`; [`metrics`]: CloudWatch EMF counters;
@@ -38,6 +39,7 @@ pub mod output;
 pub mod process;
 pub mod record;
 pub mod secret;
+pub mod segment;
 pub mod serve;
 pub mod store;
 pub mod stream;

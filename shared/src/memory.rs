@@ -20,7 +20,7 @@ use crate::dynamo::{self, key, record_item, tombstone_item};
 use crate::id::ConnectionId;
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, attr, keys};
 use crate::store::{
-    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, LiveConnection, Page,
+    Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, ExpiredPage, GoneOutcome, LiveConnection, Page, Part,
     PutOutcome, StoreError,
 };
 use crate::testing::{ReadBack, StoredConnection};
@@ -144,23 +144,27 @@ impl ConnectionStore for MemoryStore {
         }
         item.remove(keys::GSI3PK);
         item.remove(keys::GSI3SK);
+        item.remove(keys::GSI4PK);
+        item.remove(keys::GSI4SK);
         Ok(if was_connected { DisconnectOutcome::Disconnected } else { DisconnectOutcome::NotFound })
     }
 
     async fn connected_page(
         &self,
         audience: &Audience,
+        part: Part,
         after: Option<&ConnectionId>,
         limit: u32,
         _: &Deadline,
     ) -> Result<Page, StoreError> {
-        let AudienceIndex { pk_name, sk_name, pk, .. } = audience.index();
+        let AudienceIndex { pk_name, sk_name, pk, .. } = audience.index(part.shard);
+        let (low, high) = part.segment.sort_key_range();
         let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let after_sk = after.map(keys::connection);
         let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
         let items = self.items();
         let read: Vec<&Item> = index_page(&items, (pk_name, pk.as_str()), sk_name, limit, |sk| {
-            after_sk.as_deref().is_none_or(|after| sk > after)
+            after_sk.as_deref().is_none_or(|after| sk > after) && low.as_str() <= sk && sk <= high.as_str()
         })
         .into_iter()
         .map(|(_, item)| item)
@@ -198,6 +202,8 @@ impl ConnectionStore for MemoryStore {
         item.insert(attr::UPDATED_AT.into(), s(iso_millis(at)));
         item.remove(keys::GSI3PK);
         item.remove(keys::GSI3SK);
+        item.remove(keys::GSI4PK);
+        item.remove(keys::GSI4SK);
         Ok(GoneOutcome::Marked)
     }
 

@@ -80,7 +80,7 @@ impl<M: Metric> Metrics<M> {
 
     /// Fresh counters for one invocation, all at zero.
     pub fn start(&self) -> Counters<'_, M> {
-        Counters { metrics: self, counts: vec![0; M::ALL.len()] }
+        Counters { metrics: self, counts: vec![0; M::ALL.len()], properties: Vec::new() }
     }
 }
 
@@ -89,6 +89,8 @@ impl<M: Metric> Metrics<M> {
 pub struct Counters<'a, M: Metric> {
     metrics: &'a Metrics<M>,
     counts: Vec<u64>,
+    /// Properties of the line that are not dimensions (what the invocation was, e.g. a segment).
+    properties: Vec<(&'static str, Value)>,
 }
 
 impl<M: Metric> Counters<'_, M> {
@@ -100,6 +102,13 @@ impl<M: Metric> Counters<'_, M> {
 
     pub fn incr(&mut self, metric: M) {
         self.add(metric, 1);
+    }
+
+    /// A property of this invocation's EMF line that is not a dimension (no metric costs more;
+    /// Logs Insights can group by it).
+    pub fn property(&mut self, name: &'static str, value: impl Into<Value>) {
+        self.properties.retain(|(n, _)| *n != name);
+        self.properties.push((name, value.into()));
     }
 
     /// Adds `other`'s counts (counters of the same service, e.g. one per concurrent task).
@@ -130,6 +139,9 @@ impl<M: Metric> Counters<'_, M> {
             doc.insert(metric.name().into(), (*count).into());
         }
         doc.insert("requestId".into(), request_id.into());
+        for (name, value) in &self.properties {
+            doc.insert((*name).into(), value.clone());
+        }
         Value::Object(doc)
     }
 

@@ -20,6 +20,13 @@ pub mod keys {
     pub const GSI3: &str = "GSI3";
     pub const GSI3PK: &str = "gsi3pk";
     pub const GSI3SK: &str = "gsi3sk";
+    pub const GSI4: &str = "GSI4";
+    pub const GSI4PK: &str = "gsi4pk";
+    pub const GSI4SK: &str = "gsi4sk";
+    /// GSI4's partitions: every live connection, spread by its id's hash so that connects do not
+    /// all write one index partition (a partition takes 1,000 writes/s) and a broadcast reads
+    /// them shard by shard.
+    pub const LIVE_SHARDS: u8 = 16;
     /// GSI3's partitions: a record's expiry entry goes to the shard its connection id hashes to,
     /// so connects whose tokens expire in the same minute do not all write one index partition.
     pub const EXPIRY_SHARDS: u8 = 16;
@@ -29,6 +36,11 @@ pub mod keys {
     /// `CONN#<connectionId>`: the partition key of a record, and its sort key in both indexes.
     pub fn connection(id: &ConnectionId) -> String {
         format!("CONN#{id}")
+    }
+
+    /// What every connection key starts with.
+    pub const fn connection_prefix() -> &'static str {
+        "CONN#"
     }
 
     /// `CONV#<conversationId>`: GSI1's partition key.
@@ -46,10 +58,24 @@ pub mod keys {
         format!("USER#{id}")
     }
 
-    /// The GSI3 shard of a connection (FNV-1a of its id): stable across processes and versions.
+    /// FNV-1a of a connection id: stable across processes and versions.
+    fn id_hash(id: &ConnectionId) -> u32 {
+        id.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    }
+
+    /// The GSI3 shard of a connection.
     pub fn expiry_shard(id: &ConnectionId) -> u8 {
-        let hash = id.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-        u8::try_from(hash % u32::from(EXPIRY_SHARDS)).expect("below EXPIRY_SHARDS")
+        u8::try_from(id_hash(id) % u32::from(EXPIRY_SHARDS)).expect("below EXPIRY_SHARDS")
+    }
+
+    /// The GSI4 shard of a connection.
+    pub fn live_shard(id: &ConnectionId) -> u8 {
+        u8::try_from(id_hash(id) % u32::from(LIVE_SHARDS)).expect("below LIVE_SHARDS")
+    }
+
+    /// `LIVE#<shard>`: GSI4's partition key.
+    pub fn live_partition(shard: u8) -> String {
+        format!("LIVE#{shard:02}")
     }
 
     /// `EXP#<shard>`: GSI3's partition key.
@@ -131,6 +157,18 @@ pub mod attr {
     pub const CLAIMED: &str = "claimed";
     /// The fan-out run that holds the claim.
     pub const CLAIMED_BY: &str = "claimedBy";
+
+    /// The claim attributes of one segment of a fan-out (`claimed`, `claimedBy` for the whole
+    /// audience; `claimed.<k>.<n>`, `claimedBy.<k>.<n>` for segment k of n: each segment's
+    /// claim moves on its own).
+    pub fn claim_names(segment: crate::segment::Segment) -> (String, String) {
+        if segment.is_whole() {
+            (CLAIMED.to_owned(), CLAIMED_BY.to_owned())
+        } else {
+            let suffix = format!(".{}.{}", segment.index(), segment.count());
+            (format!("{CLAIMED}{suffix}"), format!("{CLAIMED_BY}{suffix}"))
+        }
+    }
 }
 
 /// Where a connection stands.
@@ -250,11 +288,12 @@ mod tests {
             serde_json::from_str(include_str!("../../terraform/modules/table/schema.json")).unwrap();
         assert_eq!((schema["hash_key"].as_str(), schema["range_key"].as_str()), (Some(keys::PK), Some(keys::SK)));
         let indexes = schema["indexes"].as_object().unwrap();
-        assert_eq!(indexes.len(), 3, "the code knows GSI1, GSI2 and GSI3 only");
+        assert_eq!(indexes.len(), 4, "the code knows GSI1 to GSI4 only");
         for (index, pk, sk) in [
             (keys::GSI1, keys::GSI1PK, keys::GSI1SK),
             (keys::GSI2, keys::GSI2PK, keys::GSI2SK),
             (keys::GSI3, keys::GSI3PK, keys::GSI3SK),
+            (keys::GSI4, keys::GSI4PK, keys::GSI4SK),
         ] {
             assert_eq!(indexes[index]["hash_key"], pk, "{index}");
             assert_eq!(indexes[index]["range_key"], sk, "{index}");

@@ -8,6 +8,7 @@ use crate::deadline::Deadline;
 use crate::id::{ConnectionId, ConversationId, UserId};
 use crate::log::error_chain;
 use crate::record::{ConnectionRecord, Disconnection, Route, Tombstone, keys};
+use crate::segment::Segment;
 
 /// Outcome of recording a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub enum Audience {
     Conversation(ConversationId),
     /// Every connection of a user (GSI2).
     User(UserId),
+    /// Every live connection of the stage (GSI4, shard by shard): a broadcast.
+    All,
 }
 
 /// Where an audience lives: the index, its key attribute names, and the audience's partition key.
@@ -58,9 +61,24 @@ pub struct AudienceIndex {
 }
 
 impl Audience {
-    /// The one mapping from an audience to its index (both store adapters read it).
-    pub fn index(&self) -> AudienceIndex {
+    /// The index partitions the audience spans: its shards ([`Part::shard`] is below this).
+    pub fn shards(&self) -> u8 {
         match self {
+            Self::All => keys::LIVE_SHARDS,
+            Self::Conversation(_) | Self::User(_) => 1,
+        }
+    }
+
+    /// The one mapping from an audience (and one of its shards) to its index (both store
+    /// adapters read it).
+    pub fn index(&self, shard: u8) -> AudienceIndex {
+        match self {
+            Self::All => AudienceIndex {
+                index: keys::GSI4,
+                pk_name: keys::GSI4PK,
+                sk_name: keys::GSI4SK,
+                pk: keys::live_partition(shard),
+            },
             Self::Conversation(id) => AudienceIndex {
                 index: keys::GSI1,
                 pk_name: keys::GSI1PK,
@@ -72,6 +90,18 @@ impl Audience {
             }
         }
     }
+}
+
+/// Which part of an audience a page reads: one of its shards, within one segment's key range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub shard: u8,
+    pub segment: Segment,
+}
+
+impl Part {
+    /// The whole of a one-shard audience (a conversation's, a user's).
+    pub const WHOLE: Self = Self { shard: 0, segment: Segment::WHOLE };
 }
 
 /// Outcome of marking a connection gone.
@@ -155,12 +185,13 @@ pub trait ConnectionStore: Send + Sync {
         deadline: &Deadline,
     ) -> impl Future<Output = Result<DisconnectOutcome, StoreError>> + Send;
 
-    /// Up to `limit` index entries of `audience` after `after` (from the start when `None`),
-    /// keeping the `CONNECTED` ones. A page may hold fewer than `limit` ids (or none) and still
-    /// have a next one.
+    /// Up to `limit` index entries of `audience` in `part` (a shard, a segment's key range)
+    /// after `after` (from the start when `None`), keeping the `CONNECTED` ones. A page may hold
+    /// fewer than `limit` ids (or none) and still have a next one.
     fn connected_page(
         &self,
         audience: &Audience,
+        part: Part,
         after: Option<&ConnectionId>,
         limit: u32,
         deadline: &Deadline,

@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 
 use crate::deadline::Deadline;
 use crate::id::{ConversationId, IdError, UserId};
+use crate::segment::Segment;
 use crate::store::{Audience, StoreError};
 
 /// The largest envelope a streamed post may have (the responder refuses a bigger one with 413):
@@ -45,6 +46,8 @@ pub enum StreamError {
     Name,
     #[error("stream {0}")]
     Id(#[from] IdError),
+    #[error("a broadcast to every connection has no stream: it is posted live only")]
+    Broadcast,
 }
 
 /// A stream's name: `conv/<region>/<conversationId>` or `user/<region>/<userId>`. The region is
@@ -70,6 +73,7 @@ impl StreamName {
         let name = match audience {
             Audience::Conversation(id) => format!("conv/{region}/{id}"),
             Audience::User(id) => format!("user/{region}/{id}"),
+            Audience::All => return Err(StreamError::Broadcast),
         };
         Ok(Self { name, audience: audience.clone() })
     }
@@ -233,11 +237,13 @@ pub trait StreamStore: Send + Sync {
         deadline: &Deadline,
     ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
 
-    /// Sets the claim of `key`'s fan-out to `next` if it is still `seen`.
+    /// Sets the claim of `key`'s fan-out (of its `segment`: each segment's claim is its own) to
+    /// `next` if it is still `seen`.
     fn claim(
         &self,
         stream: &StreamName,
         key: &MessageKey,
+        segment: Segment,
         seen: &Claim,
         next: &Claim,
         deadline: &Deadline,

@@ -57,6 +57,7 @@ pub fn no_hurry() -> Deadline {
 
 /// A record as stored, read back by tests (the functions themselves never read the table).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)] // one flag per index the record is in: what the tests check
 pub struct StoredConnection {
     pub status: ConnectionStatus,
     /// Present only on a record `$connect` wrote (a tombstone has none).
@@ -75,6 +76,8 @@ pub struct StoredConnection {
     pub token_exp: Option<i64>,
     /// In GSI3 (live connections by token expiry).
     pub in_expiry_index: bool,
+    /// In GSI4 (every live connection, for a broadcast).
+    pub in_live_index: bool,
 }
 
 /// Reading a record back, for the store contract and the property tests; both adapters have it.
@@ -109,6 +112,7 @@ pub fn stored<H: std::hash::BuildHasher>(
         in_user_index: item.contains_key(keys::GSI2PK),
         token_exp: number(attr::TOKEN_EXP),
         in_expiry_index: item.contains_key(keys::GSI3PK),
+        in_live_index: item.contains_key(keys::GSI4PK),
     })
 }
 

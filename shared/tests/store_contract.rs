@@ -7,7 +7,8 @@ use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, keys};
-use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, PutOutcome};
+use ws_shared::segment::Segment;
+use ws_shared::store::{Audience, ConnectionStore, DisconnectOutcome, Existing, GoneOutcome, Part, PutOutcome};
 use ws_shared::stream::{Append, Appended, Claim, ClaimOutcome, EntryRange, MessageKey, StreamName, StreamStore};
 use ws_shared::testing::{FixedClock, ReadBack, fresh_table, no_hurry};
 
@@ -55,7 +56,7 @@ async fn audience_of(store: &impl ConnectionStore, audience: &Audience, limit: u
     let mut ids = Vec::new();
     let mut after = None;
     for _ in 0..100 {
-        let page = store.connected_page(audience, after.as_ref(), limit, &no_hurry()).await.unwrap();
+        let page = store.connected_page(audience, Part::WHOLE, after.as_ref(), limit, &no_hurry()).await.unwrap();
         assert!(page.ids.len() <= limit as usize, "a page holds at most its limit");
         ids.extend(page.ids.iter().map(|i| i.as_str().to_owned()));
         match page.resume_after {
@@ -200,15 +201,18 @@ mod rules {
         let mine = Claim { upto: Some("b=".into()), by: Some("0000000000000001".into()) };
         let theirs = Claim { upto: Some("d=".into()), by: Some("0000000000000002".into()) };
         assert_eq!(
-            store.claim(&stream, &key, &Claim::default(), &mine, &no_hurry()).await.unwrap(),
+            store.claim(&stream, &key, Segment::WHOLE, &Claim::default(), &mine, &no_hurry()).await.unwrap(),
             ClaimOutcome::Claimed
         );
         assert_eq!(
-            store.claim(&stream, &key, &Claim::default(), &theirs, &no_hurry()).await.unwrap(),
+            store.claim(&stream, &key, Segment::WHOLE, &Claim::default(), &theirs, &no_hurry()).await.unwrap(),
             ClaimOutcome::Moved(mine.clone()),
             "a stale claim is refused and told the current one"
         );
-        assert_eq!(store.claim(&stream, &key, &mine, &theirs, &no_hurry()).await.unwrap(), ClaimOutcome::Claimed);
+        assert_eq!(
+            store.claim(&stream, &key, Segment::WHOLE, &mine, &theirs, &no_hurry()).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
         assert_eq!(append_at(&store, &stream, "m1", "{}", 1, "e").await.claim, theirs, "a duplicate carries the claim");
     }
 
@@ -325,10 +329,114 @@ mod rules {
         assert_eq!(of_user.len(), 9, "the user's 8 live connections in conv-m and 1 elsewhere: {of_user:?}");
 
         // Resuming after any entry continues with exactly the entries after it.
-        let rest = store.connected_page(&conversation("conv-m"), Some(&id("m4=")), 100, &no_hurry()).await.unwrap();
+        let rest = store
+            .connected_page(&conversation("conv-m"), Part::WHOLE, Some(&id("m4=")), 100, &no_hurry())
+            .await
+            .unwrap();
         let rest: Vec<&str> = rest.ids.iter().map(ConnectionId::as_str).collect();
         assert_eq!(rest, ["m6=", "m7=", "m8=", "m9="]);
         assert!(audience_of(&store, &conversation("conv-nobody"), 10).await.is_empty());
+    }
+
+    /// Segment `k` of `n` of an audience, read page by page (every shard of a broadcast's).
+    async fn segment_of(
+        store: &impl ConnectionStore,
+        audience: &Audience,
+        segment: Segment,
+        limit: u32,
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        for shard in 0..audience.shards() {
+            let mut after = None;
+            loop {
+                let part = Part { shard, segment };
+                let page = store.connected_page(audience, part, after.as_ref(), limit, &no_hurry()).await.unwrap();
+                assert!(page.ids.len() <= limit as usize, "a page holds at most its limit");
+                for listed in &page.ids {
+                    assert!(segment.contains(listed), "{listed} listed in segment {}", segment.label());
+                    if *audience == Audience::All {
+                        assert_eq!(keys::live_shard(listed), shard, "{listed} listed in another shard");
+                    }
+                }
+                ids.extend(page.ids.iter().map(|i| i.as_str().to_owned()));
+                match page.resume_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        ids
+    }
+
+    pub async fn segments_split_an_audience_and_every_live_connection_into_disjoint_covering_shares(
+        store: impl ConnectionStore + ReadBack,
+    ) {
+        // GIVEN ids that start with every kind of character an id may, in two conversations, some closed
+        let firsts = "+-.0:=@AMZ_amz9Qq";
+        let mut live_in_s = std::collections::BTreeSet::new();
+        let mut live = std::collections::BTreeSet::new();
+        for (i, first) in firsts.chars().enumerate() {
+            for j in 0..3 {
+                let raw = format!("{first}{}{j}=", char::from(b'A' + u8::try_from(i * 3 + j).unwrap() % 26));
+                let conversation = if j == 2 { "conv-t" } else { "conv-s" };
+                store.put_connection(&record(&raw, conversation, None), &no_hurry()).await.unwrap();
+                match (i + j) % 5 {
+                    0 => {
+                        store.mark_disconnected(&disconnection(&raw, 1000, 1), &no_hurry()).await.unwrap();
+                    }
+                    1 => {
+                        store.mark_gone(&id(&raw), None, FixedClock::default().0, &no_hurry()).await.unwrap();
+                    }
+                    _ => {
+                        live.insert(raw.clone());
+                        if conversation == "conv-s" {
+                            live_in_s.insert(raw);
+                        }
+                    }
+                }
+            }
+        }
+        let closed = store.connection(&id("+A0="), &no_hurry()).await.unwrap().unwrap();
+        assert!(!closed.in_live_index, "a closed connection leaves the live index");
+        // THEN for any n, the segments are disjoint and together are exactly the live connections
+        for (audience, expected) in [(conversation("conv-s"), &live_in_s), (Audience::All, &live)] {
+            for n in [1u64, 2, 3, 7, 16] {
+                let mut all = Vec::new();
+                for k in 0..n {
+                    all.extend(segment_of(&store, &audience, Segment::new(k, n).unwrap(), 3).await);
+                }
+                let unique: std::collections::BTreeSet<String> = all.iter().cloned().collect();
+                assert_eq!(unique.len(), all.len(), "{audience:?} in {n}: a connection in two segments: {all:?}");
+                assert_eq!(&unique, expected, "{audience:?} in {n} segments");
+            }
+        }
+    }
+
+    pub async fn each_segment_of_a_fan_out_claims_on_its_own(store: impl StreamStore) {
+        let stream = StreamName::parse("conv/us-east-1/conv-c").unwrap();
+        let key = MessageKey::of_message_id("m-1");
+        append_at(&store, &stream, "m-1", "{}", 0, "e1").await;
+        let (first, second) = (Segment::new(0, 2).unwrap(), Segment::new(1, 2).unwrap());
+        let mine = Claim { upto: Some("b=".into()), by: Some("run-a".into()) };
+        assert_eq!(
+            store.claim(&stream, &key, first, &Claim::default(), &mine, &no_hurry()).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
+        // The other segment's claim, and the whole audience's, are still unclaimed.
+        assert_eq!(
+            store.claim(&stream, &key, second, &Claim::default(), &mine, &no_hurry()).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
+        assert_eq!(
+            store.claim(&stream, &key, Segment::WHOLE, &Claim::default(), &mine, &no_hurry()).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
+        let theirs = Claim { upto: Some("c=".into()), by: Some("run-b".into()) };
+        assert_eq!(
+            store.claim(&stream, &key, first, &Claim::default(), &theirs, &no_hurry()).await.unwrap(),
+            ClaimOutcome::Moved(mine),
+            "a segment's claim moves only from what was seen"
+        );
     }
 
     pub async fn expired_tokens_are_listed_until_their_connection_closes(store: impl ConnectionStore + ReadBack) {
@@ -388,7 +496,7 @@ mod rules {
             GoneOutcome::Marked
         );
         // The listing says where each lives.
-        let page = store.connected_page(&conversation("conv-1"), None, 100, &no_hurry()).await.unwrap();
+        let page = store.connected_page(&conversation("conv-1"), Part::WHOLE, None, 100, &no_hurry()).await.unwrap();
         assert!(page.ids.is_empty(), "both are GONE now");
         store
             .put_connection(
@@ -401,7 +509,7 @@ mod rules {
             )
             .await
             .unwrap();
-        let page = store.connected_page(&conversation("conv-2"), None, 100, &no_hurry()).await.unwrap();
+        let page = store.connected_page(&conversation("conv-2"), Part::WHOLE, None, 100, &no_hurry()).await.unwrap();
         assert_eq!(page.routes.get(&id("r2=")), Some(&own));
     }
 
@@ -463,4 +571,6 @@ contract!(
     a_read_leaves_out_expired_entries,
     a_claim_moves_only_from_the_claim_that_was_seen,
     a_live_connection_is_read_until_it_closes,
+    segments_split_an_audience_and_every_live_connection_into_disjoint_covering_shares,
+    each_segment_of_a_fan_out_claims_on_its_own,
 );

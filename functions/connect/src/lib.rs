@@ -49,7 +49,7 @@ use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::{ConnectionRecord, Tombstone};
 use ws_shared::secret::Secret;
-use ws_shared::store::{Audience, ConnectionStore, Existing, PutOutcome, StoreError, keep_trying};
+use ws_shared::store::{Audience, ConnectionStore, Existing, Part, PutOutcome, StoreError, keep_trying};
 
 pub use crate::client_info::{CLIENT_INFO, ClientInfo};
 
@@ -94,6 +94,9 @@ pub struct Config {
     /// `AWS_REGION` (Lambda sets it): the region of the API this function serves, kept on each
     /// record so posts go through that region's Management API.
     pub region: Option<String>,
+    /// `BROADCAST`: write the connection's entry in the live-connection index (GSI4), which a
+    /// broadcast reads (default `true`; `false`: one index write less per connect).
+    pub broadcast: bool,
     pub common: Common,
 }
 
@@ -120,6 +123,7 @@ impl Config {
                 "use a whole number from 1 to 10000, or leave it unset for no limit",
             )?,
             region: env.var("AWS_REGION").filter(|r| !r.trim().is_empty()),
+            broadcast: config::flag(env, config::BROADCAST, true)?,
             common: Common::from_env(env)?,
         })
     }
@@ -317,7 +321,7 @@ impl<S: ConnectionStore> Connect<S> {
         loop {
             let page = self
                 .store
-                .connected_page(&audience, after.as_ref(), COUNT_PAGE, &count_deadline)
+                .connected_page(&audience, Part::WHOLE, after.as_ref(), COUNT_PAGE, &count_deadline)
                 .await
                 .map_err(ConnectError::Count)?;
             let others = page.ids.iter().filter(|id| *id != connection_id).count();

@@ -13,7 +13,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     ws_shared::log::init(SVC, config.common.log_level);
     let sdk = ws_shared::aws::load_config(ws_shared::aws::Roots::Amazon).await;
     let region = ws_shared::config::table_region(&ws_shared::config::process_env);
-    let store = DynamoStore::from_sdk(&sdk, config.table.clone(), region);
+    let mut store = DynamoStore::from_sdk(&sdk, config.table.clone(), region);
+    if !config.broadcast {
+        store = store.without_live_index();
+    }
     let handler = Connect::new(store, &config, Arc::new(ws_shared::output::Stdout));
     ws_shared::serve::serve(async |event, request_id, deadline| handler.handle(event, request_id, deadline).await).await
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use ws_shared::id::ConnectionId;
 use ws_shared::record::{Route, keys};
+use ws_shared::segment::Segment;
 use ws_shared::store::Audience;
 use ws_shared::stream::MessageKey;
 
@@ -53,7 +54,7 @@ struct Body {
     /// The last connection taken (its GSI3 sort key for the sweep); absent: nothing yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     a: Option<String>,
-    /// The sweep's GSI3 shard.
+    /// The shard (GSI3's for the sweep, GSI4's for a broadcast).
     #[serde(default, skip_serializing_if = "is_zero")]
     s: u8,
     /// Connections owed a retry.
@@ -95,7 +96,8 @@ fn is_zero(n: &u8) -> bool {
 /// Which fan-out a cursor continues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    Audience(Audience),
+    /// An audience's fan-out, or one segment of it.
+    Audience(Audience, Segment),
     /// The expiry sweep (`{"action":"disconnect","expired":true}`).
     Expired,
 }
@@ -119,10 +121,27 @@ pub struct Resume {
 }
 
 fn target(target: &Target) -> String {
-    match target {
-        Target::Audience(Audience::Conversation(id)) => format!("c:{id}"),
-        Target::Audience(Audience::User(id)) => format!("u:{id}"),
+    let whom = match target {
+        Target::Audience(Audience::Conversation(id), _) => format!("c:{id}"),
+        Target::Audience(Audience::User(id), _) => format!("u:{id}"),
+        Target::Audience(Audience::All, _) => "a:".to_owned(),
         Target::Expired => "e:".to_owned(),
+    };
+    match target {
+        // A segment's cursor continues that segment only (the whole audience's has no suffix,
+        // as before segments).
+        Target::Audience(_, segment) if !segment.is_whole() => format!("{whom}#{}", segment.label()),
+        _ => whom,
+    }
+}
+
+impl Target {
+    /// The index partitions the fan-out goes through.
+    fn shards(&self) -> u8 {
+        match self {
+            Self::Audience(audience, _) => audience.shards(),
+            Self::Expired => keys::EXPIRY_SHARDS,
+        }
     }
 }
 
@@ -194,12 +213,12 @@ pub fn decode(raw: &str, fan_out: &Target, digest: &str) -> Result<Resume, Curso
     }
     let parse = |id: String| ConnectionId::parse(id).map_err(|_| CursorError::Malformed("not a connection id"));
     let after = match (fan_out, body.a) {
-        (Target::Audience(_), Some(id)) => Some(parse(id)?.as_str().to_owned()),
+        (Target::Audience(..), Some(id)) => Some(parse(id)?.as_str().to_owned()),
         (Target::Expired, Some(sort)) if keys::connection_of_expiry(&sort).is_some() => Some(sort),
         (Target::Expired, Some(_)) => return Err(CursorError::Malformed("not a position in the expiry index")),
         (_, None) => None,
     };
-    if body.s >= keys::EXPIRY_SHARDS || (body.s > 0 && *fan_out != Target::Expired) {
+    if body.s >= fan_out.shards() {
         return Err(CursorError::Malformed("no such shard"));
     }
     Ok(Resume {
@@ -233,7 +252,7 @@ mod tests {
     use super::*;
 
     fn conversation(id: &str) -> Target {
-        Target::Audience(Audience::Conversation(ConversationId::parse(id).unwrap()))
+        Target::Audience(Audience::Conversation(ConversationId::parse(id).unwrap()), Segment::WHOLE)
     }
 
     #[test]
@@ -280,9 +299,31 @@ mod tests {
         let digest = message_digest(b"a");
         let cursor = encode(&conversation("conv-1"), &digest, &Resume::default());
         assert_eq!(decode(&cursor, &conversation("conv-2"), &digest), Err(CursorError::OtherFanOut));
-        let user = Target::Audience(Audience::User(UserId::parse("conv-1").unwrap()));
+        let user = Target::Audience(Audience::User(UserId::parse("conv-1").unwrap()), Segment::WHOLE);
         assert_eq!(decode(&cursor, &user, &digest), Err(CursorError::OtherFanOut), "same id, other index");
         assert_eq!(decode(&cursor, &conversation("conv-1"), &message_digest(b"b")), Err(CursorError::OtherFanOut));
+    }
+
+    #[test]
+    fn a_segment_cursor_continues_its_own_segment_and_a_broadcast_its_shard() {
+        let digest = message_digest(b"a");
+        let conv = ConversationId::parse("conv-1").unwrap();
+        let segment = |k| Target::Audience(Audience::Conversation(conv.clone()), Segment::new(k, 4).unwrap());
+        let cursor = encode(&segment(1), &digest, &Resume::default());
+        assert_eq!(decode(&cursor, &segment(1), &digest), Ok(Resume::default()));
+        for other in [segment(2), conversation("conv-1")] {
+            assert_eq!(decode(&cursor, &other, &digest), Err(CursorError::OtherFanOut), "{other:?}");
+        }
+        let all = Target::Audience(Audience::All, Segment::WHOLE);
+        let resume = Resume { position: Position { shard: 15, after: Some("abc=".into()) }, ..Resume::default() };
+        assert_eq!(decode(&encode(&all, &digest, &resume), &all, &digest), Ok(resume));
+        let past = Resume { position: Position { shard: 16, after: None }, ..Resume::default() };
+        assert_eq!(decode(&encode(&all, &digest, &past), &all, &digest), Err(CursorError::Malformed("no such shard")));
+        let one_shard = Resume { position: Position { shard: 1, after: None }, ..Resume::default() };
+        assert_eq!(
+            decode(&encode(&conversation("conv-1"), &digest, &one_shard), &conversation("conv-1"), &digest),
+            Err(CursorError::Malformed("no such shard"))
+        );
     }
 
     #[test]

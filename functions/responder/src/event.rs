@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use ws_shared::id::{ConnectionId, ConversationId, IdError, UserId};
+use ws_shared::segment::{Segment, SegmentError};
 use ws_shared::store::Audience;
 use ws_shared::stream::MessageKey;
 
@@ -45,6 +46,8 @@ pub struct Request {
     /// What makes a repeat of this post the same message: `messageId`, else the event's own
     /// `correlationId` + `sequence` (not a defaulted correlation); `None`: neither was given.
     pub key: Option<MessageKey>,
+    /// `segment` of `segments`: this invocation's share of a fan-out's audience.
+    pub segment: Segment,
 }
 
 /// What is wrong with an event; the message goes back to the caller as `error`.
@@ -52,10 +55,29 @@ pub struct Request {
 pub enum EventError {
     #[error("the event must be a JSON object")]
     NotAnObject,
-    #[error("the event names no target: give connectionId, or conversationId or userId to fan out")]
+    #[error(
+        "the event names no target: give connectionId, or conversationId or userId to fan out, or \"all\": true \
+         for every connection"
+    )]
     NoTarget,
     #[error("give one fan-out target, conversationId or userId, not both")]
     TwoAudiences,
+    #[error("all must be true (or absent)")]
+    All,
+    #[error("\"all\": true reaches every connection: give no connectionId, conversationId or userId with it")]
+    AllAndOne,
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error(
+        "segment and segments split a fan-out to a conversationId, a userId or all; not one connection or the expiry \
+         sweep"
+    )]
+    SegmentOfOne,
+    #[error(
+        "a fan-out split into segments needs a messageId (or correlationId and sequence): every segment publishes \
+         the same message, and the key makes it one append"
+    )]
+    SegmentsWithoutKey,
     #[error(transparent)]
     Identifier(#[from] IdError),
     #[error("{0} must be a string")]
@@ -71,8 +93,8 @@ pub enum EventError {
     #[error("action must be \"disconnect\" (or absent: the event is a post)")]
     UnknownAction,
     #[error(
-        "a disconnect names one target: connectionId, conversationId or userId, or \"expired\": true for every \
-         connection whose token has expired"
+        "a disconnect names one target: connectionId, conversationId or userId, \"all\": true for every \
+         connection, or \"expired\": true for every connection whose token has expired"
     )]
     CloseTarget,
     #[error("expired must be true (or absent)")]
@@ -117,6 +139,8 @@ pub struct CloseRequest {
     pub ws_endpoint: Option<String>,
     pub context: Option<(String, String)>,
     pub cursor: Option<String>,
+    /// `segment` of `segments` (conversation, user or all).
+    pub segment: Segment,
 }
 
 impl Invocation {
@@ -155,12 +179,19 @@ impl CloseRequest {
             Some(Value::Bool(true)) => true,
             Some(_) => return Err(EventError::Expired),
         };
-        let target = match (connection, conversation, user, expired) {
-            (Some(id), None, None, false) => CloseTarget::One(id),
-            (None, Some(id), None, false) => CloseTarget::Audience(Audience::Conversation(id)),
-            (None, None, Some(id), false) => CloseTarget::Audience(Audience::User(id)),
-            (None, None, None, true) => CloseTarget::Expired,
+        let all = all_of(event)?;
+        let target = match (connection, conversation, user, expired, all) {
+            (Some(id), None, None, false, false) => CloseTarget::One(id),
+            (None, Some(id), None, false, false) => CloseTarget::Audience(Audience::Conversation(id)),
+            (None, None, Some(id), false, false) => CloseTarget::Audience(Audience::User(id)),
+            (None, None, None, false, true) => CloseTarget::Audience(Audience::All),
+            (None, None, None, true, false) => CloseTarget::Expired,
             _ => return Err(EventError::CloseTarget),
+        };
+        let segment = match (segment_of(event)?, &target) {
+            (None, _) => Segment::WHOLE,
+            (Some(segment), CloseTarget::Audience(_)) => segment,
+            (Some(_), _) => return Err(EventError::SegmentOfOne),
         };
         let reason = match (optional_string(event, "reason")?, &target) {
             (Some(reason), _) if reason.trim().is_empty() || reason.chars().count() > MAX_REASON => {
@@ -180,7 +211,33 @@ impl CloseRequest {
             ws_endpoint: optional_string(event, "wsEndpoint")?,
             context: context_of(event),
             cursor,
+            segment,
         })
+    }
+}
+
+/// `"all": true` (absent: false).
+fn all_of(event: &Map<String, Value>) -> Result<bool, EventError> {
+    match event.get("all") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(true)) => Ok(true),
+        Some(_) => Err(EventError::All),
+    }
+}
+
+/// `segment` and `segments` (both absent: the whole audience).
+fn segment_of(event: &Map<String, Value>) -> Result<Option<Segment>, EventError> {
+    let number = |field: &str| match event.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or(()),
+        Some(_) => Err(()),
+    };
+    match (number("segment"), number("segments")) {
+        (Ok(None), Ok(None)) => Ok(None),
+        (Ok(Some(k)), Ok(Some(n))) => Ok(Some(Segment::new(k, n)?)),
+        (_, Err(())) => Err(SegmentError::Count.into()),
+        (Err(()), Ok(Some(n))) => Err(SegmentError::Index(u16::try_from(n.clamp(1, 100) - 1).unwrap_or(0)).into()),
+        _ => Err(SegmentError::Half.into()),
     }
 }
 
@@ -199,12 +256,22 @@ impl Request {
         let connection = optional_string(&event, "connectionId")?.map(ConnectionId::parse).transpose()?;
         let conversation = optional_string(&event, "conversationId")?.map(ConversationId::parse).transpose()?;
         let user = optional_string(&event, "userId")?.map(UserId::parse).transpose()?;
-        let (target, default_correlation) = match (connection, conversation, user) {
-            (Some(id), conversation, _) => (Target::One(id), conversation),
-            (None, Some(_), Some(_)) => return Err(EventError::TwoAudiences),
-            (None, Some(id), None) => (Target::FanOut(Audience::Conversation(id.clone())), Some(id)),
-            (None, None, Some(id)) => (Target::FanOut(Audience::User(id)), None),
-            (None, None, None) => return Err(EventError::NoTarget),
+        let all = all_of(&event)?;
+        let (target, default_correlation) = match (connection, conversation, user, all) {
+            (Some(_), _, _, true) | (None, Some(_), _, true) | (None, None, Some(_), true) => {
+                return Err(EventError::AllAndOne);
+            }
+            (None, None, None, true) => (Target::FanOut(Audience::All), None),
+            (Some(id), conversation, _, false) => (Target::One(id), conversation),
+            (None, Some(_), Some(_), false) => return Err(EventError::TwoAudiences),
+            (None, Some(id), None, false) => (Target::FanOut(Audience::Conversation(id.clone())), Some(id)),
+            (None, None, Some(id), false) => (Target::FanOut(Audience::User(id)), None),
+            (None, None, None, false) => return Err(EventError::NoTarget),
+        };
+        let segment = match (segment_of(&event)?, &target) {
+            (None, _) => Segment::WHOLE,
+            (Some(_), Target::One(_)) => return Err(EventError::SegmentOfOne),
+            (Some(segment), Target::FanOut(_)) => segment,
         };
 
         let message_type = match event.get("messageType") {
@@ -248,6 +315,7 @@ impl Request {
             context,
             cursor,
             key,
+            segment,
         })
     }
 }
@@ -303,7 +371,8 @@ mod tests {
             (json!([1]), "the event must be a JSON object"),
             (
                 without(sample(), "connectionId"),
-                "the event names no target: give connectionId, or conversationId or userId to fan out",
+                "the event names no target: give connectionId, or conversationId or userId to fan out, or \"all\": true \
+                 for every connection",
             ),
             (
                 with(with(without(sample(), "connectionId"), "conversationId", json!("c")), "userId", json!("u")),
@@ -381,6 +450,59 @@ mod tests {
             let err = parse(event.clone()).unwrap_err();
             assert!(err.starts_with(message), "{event}: {err}");
         }
+    }
+
+    #[test]
+    fn all_and_segments_say_what_was_wrong() {
+        let post = json!({"messageType": "system", "payload": {}});
+        let all = with(post.clone(), "all", json!(true));
+        let request = Request::parse(all.clone()).unwrap();
+        assert_eq!((request.target, request.segment), (Target::FanOut(Audience::All), Segment::WHOLE));
+        let split = with(with(all.clone(), "segment", json!(2)), "segments", json!(4));
+        assert_eq!(Request::parse(split).unwrap().segment, Segment::new(2, 4).unwrap());
+        let conversation = with(post.clone(), "conversationId", json!("c"));
+        for (event, message) in [
+            (with(post.clone(), "all", json!("yes")), "all must be true (or absent)"),
+            (
+                with(conversation.clone(), "all", json!(true)),
+                "\"all\": true reaches every connection: give no connectionId, conversationId or userId with it",
+            ),
+            (with(conversation.clone(), "segment", json!(1)), "give segment and segments together"),
+            (
+                with(with(conversation.clone(), "segments", json!(3)), "segment", json!(3)),
+                "segment must be a whole number from 0 to segments - 1 (here 0 to 2)",
+            ),
+            (with(conversation.clone(), "segments", json!(2)), "give segment and segments together"),
+            (
+                with(with(conversation.clone(), "segments", json!(2)), "segment", json!(-1)),
+                "segment must be a whole number from 0 to segments - 1 (here 0 to 1)",
+            ),
+            (with(with(conversation, "segments", json!(0)), "segment", json!(0)), "segments must be a whole number"),
+            (
+                with(with(with(post, "connectionId", json!("a=")), "segments", json!(2)), "segment", json!(0)),
+                "segment and segments split a fan-out",
+            ),
+        ] {
+            let err = Request::parse(event.clone()).unwrap_err().to_string();
+            assert!(err.starts_with(message), "{event}: {err}");
+        }
+        let close = |event: Value| match Invocation::parse(event) {
+            Ok(Invocation::Close(close)) => Ok(close),
+            Ok(other) => panic!("not a close: {other:?}"),
+            Err(err) => Err(err.to_string()),
+        };
+        let everyone =
+            close(json!({"action": "disconnect", "all": true, "reason": "deploy", "segment": 0, "segments": 2}))
+                .unwrap();
+        assert_eq!(
+            (everyone.target, everyone.segment),
+            (CloseTarget::Audience(Audience::All), Segment::new(0, 2).unwrap())
+        );
+        assert!(
+            close(json!({"action": "disconnect", "expired": true, "segment": 0, "segments": 2}))
+                .unwrap_err()
+                .starts_with("segment and segments split a fan-out")
+        );
     }
 
     #[test]

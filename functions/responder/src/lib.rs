@@ -65,12 +65,13 @@ use ws_shared::log::error_chain;
 use ws_shared::metrics::{Counters, Metrics};
 use ws_shared::output::LineSink;
 use ws_shared::record::{Route, keys};
-use ws_shared::store::{Audience, ConnectionStore, GoneOutcome, StoreError};
+use ws_shared::segment::Segment;
+use ws_shared::store::{Audience, ConnectionStore, GoneOutcome, Part, StoreError};
 use ws_shared::stream::StreamStore;
 
 use crate::cursor::Position;
 use crate::endpoint::{Endpoint, EndpointError, EndpointTemplate};
-use crate::event::{CloseRequest, CloseTarget, Invocation, MAX_MESSAGE_BYTES, Target};
+use crate::event::{CloseRequest, CloseTarget, Invocation, MAX_MESSAGE_BYTES, Request, Target};
 use crate::management::{PostError, Poster};
 use crate::pacing::{Earlier, Pacer, Signal};
 
@@ -92,6 +93,10 @@ pub const STREAM_RETENTION_MINUTES: &str = "STREAM_RETENTION_MINUTES";
 pub const STREAMS: &str = "STREAMS";
 
 /// The `error` of a `410`: what it means and what to check.
+/// The answer to a broadcast where `BROADCAST=false`.
+pub const NO_BROADCAST: &str = "this stage does not broadcast (BROADCAST=false: connections are not indexed for it); \
+                                post to each conversationId or userId instead, or deploy with BROADCAST=true";
+
 pub const GONE: &str = "the connection is gone: the API behind the endpoint has no connection with this id (it \
                         closed, or it belongs to another API, stage or region: check connectionId and wsEndpoint); \
                         a client that reconnects gets a new id and resumes its streams";
@@ -133,6 +138,9 @@ pub struct Config {
     pub streams: bool,
     /// `AWS_REGION`: the region whose streams this function appends to (`local` when unset).
     pub region: String,
+    /// `BROADCAST`: `"all": true` reaches every live connection (GSI4, which `ConnectFunction`
+    /// writes with the same setting); `false`: a broadcast is refused (400).
+    pub broadcast: bool,
     pub common: Common,
 }
 
@@ -198,6 +206,7 @@ impl Config {
             )?,
             streams: config::flag(env, STREAMS, true)?,
             region: config::region(env)?,
+            broadcast: config::flag(env, config::BROADCAST, true)?,
             common: Common::from_env(env)?,
         })
     }
@@ -219,6 +228,23 @@ pub struct Outcome {
     /// continues it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// The segment this invocation took (`segment` of `segments`), when the event split its
+    /// fan-out.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentAnswer>,
+}
+
+/// `"segment": k, "segments": n` in an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SegmentAnswer {
+    pub segment: u16,
+    pub segments: u16,
+}
+
+impl SegmentAnswer {
+    fn of(segment: Segment) -> Option<Self> {
+        (!segment.is_whole()).then(|| Self { segment: segment.index(), segments: segment.count() })
+    }
 }
 
 /// Per-outcome counts of a fan-out's (or a close's) invocation: `targets` connections were taken
@@ -319,8 +345,9 @@ impl Op<'_> {
 /// Which connections a fan-out goes through, page by page.
 #[derive(Debug)]
 enum Listing<'a> {
-    /// A conversation's or a user's `CONNECTED` connections (GSI1, GSI2).
-    Audience(&'a Audience),
+    /// A conversation's or a user's `CONNECTED` connections (GSI1, GSI2), or every live one
+    /// (GSI4, shard by shard); one segment's share of them.
+    Audience(&'a Audience, Segment),
     /// The `CONNECTED` connections whose token expired before `now` (GSI3, shard by shard).
     Expired { now: i64 },
 }
@@ -328,7 +355,7 @@ enum Listing<'a> {
 impl Listing<'_> {
     fn target(&self) -> cursor::Target {
         match self {
-            Self::Audience(audience) => cursor::Target::Audience((*audience).clone()),
+            Self::Audience(audience, segment) => cursor::Target::Audience((*audience).clone(), *segment),
             Self::Expired { .. } => cursor::Target::Expired,
         }
     }
@@ -336,21 +363,27 @@ impl Listing<'_> {
     /// The page that starts after `from`, each connection with the position just past it.
     async fn read<S: ConnectionStore>(&self, store: &S, from: Position, limit: u32, deadline: &Deadline) -> PageRead {
         let read = match self {
-            Self::Audience(audience) => {
+            Self::Audience(audience, segment) => {
                 let after = from.after.as_deref().and_then(|id| ConnectionId::parse(id).ok());
-                store.connected_page(audience, after.as_ref(), limit, deadline).await.map(|mut page| {
+                let shard = from.shard;
+                let slice = Part { shard, segment: *segment };
+                store.connected_page(audience, slice, after.as_ref(), limit, deadline).await.map(|mut page| {
                     let entries = page
                         .ids
                         .into_iter()
                         .map(|id| {
-                            let past = Position { shard: 0, after: Some(id.as_str().to_owned()) };
+                            let past = Position { shard, after: Some(id.as_str().to_owned()) };
                             let route = page.routes.remove(&id);
                             (id, past, route)
                         })
                         .collect();
-                    let next = page.resume_after.map_or(Next::Done, |id| {
-                        Next::After(Position { shard: 0, after: Some(id.as_str().to_owned()) })
-                    });
+                    let next = match page.resume_after {
+                        Some(id) => Next::After(Position { shard, after: Some(id.as_str().to_owned()) }),
+                        None if shard + 1 < audience.shards() => {
+                            Next::After(Position { shard: shard + 1, after: None })
+                        }
+                        None => Next::Done,
+                    };
                     (entries, next)
                 })
             }
@@ -382,16 +415,16 @@ impl Listing<'_> {
 
 impl Outcome {
     fn status(status_code: u16) -> Self {
-        Self { status_code, error: None, published: None, counts: None, cursor: None }
+        Self { status_code, error: None, published: None, counts: None, cursor: None, segment: None }
     }
 
     fn refused(status_code: u16, error: impl std::fmt::Display) -> Self {
-        Self { status_code, error: Some(error.to_string()), published: None, counts: None, cursor: None }
+        Self { error: Some(error.to_string()), ..Self::status(status_code) }
     }
 
     /// A fan-out that could not read the index: a 500 with what it did and where to retry from.
     fn index_failed(error: &str, counts: FanOutCounts, cursor: Option<String>) -> Self {
-        Self { status_code: 500, error: Some(error.to_owned()), published: None, counts: Some(counts), cursor }
+        Self { error: Some(error.to_owned()), counts: Some(counts), cursor, ..Self::status(500) }
     }
 }
 
@@ -411,6 +444,8 @@ pub struct Responder<P, S> {
     region: String,
     /// Posts to an audience are appended to its stream first.
     streams: bool,
+    /// `"all": true` is answered.
+    broadcast: bool,
     clock: Arc<dyn Clock>,
     /// Epochs, generated message keys and fan-out run ids.
     ids: Arc<dyn IdSource>,
@@ -453,6 +488,7 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
             retention: chrono::Duration::minutes(i64::from(config.stream_retention_minutes.get())),
             region: config.region.clone(),
             streams: config.streams,
+            broadcast: config.broadcast,
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
             invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),
@@ -492,11 +528,30 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
     }
 
     async fn respond(&self, event: Value, deadline: &Deadline, counters: &mut Counters<'_, Metric>) -> Outcome {
-        let request = match Invocation::parse(event) {
-            Ok(Invocation::Post(request)) => request,
-            Ok(Invocation::Close(close)) => return self.close(close, deadline, counters).await,
+        let invocation = match Invocation::parse(event) {
+            Ok(invocation) => invocation,
             Err(err) => return Outcome::refused(400, err),
         };
+        let segment = match &invocation {
+            Invocation::Post(request) => request.segment,
+            Invocation::Close(close) => close.segment,
+        };
+        if !segment.is_whole() {
+            // Each segment's EMF line and answer say which share it took.
+            counters.property("segment", segment.label());
+            info!(segment = segment.label(), "a segment of the fan-out");
+        }
+        let mut outcome = match invocation {
+            Invocation::Post(request) => self.post(request, deadline, counters).await,
+            Invocation::Close(close) => self.close(close, deadline, counters).await,
+        };
+        outcome.segment = SegmentAnswer::of(segment);
+        outcome
+    }
+
+    /// A post: to one connection, or appended to an audience's stream and fanned out, or to
+    /// every connection.
+    async fn post(&self, request: Request, deadline: &Deadline, counters: &mut Counters<'_, Metric>) -> Outcome {
         let span = tracing::Span::current();
         if let Target::One(id) = &request.target {
             span.record("connectionId", id.as_str());
@@ -563,6 +618,19 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
                     ),
                 }
             }
+            Target::FanOut(Audience::All) if !self.broadcast => Outcome::refused(400, NO_BROADCAST),
+            Target::FanOut(Audience::All) => {
+                // A notice to everyone is live only: it has no stream (no conversation's or user's
+                // history holds it), so its cursor binds to the message as any plain fan-out's.
+                let digest = cursor::message_digest(&body);
+                let listing = Listing::Audience(&Audience::All, request.segment);
+                let resume = match decode_cursor(request.cursor.as_deref(), &listing.target(), &digest) {
+                    Ok(resume) => resume,
+                    Err(refused) => return Outcome::refused(400, refused),
+                };
+                self.fan_out(&listing, resume, &digest, endpoint.as_ref(), Op::Post(&body), None, deadline, counters)
+                    .await
+            }
             Target::FanOut(audience) => {
                 self.publish(audience, &request, &body, endpoint.as_ref(), deadline, counters).await
             }
@@ -588,15 +656,10 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
                 tally.count(delivery);
                 info!(reason = request.reason.as_str(), closed = tally.delivered, gone = tally.gone, "close done");
                 let status_code = if tally.failed > 0 { 500 } else { 200 };
-                return Outcome {
-                    status_code,
-                    error: None,
-                    published: None,
-                    counts: Some(tally.counts(op)),
-                    cursor: None,
-                };
+                return Outcome { counts: Some(tally.counts(op)), ..Outcome::status(status_code) };
             }
-            CloseTarget::Audience(audience) => Listing::Audience(audience),
+            CloseTarget::Audience(Audience::All) if !self.broadcast => return Outcome::refused(400, NO_BROADCAST),
+            CloseTarget::Audience(audience) => Listing::Audience(audience, request.segment),
             CloseTarget::Expired => Listing::Expired { now: self.clock.now().timestamp() },
         };
         let digest = op.digest();
@@ -976,7 +1039,7 @@ impl FanOut {
             );
         }
         let status_code = if counts.targets > 0 && counts.failed == counts.targets { 500 } else { 200 };
-        Outcome { status_code, error: None, published: None, counts: Some(counts.counts(op)), cursor }
+        Outcome { counts: Some(counts.counts(op)), cursor, ..Outcome::status(status_code) }
     }
 
     /// True when the next page should be read now: the buffer is down to half a page (so the

@@ -19,6 +19,7 @@ use serde::Serialize;
 use tracing::{error, info};
 use ws_shared::deadline::Deadline;
 use ws_shared::metrics::Counters;
+use ws_shared::segment::Segment;
 use ws_shared::store::{Audience, ConnectionStore};
 use ws_shared::stream::{self, Append, Claim, ClaimOutcome, END, MessageKey, StreamName, StreamStore};
 
@@ -50,6 +51,8 @@ pub struct Streaming {
     /// This run's id (16 hex digits, made as an epoch is): a publish and its cursor
     /// continuations share it.
     pub run: String,
+    /// The segment this run takes: its claim is that segment's.
+    pub segment: Segment,
     claim: Mutex<Claim>,
 }
 
@@ -80,7 +83,7 @@ impl Streaming {
             let seen = self.claim.lock().unwrap_or_else(PoisonError::into_inner).clone();
             let plan = stream::plan_claim(&seen, &self.run, &end);
             if let Some(next) = &plan.write {
-                match store.claim(&self.stream, &self.key, &seen, next, deadline).await {
+                match store.claim(&self.stream, &self.key, self.segment, &seen, next, deadline).await {
                     Ok(ClaimOutcome::Claimed) => self.set(next.clone()),
                     Ok(ClaimOutcome::Moved(now)) => {
                         self.set(now);
@@ -128,10 +131,11 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
             Ok(store) => store,
             Err(refused) => return Outcome::refused(400, refused),
         };
+        let segment = request.segment;
         if !self.streams {
             // STREAMS=false: the fan-out as it was before streams (its cursor binds to the body).
             let digest = cursor::message_digest(body);
-            let listing = Listing::Audience(audience);
+            let listing = Listing::Audience(audience, segment);
             let resume = match decode_cursor(request.cursor.as_deref(), &listing.target(), &digest) {
                 Ok(resume) => resume,
                 Err(refused) => return Outcome::refused(400, refused),
@@ -141,8 +145,12 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
         }
         // The cursor binds to the message as the caller gave it (its offset is not known before
         // the append): the same event plus its cursor continues.
+        if !segment.is_whole() && request.key.is_none() {
+            // Every segment appends the message: only a key the segments share makes that one append.
+            return Outcome::refused(400, crate::event::EventError::SegmentsWithoutKey);
+        }
         let digest = cursor::message_digest(body);
-        let listing = Listing::Audience(audience);
+        let listing = Listing::Audience(audience, segment);
         let mut resume = match decode_cursor(request.cursor.as_deref(), &listing.target(), &digest) {
             Ok(resume) => resume,
             Err(refused) => return Outcome::refused(400, refused),
@@ -190,7 +198,9 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
             duplicate: appended.duplicate && request.cursor.is_none(),
         };
         let wire = bytes::Bytes::from(stream::wire(&appended.message, &stream, appended.offset, &appended.epoch));
-        let streaming = Streaming { stream, key, run, claim: Mutex::new(appended.claim) };
+        // The append's claim is the whole audience's; a segment's own is read at its first page.
+        let claim = if segment.is_whole() { appended.claim } else { Claim::default() };
+        let streaming = Streaming { stream, key, run, segment, claim: Mutex::new(claim) };
         if request.cursor.is_none()
             && let Some(upto) = streaming.skip_upto()
         {

@@ -813,9 +813,10 @@ async fn throttled_posts_cut_short_by_the_deadline_are_delivered_by_the_continua
 
     // THEN some invocation stopped owing throttled connections (its cursor lists them), and
     // together the invocations delivered to each connection exactly once
-    let audience = ws_responder::cursor::Target::Audience(ws_shared::store::Audience::Conversation(
-        ConversationId::parse("conv-cut").unwrap(),
-    ));
+    let audience = ws_responder::cursor::Target::Audience(
+        ws_shared::store::Audience::Conversation(ConversationId::parse("conv-cut").unwrap()),
+        ws_shared::segment::Segment::WHOLE,
+    );
     let owed_somewhere = answers.iter().filter_map(|a| a["cursor"].as_str()).any(|cursor| {
         let digest = cursor_digest(&event);
         ws_responder::cursor::decode(cursor, &audience, &digest).is_ok_and(|resume| !resume.owed.is_empty())

@@ -115,6 +115,7 @@ pub fn may_read(connection: &LiveConnection, stream: &StreamName) -> bool {
     match stream.audience() {
         Audience::Conversation(id) => *id == connection.conversation_id,
         Audience::User(id) => connection.user_id.as_ref() == Some(id),
+        Audience::All => false,
     }
 }
 

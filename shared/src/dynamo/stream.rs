@@ -19,6 +19,7 @@ use super::{Call, DynamoStore, MalformedItem, n, s};
 use crate::clock::iso_millis;
 use crate::deadline::Deadline;
 use crate::record::{attr, keys};
+use crate::segment::Segment;
 use crate::store::StoreError;
 use crate::stream::{
     Append, Appended, Claim, ClaimOutcome, Entry, EntryRange, Head, MessageKey, StreamName, StreamStore,
@@ -52,8 +53,9 @@ fn text(item: &Item, name: &str) -> Option<String> {
 }
 
 /// The claim a message key item holds.
-pub(crate) fn claim_of(item: &Item) -> Claim {
-    Claim { upto: text(item, attr::CLAIMED), by: text(item, attr::CLAIMED_BY) }
+pub(crate) fn claim_of(item: &Item, segment: Segment) -> Claim {
+    let (claimed, claimed_by) = attr::claim_names(segment);
+    Claim { upto: text(item, &claimed), by: text(item, &claimed_by) }
 }
 
 /// True when an item with a TTL has expired by `now` (DynamoDB deletes expired items within days,
@@ -178,7 +180,7 @@ impl DynamoStore {
         // The entry and its key expire together; one read a moment before the other may find it
         // gone: the message is then the one given now (same key, so the same message).
         let message = entry.as_ref().and_then(|e| text(e, attr::MESSAGE)).unwrap_or_else(|| append.message.to_owned());
-        Ok(Appended { offset, epoch, duplicate: true, message, claim: claim_of(key_item) })
+        Ok(Appended { offset, epoch, duplicate: true, message, claim: claim_of(key_item, Segment::WHOLE) })
     }
 }
 
@@ -252,6 +254,7 @@ impl StreamStore for DynamoStore {
         &self,
         stream: &StreamName,
         key: &MessageKey,
+        segment: Segment,
         seen: &Claim,
         next: &Claim,
         deadline: &Deadline,
@@ -259,6 +262,7 @@ impl StreamStore for DynamoStore {
         let (Some(upto), Some(by)) = (&next.upto, &next.by) else {
             return Err(self.error("UpdateItem", MalformedItem("a claim names its position and its run")));
         };
+        let (claimed, claimed_by) = attr::claim_names(segment);
         let mut request = self
             .client
             .update_item()
@@ -266,8 +270,8 @@ impl StreamStore for DynamoStore {
             .set_key(Some(item_key(stream, keys::stream_message_key(key))))
             .update_expression("SET #claimed = :upto, #claimedBy = :by")
             .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#claimed", attr::CLAIMED)
-            .expression_attribute_names("#claimedBy", attr::CLAIMED_BY)
+            .expression_attribute_names("#claimed", claimed)
+            .expression_attribute_names("#claimedBy", claimed_by)
             .expression_attribute_values(":upto", s(upto.as_str()))
             .expression_attribute_values(":by", s(by.as_str()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
@@ -283,7 +287,7 @@ impl StreamStore for DynamoStore {
             Ok(_) => Ok(ClaimOutcome::Claimed),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => match failed.item() {
-                    Some(item) => Ok(ClaimOutcome::Moved(claim_of(item))),
+                    Some(item) => Ok(ClaimOutcome::Moved(claim_of(item, segment))),
                     None => Err(self.error("UpdateItem", MalformedItem("the message key expired during its fan-out"))),
                 },
                 _ => Err(self.sdk_error("UpdateItem", err)),

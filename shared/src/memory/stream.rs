@@ -7,6 +7,7 @@ use super::{Item, MemoryStore};
 use crate::deadline::Deadline;
 use crate::dynamo::stream::{append_items, claim_of, expired, live_head, published};
 use crate::record::{attr, keys};
+use crate::segment::Segment;
 use crate::store::StoreError;
 use crate::stream::{
     Append, Appended, Claim, ClaimOutcome, Entry, EntryRange, Head, MessageKey, StreamName, StreamStore,
@@ -38,7 +39,7 @@ impl StreamStore for MemoryStore {
                 .get(&slot(append.stream, &keys::stream_entry(offset)))
                 .and_then(|entry| entry.get(attr::MESSAGE)?.as_s().ok().cloned())
                 .unwrap_or_else(|| append.message.to_owned());
-            return Ok(Appended { offset, epoch, duplicate: true, message, claim: claim_of(old) });
+            return Ok(Appended { offset, epoch, duplicate: true, message, claim: claim_of(old, Segment::WHOLE) });
         }
         let head_slot = slot(append.stream, keys::STREAM_HEAD);
         let (offset, epoch) = match live_head(items.get(&head_slot), append.at) {
@@ -60,6 +61,7 @@ impl StreamStore for MemoryStore {
         &self,
         stream: &StreamName,
         key: &MessageKey,
+        segment: Segment,
         seen: &Claim,
         next: &Claim,
         _: &Deadline,
@@ -68,15 +70,16 @@ impl StreamStore for MemoryStore {
         let Some(item) = items.get_mut(&slot(stream, &keys::stream_message_key(key))) else {
             return Err(missing("the message key expired during its fan-out"));
         };
-        let current = claim_of(item);
+        let current = claim_of(item, segment);
         if current != *seen {
             return Ok(ClaimOutcome::Moved(current));
         }
         let (Some(upto), Some(by)) = (&next.upto, &next.by) else {
             return Err(missing("a claim names its position and its run"));
         };
-        item.insert(attr::CLAIMED.into(), aws_sdk_dynamodb::types::AttributeValue::S(upto.clone()));
-        item.insert(attr::CLAIMED_BY.into(), aws_sdk_dynamodb::types::AttributeValue::S(by.clone()));
+        let (claimed, claimed_by) = attr::claim_names(segment);
+        item.insert(claimed, aws_sdk_dynamodb::types::AttributeValue::S(upto.clone()));
+        item.insert(claimed_by, aws_sdk_dynamodb::types::AttributeValue::S(by.clone()));
         Ok(ClaimOutcome::Claimed)
     }
 
