@@ -353,6 +353,15 @@ enum Listing<'a> {
 }
 
 impl Listing<'_> {
+    /// The pacer of a fan-out over this listing.
+    fn pacer(&self, max: u32, max_rate: Option<u32>) -> Pacer {
+        let pacer = Pacer::new(max, max_rate, Instant::now());
+        match self {
+            Self::Audience(_, segment) if !segment.is_whole() => pacer.shared(),
+            _ => pacer,
+        }
+    }
+
     fn target(&self) -> cursor::Target {
         match self {
             Self::Audience(audience, segment) => cursor::Target::Audience((*audience).clone(), *segment),
@@ -694,7 +703,7 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
             Err(refused) => return Outcome::refused(400, refused),
         };
         let mut run = FanOut {
-            pacer: Pacer::new(self.concurrency_max(), self.max_rate, Instant::now()),
+            pacer: listing.pacer(self.concurrency_max(), self.max_rate),
             owed: resume
                 .owed
                 .into_iter()

@@ -691,6 +691,76 @@ fn proc_status_mib(field: &str) -> u64 {
     ws_shared::process::status_mib(None, field).unwrap_or_else(|| panic!("no {field} in /proc/self/status (Linux)"))
 }
 
+/// `SEGMENTS` segments of one fan-out (default 4) run at once against one account quota
+/// (`SEGMENTS_RATE` posts/s, default 1,000, burst a fifth of it; 30 ms per post), each segment
+/// continued with its cursor (invocations of 3 s): docs/design.md §13. Every connection gets the
+/// message once, few requests are refused, and no segment is starved (finishes later than twice
+/// the fastest: the segments' shares are even, so a pacer that let one segment take the quota
+/// from the others would show here). It prints one `segments-bench` line (the rate reached, the
+/// refused share, each segment's time): `scripts/bench.sh segments` reports it, and the test never
+/// asserts a rate. Listed from the in-memory adapter, as the quota test above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_at_once_share_one_quota_deliver_each_connection_once_and_none_is_starved() {
+    let (rate, count, n) = (knob("SEGMENTS_RATE", 1000), knob("SEGMENTS_CONNECTIONS", 8000), knob("SEGMENTS", 4));
+    // Ids spread over the first characters API Gateway's ids start with (the segments split on them).
+    let alphabet: Vec<char> = ('0'..='9').chain('A'..='Z').chain('a'..='z').collect();
+    let ids: Vec<String> = (0..usize::try_from(count).unwrap())
+        .map(|i| format!("{}{}{i:05}=", alphabet[i % 62], alphabet[(i / 62) % 62]))
+        .collect();
+    #[allow(clippy::cast_precision_loss)]
+    let quota = support::Quota::new(rate as f64, (rate / 5) as f64);
+    let standin =
+        StandIn::with_quota(ids.clone(), std::time::Duration::from_millis(30), quota, Vec::<String>::new()).await;
+    let memory = MemoryStore::new();
+    for id in &ids {
+        memory.put_connection(&connection_record(id, "conv-seg", None, None, None), &no_hurry()).await.expect("put");
+    }
+    let responder = responder_on(
+        &config_of(&[("FANOUT_CONCURRENCY", "128")], Some("in-memory")),
+        Some(memory),
+        &Captured::default(),
+    );
+    let mut event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-seg"));
+    event["messageId"] = json!("maintenance-1");
+
+    // WHEN every segment runs at the same time, each to its end
+    let started = Instant::now();
+    let runs = (0..n).map(|k| {
+        let mut event = event.clone();
+        event["segment"] = json!(k);
+        event["segments"] = json!(n);
+        let responder = &responder;
+        async move {
+            let answers =
+                fan_out_until_done_with(async |event, ms| invoke_on(responder, event, ms).await, &event, 3_000).await;
+            (answers, started.elapsed().as_secs_f64())
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let took = started.elapsed().as_secs_f64();
+
+    // THEN each connection got it once, the segments' shares add up, few were refused, none starved
+    let per_id = deliveries(&standin);
+    assert_eq!(per_id.len() as u64, count, "every connection got the message");
+    assert!(per_id.values().all(|&times| times == 1), "a connection got the message twice");
+    let answers: Vec<Value> = results.iter().flat_map(|(answers, _)| answers.clone()).collect();
+    assert_eq!((sum(&answers, "targets"), sum(&answers, "posted"), sum(&answers, "failed")), (count, count, 0));
+    let refused = standin.refused().len() as u64;
+    #[allow(clippy::cast_precision_loss)]
+    let share = refused as f64 / (refused + count) as f64;
+    assert!(share <= 0.15, "{refused} of {} requests refused ({share:.2})", refused + count);
+    let times: Vec<f64> = results.iter().map(|(_, t)| *t).collect();
+    let (fastest, slowest) = times.iter().fold((f64::MAX, 0f64), |(lo, hi), t| (lo.min(*t), hi.max(*t)));
+    assert!(slowest <= 2.0 * fastest, "a segment was starved: finished at {times:?} s");
+    #[allow(clippy::cast_precision_loss)]
+    let ratio = count as f64 / took / rate as f64;
+    println!(
+        "segments-bench segments={n} rate={rate} connections={count} seconds={took:.2} ratio={ratio:.2} \
+         refused={refused} share={share:.3} slowest_over_fastest={:.2} times={times:.2?}",
+        slowest / fastest
+    );
+}
+
 /// Where the quota test lists its conversation from (`QUOTA_TABLE`).
 enum QuotaTable {
     Moto(Harness),
