@@ -35,18 +35,29 @@ def diagnostics(definition: str) -> list:
         machine = json.loads(definition)
     except ValueError as err:
         return [{"severity": "ERROR", "code": "INVALID_JSON_DESCRIPTION", "message": str(err)}]
+    return machine_problems(machine, "")
+
+
+def machine_problems(machine, where: str) -> list:
+    """The problems of one state machine, or of a Map's or Parallel's nested one (`where` names it)."""
     states = machine.get("States") if isinstance(machine, dict) else None
     if not isinstance(states, dict) or not states:
-        return [{"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": "States is missing"}]
+        return [{"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": f"{where}States is missing"}]
     problems = []
     if machine.get("StartAt") not in states:
-        problems.append({"severity": "ERROR", "code": "MISSING_TRANSITION_TARGET", "message": "StartAt names no state"})
+        problems.append({"severity": "ERROR", "code": "MISSING_TRANSITION_TARGET",
+                         "message": f"{where}StartAt names no state"})
     for name, state in states.items():
         targets = [state.get("Next"), state.get("Default")] + [c.get("Next") for c in state.get("Choices", [])]
         for target in filter(None, targets):
             if target not in states:
                 problems.append({"severity": "ERROR", "code": "MISSING_TRANSITION_TARGET",
-                                 "message": f"{name} goes to {target}, which is not a state"})
+                                 "message": f"{where}{name} goes to {target}, which is not a state"})
+        if state.get("Type") == "Map":
+            processor = state.get("ItemProcessor", state.get("Iterator"))
+            problems += machine_problems(processor, f"{where}{name} > ")
+        for i, branch in enumerate(state.get("Branches", []) if state.get("Type") == "Parallel" else []):
+            problems += machine_problems(branch, f"{where}{name}[{i}] > ")
     return problems
 
 

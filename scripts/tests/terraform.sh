@@ -50,6 +50,7 @@ import sys; sys.path.insert(0, "../scripts"); import moto_shim as s
 assert s.diagnostics("{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Pass\", \"Next\": \"B\"}}}")
 assert s.diagnostics("{\"StartAt\": \"B\", \"States\": {\"A\": {\"Type\": \"Succeed\"}}}")
 assert s.diagnostics("not json")
+assert s.diagnostics("{\"StartAt\": \"M\", \"States\": {\"M\": {\"Type\": \"Map\", \"End\": true, \"ItemProcessor\": {\"StartAt\": \"X\", \"States\": {\"A\": {\"Type\": \"Succeed\"}}}}}}")
 assert not s.diagnostics("{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Succeed\"}}}")'
 start_moto_shim
 apply_to_moto() {

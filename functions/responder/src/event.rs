@@ -191,6 +191,8 @@ impl CloseRequest {
         let segment = match (segment_of(event)?, &target) {
             (None, _) => Segment::WHOLE,
             (Some(segment), CloseTarget::Audience(_)) => segment,
+            // One segment is the whole (what a state machine's Map sends every event).
+            (Some(segment), _) if segment.is_whole() => segment,
             (Some(_), _) => return Err(EventError::SegmentOfOne),
         };
         let reason = match (optional_string(event, "reason")?, &target) {
@@ -270,6 +272,7 @@ impl Request {
         };
         let segment = match (segment_of(&event)?, &target) {
             (None, _) => Segment::WHOLE,
+            (Some(segment), Target::One(_)) if segment.is_whole() => segment,
             (Some(_), Target::One(_)) => return Err(EventError::SegmentOfOne),
             (Some(segment), Target::FanOut(_)) => segment,
         };
@@ -498,6 +501,8 @@ mod tests {
             (everyone.target, everyone.segment),
             (CloseTarget::Audience(Audience::All), Segment::new(0, 2).unwrap())
         );
+        let one = json!({"connectionId": "a=", "messageType": "m", "segment": 0, "segments": 1});
+        assert_eq!(Request::parse(one).unwrap().segment, Segment::WHOLE, "one segment is the whole");
         assert!(
             close(json!({"action": "disconnect", "expired": true, "segment": 0, "segments": 2}))
                 .unwrap_err()

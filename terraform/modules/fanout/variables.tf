@@ -26,6 +26,16 @@ variable "max_retries" {
   }
 }
 
+variable "segments" {
+  description = "Segments a fan-out is split into when its input names none (1-100): each is one branch of a Map, all at once, each with its own cursor. docs/runbook.md has how to choose it."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.segments >= 1 && var.segments <= 100 && floor(var.segments) == var.segments
+    error_message = "segments must be a whole number from 1 to 100."
+  }
+}
+
 variable "tags" {
   description = "Tags for the state machine and its role."
   type        = map(string)

@@ -30,6 +30,7 @@ locals {
     LOG_LEVEL                = var.log_level
     CLIENT_INFO              = var.client_info
     MAX_CONNECTIONS_PER_USER = var.max_connections_per_user == null ? null : tostring(var.max_connections_per_user)
+    BROADCAST                = tostring(var.broadcast)
   })
   route_environment = { for name in local.route_functions : name => merge(
     local.defaults[name],
@@ -39,6 +40,7 @@ locals {
   responder_environment = merge(local.defaults["WebSocketResponder"], {
     WS_ENDPOINT = module.api.management_endpoint
     LOG_LEVEL   = var.log_level
+    BROADCAST   = tostring(var.broadcast)
     }, var.fanout ? {
     TABLE_CONNECTIONS = local.table.name
     MARK_GONE         = tostring(var.mark_gone)
@@ -61,7 +63,8 @@ locals {
   responder_permissions = concat(
     [{ actions = ["execute-api:ManageConnections"], resources = concat([module.api.manage_connections_arn, module.api.close_connections_arn], local.peer_manage_connections) }],
     var.fanout ? [
-      { actions = ["dynamodb:Query"], resources = values(local.table.index_arns) },
+      # GSI4 (every live connection) only where broadcasts are on.
+      { actions = ["dynamodb:Query"], resources = [for name, arn in local.table.index_arns : arn if name != "GSI4" || var.broadcast] },
       # UpdateItem: GONE, close reasons, a stream's head and claims; PutItem: a stream's entries and
       # message keys (an append is one TransactWriteItems of both); GetItem: a stream's head.
       { actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = [local.table.arn] },
@@ -211,6 +214,7 @@ module "fanout_state_machine" {
 
   name          = "${var.name_prefix}-fanout"
   responder_arn = module.responder.arn
+  segments      = var.fanout_segments
   tags          = local.tags
 }
 

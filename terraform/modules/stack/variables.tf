@@ -49,6 +49,18 @@ variable "fanout" {
   default     = true
 }
 
+variable "broadcast" {
+  description = "true: ConnectFunction writes each live connection's entry in GSI4 (one index write per connect and per close) and WebSocketResponder answers {\"all\": true} (broadcast). false: neither; a broadcast is a 400 (docs/design.md §13)."
+  type        = bool
+  default     = true
+}
+
+variable "fanout_segments" {
+  description = "Segments the sample state machine splits a fan-out into when its input names none (1-100); see docs/runbook.md."
+  type        = number
+  default     = 1
+}
+
 variable "fanout_state_machine" {
   description = "Also deploy the sample Step Functions state machine (modules/fanout) that invokes WebSocketResponder and continues each fan-out with its cursor until done."
   type        = bool

@@ -9,7 +9,7 @@ output "arn" {
 }
 
 output "index_arns" {
-  description = "ARNs of GSI1 (by conversation), GSI2 (by user) and GSI3 (live connections by token expiry)."
+  description = "ARNs of GSI1 (by conversation), GSI2 (by user), GSI3 (live connections by token expiry) and GSI4 (every live connection, for a broadcast)."
   value       = { for name in local.indexes : name => "${aws_dynamodb_table.this.arn}/index/${name}" }
 }
 

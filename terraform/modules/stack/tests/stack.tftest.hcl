@@ -64,8 +64,9 @@ run "every_role_has_exactly_its_actions_on_exact_arns" {
       "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI1",
       "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI2",
       "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI3",
+      "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI4",
     ]])
-    error_message = "The responder may Query only the three indexes (conversation, user, token expiry)."
+    error_message = "The responder may Query only the four indexes (conversation, user, token expiry, live)."
   }
 
   assert {
@@ -146,6 +147,32 @@ run "the_expiry_sweep_can_be_turned_off" {
   assert {
     condition     = output.expiry_sweep == null
     error_message = "expiry_sweep = false deploys no schedule."
+  }
+}
+
+run "broadcasts_are_on_by_default_and_off_leaves_gsi4_unwritten_and_unread" {
+  command = apply
+
+  assert {
+    condition     = output.environment.ConnectFunction.BROADCAST == "true" && output.environment.WebSocketResponder.BROADCAST == "true"
+    error_message = "By default ConnectFunction writes GSI4 and the responder broadcasts."
+  }
+}
+
+run "broadcast_off" {
+  command = apply
+  variables {
+    broadcast = false
+  }
+
+  assert {
+    condition     = output.environment.ConnectFunction.BROADCAST == "false" && output.environment.WebSocketResponder.BROADCAST == "false"
+    error_message = "broadcast = false reaches both functions."
+  }
+
+  assert {
+    condition     = !contains(flatten([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Resource if contains(s.Action, "dynamodb:Query")]), "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/index/GSI4")
+    error_message = "Without broadcasts the responder may not Query GSI4."
   }
 }
 

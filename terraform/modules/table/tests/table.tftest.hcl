@@ -19,8 +19,9 @@ run "the_schema_is_design_section_2" {
       GSI1 = ["gsi1pk", "gsi1sk", "INCLUDE"]
       GSI2 = ["gsi2pk", "gsi2sk", "INCLUDE"]
       GSI3 = ["gsi3pk", "gsi3sk", "INCLUDE"]
+      GSI4 = ["gsi4pk", "gsi4sk", "INCLUDE"]
     })
-    error_message = "GSI1 (conversation), GSI2 (user) and GSI3 (token expiry) must be keyed as in shared/src/record.rs."
+    error_message = "GSI1 (conversation), GSI2 (user), GSI3 (token expiry) and GSI4 (live, for a broadcast) must be keyed as in shared/src/record.rs."
   }
 
   assert {
@@ -100,6 +101,8 @@ run "provisioned_scales_the_table_and_every_index" {
       "table/ws-connection-test-connections/index/GSI2 dynamodb:index:WriteCapacityUnits 5-50",
       "table/ws-connection-test-connections/index/GSI3 dynamodb:index:ReadCapacityUnits 5-100",
       "table/ws-connection-test-connections/index/GSI3 dynamodb:index:WriteCapacityUnits 5-50",
+      "table/ws-connection-test-connections/index/GSI4 dynamodb:index:ReadCapacityUnits 5-100",
+      "table/ws-connection-test-connections/index/GSI4 dynamodb:index:WriteCapacityUnits 5-50",
     ])
     error_message = "Reads and writes of the table and every index scale within the bounds."
   }
