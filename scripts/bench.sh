@@ -30,6 +30,10 @@
 #            takes at 30 ms per post (at least 128): 20,000
 #            connections (QUOTA_CONNECTIONS) at 500 and 5,000 posts/s; posts/s ÷ quota, refused
 #            share, invocations. Target ≥ 0.8× the quota with ≤ 15 % refused.
+#   segments a broadcast to 100,000 connections (SEGMENTS_CONNECTIONS; in-memory listing) in 1, 2, 4
+#            and 8 segments at once against a stand-in quota of 10,000 posts/s (SEGMENTS_RATE):
+#            time, share of the quota, refused, slowest ÷ fastest segment, CPU per post; and the
+#            projection to 1,000,000 connections on Lambda at 256 MB and 1,769 MB.
 #   local    the local stack (release ws-local + release function binaries + moto with the table
 #            from terraform/envs/local), driven by local/examples/load.rs: connect → record
 #            latency p50/p99 (authorizer + ConnectFunction + the DynamoDB put); posts/s through
@@ -64,7 +68,7 @@ chart() {
 }
 
 sections=("$@")
-((${#sections[@]})) || sections=(build coldstart fanout resume fanout-cpu fanout-quota local client)
+((${#sections[@]})) || sections=(build coldstart fanout resume fanout-cpu fanout-quota segments local client)
 artifacts=(python3 "$ROOT/scripts/lambda_artifacts.py")
 functions() { "${artifacts[@]}" functions lambda.manifest.json | awk -F'\t' '$1 == "function" { print $2 }'; }
 mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1048576:.2f} MiB')" "$1"; }
@@ -248,6 +252,32 @@ PY
   write_section fanout "$out"
 }
 
+bench_client() {
+  local out="$work/client.md"
+  start_moto
+  log "the client library in headless Chromium against ws-local (debug binaries, as the e2e tests run them)"
+  cargo build --locked --workspace --bins >&2
+  npm_ci clients/js
+  (cd clients/js && npx tsc -p tsconfig.json)
+  npm_ci local/parity
+  ensure_chromium
+  DYNAMODB_ENDPOINT="$MOTO_ENDPOINT" node clients/js/e2e/bench.mjs >"$results/client.json" \
+    || die "clients/js/e2e/bench.mjs failed"
+  python3 - "$(machine)" "$results/client.json" > "$out" <<'PY'
+import json, sys
+machine, r = sys.argv[1], json.load(open(sys.argv[2]))
+print("## The client library in a browser\n")
+print(f"{machine}. `clients/js/e2e/bench.mjs`: `@ws-connection/client` in headless Chromium against ws-local.")
+print(f"{r['drops']} network drops (ws-local cuts the TCP connection, the page sees 1006): time from the drop to the")
+print("library's `resumed` event on its new connection (the backoff's random wait, base 500 ms, is most of it). Then")
+print(f"{r['messages']:,} stream envelopes handed to the library by a socket in the page, every tenth also twice (a resume's")
+print("duplicate): the library's own parse, order and dispatch, from the first frame to the last delivery.\n")
+print("| drop → resumed, p50 | p90 | messages delivered per second in the tab |\n|---:|---:|---:|")
+print(f"| {r['dropToResumedP50']:.0f} ms | {r['dropToResumedP90']:.0f} ms | {r['deliveredPerSecond']:,} |")
+PY
+  write_section client "$out"
+}
+
 bench_resume() {
   local out="$work/resume.md" times
   start_moto
@@ -311,6 +341,56 @@ print("The wall time is bounded by the stand-ins (moto's Query pages, a Python H
 PY
   chart fanout-cpu "CPU per post and fan-out time, ours and Node's: every round of this run" >>"$out"
   write_section fanout-cpu "$out"
+}
+
+bench_segments() {
+  local out="$work/segments.md" n count="${SEGMENTS_CONNECTIONS:-100000}" rate="${SEGMENTS_RATE:-10000}"
+  rm -f "$results"/segments-*.json
+  for n in 1 2 4 8; do
+    log "a broadcast to $count connections in $n segments against a quota of $rate posts/s (release test build)"
+    SEGMENTS="$n" SEGMENTS_RATE="$rate" SEGMENTS_CONNECTIONS="$count" SEGMENTS_RESULT="$results/segments-$n.json" \
+      cargo test --release -p ws-responder --test responder segments_at_once -- --nocapture 2>/dev/null \
+      | grep '^segments-bench ' >&2 || die "the segments benchmark with $n segments failed"
+  done
+  python3 - "$(machine)" "$results" > "$out" <<'PY'
+import json, math, os, sys
+machine, results = sys.argv[1], sys.argv[2]
+runs = sorted((json.load(open(os.path.join(results, f))) for f in os.listdir(results) if f.startswith("segments-")),
+              key=lambda r: r["segments"])
+print("## A broadcast in segments at the account's quota\n")
+print(f"{machine}. `{{\"all\": true}}` to {runs[0]['connections']:,} connections listed from the in-memory table adapter,")
+print(f"split into n segments that run at once (release test build, one process), each continued with its cursor")
+print(f"(invocations of 3 s, at most 128 posts in flight per segment), against one stand-in quota of {runs[0]['rate']:,} posts/s")
+print("(burst a fifth of a second) at 30 ms per post, as an account's Management API. Every connection got the broadcast")
+print("exactly once in each run (the test asserts it). CPU per post is the whole process's (user + system): the")
+print("responder, the stand-in (which verifies each request's SigV4 signature) and the in-memory listing, so an upper")
+print("bound for the responder's own.\n")
+print("| segments | time | posts/s ÷ quota | refused | slowest ÷ fastest segment | CPU per post (process) | invocations |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
+for r in runs:
+    times = r["segment_seconds"]
+    print(f"| {r['segments']} | {r['seconds']:.1f} s | {r['ratio']:.2f}× | {r['refused']:,} ({r['share'] * 100:.1f} %) | "
+          f"{max(times) / min(times):.2f} | {r['cpu_us_per_post']:.0f} µs | {r['invocations']} |")
+cpu = min(r["cpu_us_per_post"] for r in runs)
+print("\n### Projection: 1,000,000 connections on Lambda\n")
+print(f"Each segment is bounded by its CPU (Lambda gives a function memory/1,769 MB of one vCPU; at {cpu:.0f} µs per post,")
+print("this run's lowest figure, an upper bound) and by its posts in flight (128 at 30 ms: 4,267/s); together by the")
+print("quota (10,000/s per account and region; 5,000 burst and 2,500 in newer regions). Time = 1,000,000 ÷ the lowest")
+print("of n × per-segment rate and the quota; Lambda cost at $0.0000166667 per GB-s (x86; arm64 is 20 % less), every")
+print("segment running the whole time.\n")
+print("| memory | per segment | n to reach 10,000/s | time with n = 1 | time with that n | GB-s (that n) | cost |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
+for memory in (256, 1769):
+    share = memory / 1769
+    per_segment = min(share / (cpu / 1e6), 128 / 0.030)
+    n = math.ceil(10_000 / per_segment)
+    t1 = 1_000_000 / min(per_segment, 10_000)
+    tn = 1_000_000 / min(n * per_segment, 10_000)
+    gbs = n * tn * memory / 1024
+    print(f"| {memory:,} MB | {per_segment:,.0f} posts/s | {n} | {t1:,.0f} s | {tn:,.0f} s | {gbs:,.0f} | ${gbs * 0.0000166667:.4f} |")
+PY
+  chart segments "A broadcast in 1, 2, 4 and 8 segments: each segment's end and the share of the quota reached" >>"$out"
+  write_section segments "$out"
 }
 
 bench_fanout_quota() {
@@ -435,8 +515,9 @@ for section in "${sections[@]}"; do
     client) bench_client ;;
     fanout-cpu) bench_fanout_cpu ;;
     fanout-quota) bench_fanout_quota ;;
+    segments) bench_segments ;;
     local) bench_local ;;
-    *) die "unknown section '$section'; use: build coldstart fanout resume fanout-cpu fanout-quota local client" ;;
+    *) die "unknown section '$section'; use: build coldstart fanout resume fanout-cpu fanout-quota segments local client" ;;
   esac
   # Each section's servers stop with it: an idle moto holding 20,000 items, or one still
   # taking the $disconnects of 10,000 closed sockets, would load the next section's measures.

@@ -7,7 +7,6 @@ mod support;
 
 use std::time::Duration;
 
-use futures_util::SinkExt as _;
 use serde_json::{Value, json};
 use support::{Socket, Stack, manifest_edited, next_close, next_text};
 use tokio_tungstenite::tungstenite::Message;
@@ -127,7 +126,10 @@ async fn with_broadcast_off_a_broadcast_is_a_clear_400_and_connects_write_no_liv
     let (status, _, answer) =
         stack.invoke("WebSocketResponder", &json!({"all": true, "messageType": "system", "payload": {}})).await;
     assert_eq!((status, answer["statusCode"].as_u64()), (200, Some(400)), "{answer}");
-    assert!(answer["error"].as_str().unwrap().starts_with("this stage does not broadcast (BROADCAST=false"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with("this stage does not broadcast (BROADCAST=false"),
+        "{answer}"
+    );
     // A post to the conversation still works.
     let (_, _, answer) = stack
         .invoke(

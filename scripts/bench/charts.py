@@ -6,6 +6,7 @@ date or random ids in the files, so a chart changes only when its numbers do).
   charts.py fanout-cpu RESULTS_DIR OUT.svg     CPU per post, ours and Node's
   charts.py fanout-quota RESULTS_DIR OUT.svg   posts taken and refused per 100 ms against each quota
   charts.py local RESULTS_DIR OUT.svg          ws-local: connect latency, fan-out times, idle sockets
+  charts.py segments RESULTS_DIR OUT.svg       a broadcast in n segments: time and share of the quota
 """
 
 import json
@@ -113,7 +114,29 @@ def local(results, out):
     save(fig, out)
 
 
-CHARTS = {"coldstart": coldstart, "fanout-cpu": fanout_cpu, "fanout-quota": fanout_quota, "local": local}
+def segments(results, out):
+    runs = sorted((load(results, name) for name in os.listdir(results) if name.startswith("segments-")),
+                  key=lambda r: r["segments"])
+    ns = [r["segments"] for r in runs]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3))
+    for r in runs:
+        left.scatter([r["segments"]] * len(r["segment_seconds"]), r["segment_seconds"], s=12, color=OURS, alpha=0.6)
+    left.plot(ns, [r["seconds"] for r in runs], color=OURS, marker="o", label="whole broadcast")
+    left.set_xscale("log", base=2)
+    left.set_xticks(ns, [str(n) for n in ns])
+    left.set_xlabel("segments")
+    left.set_ylabel("seconds (dots: each segment's end)")
+    left.legend(frameon=False)
+    right.bar([str(n) for n in ns], [r["ratio"] for r in runs], color=OURS)
+    right.axhline(1.0, color=QUOTA, linestyle="--", linewidth=1)
+    right.axhline(0.8, color=QUOTA, linestyle=":", linewidth=1)
+    right.set_xlabel("segments")
+    right.set_ylabel("posts/s ÷ quota")
+    fig.suptitle(f"A broadcast to {runs[0]['connections']:,} connections, quota {runs[0]['rate']:,}/s, 30 ms per post")
+    save(fig, out)
+
+
+CHARTS = {"coldstart": coldstart, "fanout-cpu": fanout_cpu, "fanout-quota": fanout_quota, "local": local, "segments": segments}
 
 if __name__ == "__main__":
     if len(sys.argv) != 4 or sys.argv[1] not in CHARTS:

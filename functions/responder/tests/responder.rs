@@ -691,14 +691,16 @@ fn proc_status_mib(field: &str) -> u64 {
     ws_shared::process::status_mib(None, field).unwrap_or_else(|| panic!("no {field} in /proc/self/status (Linux)"))
 }
 
-/// `SEGMENTS` segments of one fan-out (default 4) run at once against one account quota
+/// `SEGMENTS` segments of one broadcast (default 4) run at once against one account quota
 /// (`SEGMENTS_RATE` posts/s, default 1,000, burst a fifth of it; 30 ms per post), each segment
-/// continued with its cursor (invocations of 3 s): docs/design.md §13. Every connection gets the
+/// continued with its cursor (invocations of 3 s, `SEGMENTS_CONCURRENCY` posts in flight at most,
+/// default 128): docs/design.md §13. Every connection gets the
 /// message once, few requests are refused, and no segment is starved (finishes later than twice
 /// the fastest: the segments' shares are even, so a pacer that let one segment take the quota
 /// from the others would show here). It prints one `segments-bench` line (the rate reached, the
-/// refused share, each segment's time): `scripts/bench.sh segments` reports it, and the test never
-/// asserts a rate. Listed from the in-memory adapter, as the quota test above.
+/// refused share, each segment's time, the process's CPU per post), and with `SEGMENTS_RESULT=FILE`
+/// writes them as JSON: `scripts/bench.sh segments` reports them; the test never asserts a rate.
+/// Listed from the in-memory adapter, as the quota test above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_at_once_share_one_quota_deliver_each_connection_once_and_none_is_starved() {
     let (rate, count, n) = (knob("SEGMENTS_RATE", 1000), knob("SEGMENTS_CONNECTIONS", 8000), knob("SEGMENTS", 4));
@@ -715,13 +717,13 @@ async fn segments_at_once_share_one_quota_deliver_each_connection_once_and_none_
     for id in &ids {
         memory.put_connection(&connection_record(id, "conv-seg", None, None, None), &no_hurry()).await.expect("put");
     }
-    let responder = responder_on(
-        &config_of(&[("FANOUT_CONCURRENCY", "128")], Some("in-memory")),
-        Some(memory),
-        &Captured::default(),
-    );
+    let concurrency = knob("SEGMENTS_CONCURRENCY", 128).to_string();
+    let config = config_of(&[("FANOUT_CONCURRENCY", concurrency.as_str())], Some("in-memory"));
+    let responder = responder_on(&config, Some(memory), &Captured::default());
     let mut event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-seg"));
-    event["messageId"] = json!("maintenance-1");
+    event.as_object_mut().unwrap().remove("conversationId");
+    event["all"] = json!(true);
+    let cpu_before = process_cpu_seconds();
 
     // WHEN every segment runs at the same time, each to its end
     let started = Instant::now();
@@ -738,6 +740,7 @@ async fn segments_at_once_share_one_quota_deliver_each_connection_once_and_none_
     });
     let results = futures_util::future::join_all(runs).await;
     let took = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu_before;
 
     // THEN each connection got it once, the segments' shares add up, few were refused, none starved
     let per_id = deliveries(&standin);
@@ -754,11 +757,32 @@ async fn segments_at_once_share_one_quota_deliver_each_connection_once_and_none_
     assert!(slowest <= 2.0 * fastest, "a segment was starved: finished at {times:?} s");
     #[allow(clippy::cast_precision_loss)]
     let ratio = count as f64 / took / rate as f64;
+    #[allow(clippy::cast_precision_loss)]
+    let cpu_us_per_post = cpu * 1e6 / count as f64;
     println!(
         "segments-bench segments={n} rate={rate} connections={count} seconds={took:.2} ratio={ratio:.2} \
-         refused={refused} share={share:.3} slowest_over_fastest={:.2} times={times:.2?}",
+         refused={refused} share={share:.3} slowest_over_fastest={:.2} cpu_us_per_post={cpu_us_per_post:.1} \
+         times={times:.2?}",
         slowest / fastest
     );
+    if let Ok(path) = std::env::var("SEGMENTS_RESULT") {
+        let result = json!({
+            "segments": n, "rate": rate, "connections": count, "seconds": took, "ratio": ratio,
+            "refused": refused, "share": share, "segment_seconds": times, "cpu_us_per_post": cpu_us_per_post,
+            "invocations": answers.len(),
+        });
+        std::fs::write(&path, result.to_string()).unwrap_or_else(|e| panic!("SEGMENTS_RESULT {path}: {e}"));
+    }
+}
+
+/// The CPU time (user + system, every thread) this process has used, from `/proc/self/stat` (in
+/// clock ticks of 1/100 s, Linux's `USER_HZ`).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat (Linux)");
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("a stat line").1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
 }
 
 /// Where the quota test lists its conversation from (`QUOTA_TABLE`).
