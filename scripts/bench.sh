@@ -269,7 +269,8 @@ machine, r = sys.argv[1], json.load(open(sys.argv[2]))
 print("## The client library in a browser\n")
 print(f"{machine}. `clients/js/e2e/bench.mjs`: `@ws-connection/client` in headless Chromium against ws-local.")
 print(f"{r['drops']} network drops (ws-local cuts the TCP connection, the page sees 1006): time from the drop to the")
-print("library's `resumed` event on its new connection (the backoff's random wait, base 500 ms, is most of it). Then")
+print("library's `resumed` event on its new connection, each drop 1.2 s after the last resume (the client runs with")
+print("`resetBackoffAfter: 1000`, so every drop is a first retry: a random wait of 0–500 ms, then connect and resume). Then")
 print(f"{r['messages']:,} stream envelopes handed to the library by a socket in the page, every tenth also twice (a resume's")
 print("duplicate): the library's own parse, order and dispatch, from the first frame to the last delivery.\n")
 print("| drop → resumed, p50 | p90 | messages delivered per second in the tab |\n|---:|---:|---:|")
@@ -371,23 +372,33 @@ for r in runs:
     times = r["segment_seconds"]
     print(f"| {r['segments']} | {r['seconds']:.1f} s | {r['ratio']:.2f}× | {r['refused']:,} ({r['share'] * 100:.1f} %) | "
           f"{max(times) / min(times):.2f} | {r['cpu_us_per_post']:.0f} µs | {r['invocations']} |")
-cpu = min(r["cpu_us_per_post"] for r in runs)
+process_cpu = min(r["cpu_us_per_post"] for r in runs)
+print(f"\nOn this machine the broadcast is bound by its 2 cores, shared by the responder and the stand-in: "
+      f"{process_cpu:.0f} µs of")
+print("CPU per post at best, about 11,000 posts/s of two cores, which the run reaches as the segments add up; one")
+print("segment alone is bound by its 128 posts in flight at 30 ms. On Lambda each segment has its own CPU.")
+fanout_cpu = os.path.join(results, "fanout-cpu.json")
+own = json.load(open(fanout_cpu))["contestants"]["WebSocketResponder"]["cpu_us_per_post"]["median"] \
+    if os.path.exists(fanout_cpu) else None
 print("\n### Projection: 1,000,000 connections on Lambda\n")
-print(f"Each segment is bounded by its CPU (Lambda gives a function memory/1,769 MB of one vCPU; at {cpu:.0f} µs per post,")
-print("this run's lowest figure, an upper bound) and by its posts in flight (128 at 30 ms: 4,267/s); together by the")
-print("quota (10,000/s per account and region; 5,000 burst and 2,500 in newer regions). Time = 1,000,000 ÷ the lowest")
-print("of n × per-segment rate and the quota; Lambda cost at $0.0000166667 per GB-s (x86; arm64 is 20 % less), every")
-print("segment running the whole time.\n")
-print("| memory | per segment | n to reach 10,000/s | time with n = 1 | time with that n | GB-s (that n) | cost |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
-for memory in (256, 1769):
-    share = memory / 1769
-    per_segment = min(share / (cpu / 1e6), 128 / 0.030)
-    n = math.ceil(10_000 / per_segment)
-    t1 = 1_000_000 / min(per_segment, 10_000)
-    tn = 1_000_000 / min(n * per_segment, 10_000)
-    gbs = n * tn * memory / 1024
-    print(f"| {memory:,} MB | {per_segment:,.0f} posts/s | {n} | {t1:,.0f} s | {tn:,.0f} s | {gbs:,.0f} | ${gbs * 0.0000166667:.4f} |")
+print("Each segment is bounded by its CPU (Lambda gives a function memory/1,769 MB of one vCPU) and by its posts in")
+print("flight (128 at 30 ms: 4,267/s); together by the quota (10,000/s per account and region; 5,000 burst, 2,500 in")
+print("newer regions). Time = 1,000,000 ÷ the lowest of n × per-segment rate and the quota; n = what reaches the quota;")
+print("Lambda cost at $0.0000166667 per GB-s (x86; arm64 is 20 % less), every segment running the whole time. Two CPU")
+print("figures: the responder's own (the fan-out CPU section, `fanout-cpu.json`, when present) and this run's whole")
+print("process (an upper bound).\n")
+print("| CPU per post | memory | per segment | n to reach 10,000/s | time with n = 1 | time with that n | GB-s (that n) | Lambda cost |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+figures = ([(f"{own:.0f} µs (responder)", own)] if own else []) + [(f"{process_cpu:.0f} µs (process)", process_cpu)]
+for label, cpu in figures:
+    for memory in (256, 1769):
+        per_segment = min(memory / 1769 / (cpu / 1e6), 128 / 0.030)
+        n = math.ceil(10_000 / per_segment)
+        t1 = 1_000_000 / min(per_segment, 10_000)
+        tn = 1_000_000 / min(n * per_segment, 10_000)
+        gbs = n * tn * memory / 1024
+        print(f"| {label} | {memory:,} MB | {per_segment:,.0f} posts/s | {n} | {t1:,.0f} s | {tn:,.0f} s | {gbs:,.0f} | "
+              f"${gbs * 0.0000166667:.4f} |")
 PY
   chart segments "A broadcast in 1, 2, 4 and 8 segments: each segment's end and the share of the quota reached" >>"$out"
   write_section segments "$out"
