@@ -47,6 +47,10 @@ impl Poster for AlwaysGone {
     async fn close(&self, _: &Endpoint, _: &ConnectionId, _: Duration) -> Result<(), PostError> {
         Err(PostError::Gone)
     }
+
+    async fn check(&self, _: &Endpoint, _: &ConnectionId, _: Duration) -> Result<(), PostError> {
+        Err(PostError::Gone)
+    }
 }
 
 /// The three table-writing handlers over one store, on the fixed test clock.

@@ -38,7 +38,7 @@ use crate::id::{ConnectionId, ConversationId, UserId};
 use crate::record::{ConnectionRecord, ConnectionStatus, Disconnection, Route, Tombstone, attr, keys};
 use crate::store::{
     Audience, AudienceIndex, ConnectionStore, DisconnectOutcome, Existing, ExpiredPage, GoneOutcome, LiveConnection,
-    Page, Part, PutOutcome, StoreError,
+    Member, Page, Part, PutOutcome, StoreError,
 };
 
 /// The least time one attempt may take before it is cut and retried. DynamoDB answers in
@@ -283,6 +283,22 @@ fn routes(items: &[HashMap<String, AttributeValue>]) -> HashMap<ConnectionId, Ro
         .collect()
 }
 
+/// Whose each listed connection is and since when (what a presence query reads), by connection.
+pub(crate) fn members(
+    items: &[impl std::borrow::Borrow<HashMap<String, AttributeValue>>],
+) -> HashMap<ConnectionId, Member> {
+    items
+        .iter()
+        .filter_map(|item| {
+            let item = item.borrow();
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            let id = ConnectionId::parse(text(attr::CONNECTION_ID)?).ok()?;
+            let user_id = text(attr::USER_ID).and_then(|u| UserId::parse(u).ok());
+            Some((id, Member { user_id, connected_at: text(attr::CONNECTED_AT) }))
+        })
+        .collect()
+}
+
 /// A stored item that does not have the shape this code writes.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed item: {0}")]
@@ -320,7 +336,7 @@ impl DynamoStore {
 }
 
 /// What a listing reads of each index entry: the connection and where it lives.
-const LISTED: &str = "#connectionId, #apiId, #stage, #region";
+const LISTED: &str = "#connectionId, #apiId, #stage, #region, #userId, #connectedAt";
 
 impl DynamoStore {
     /// A page of at most `limit` entries of `index` that keeps `CONNECTED` ones, with the names
@@ -341,6 +357,8 @@ impl DynamoStore {
             .expression_attribute_names("#apiId", attr::API_ID)
             .expression_attribute_names("#stage", attr::STAGE)
             .expression_attribute_names("#region", attr::REGION)
+            .expression_attribute_names("#userId", attr::USER_ID)
+            .expression_attribute_names("#connectedAt", attr::CONNECTED_AT)
             .expression_attribute_values(":connected", s(ConnectionStatus::Connected.as_str()))
     }
 
@@ -526,7 +544,7 @@ impl ConnectionStore for DynamoStore {
                     .ok_or_else(|| self.error("Query", MalformedItem("the last evaluated key has no CONN# pk")))
             })
             .transpose()?;
-        Ok(Page { ids, routes: routes(output.items()), resume_after })
+        Ok(Page { ids, routes: routes(output.items()), members: members(output.items()), resume_after })
     }
 
     async fn expired_page(

@@ -182,7 +182,7 @@ impl ConnectionStore for MemoryStore {
             .collect();
         let ids =
             connected.iter().filter_map(|item| ConnectionId::parse(text(item, attr::CONNECTION_ID)?).ok()).collect();
-        Ok(Page { ids, routes: routes(&connected), resume_after })
+        Ok(Page { ids, routes: routes(&connected), members: dynamo::members(&connected), resume_after })
     }
 
     async fn mark_gone(

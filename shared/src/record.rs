@@ -299,11 +299,20 @@ mod tests {
             assert_eq!(indexes[index]["range_key"], sk, "{index}");
         }
         assert_eq!(schema["ttl_attribute"], attr::TTL);
-        // A fan-out reads the connection id and where it lives, and filters on the status
-        // (dynamo.rs's Query), so the indexes must project exactly those.
+        // A fan-out reads the connection id and where it lives, and filters on the status; a
+        // presence query reads whose it is and since when (dynamo.rs's Query), so the indexes
+        // must project exactly those.
         assert_eq!(
             schema["index_projection"],
-            serde_json::json!([attr::CONNECTION_ID, attr::STATUS, attr::API_ID, attr::STAGE, attr::REGION])
+            serde_json::json!([
+                attr::CONNECTION_ID,
+                attr::STATUS,
+                attr::API_ID,
+                attr::STAGE,
+                attr::REGION,
+                attr::USER_ID,
+                attr::CONNECTED_AT
+            ])
         );
     }
 }

@@ -134,9 +134,20 @@ pub struct Page {
     /// Where each listed connection lives, for those whose record says (written by a
     /// `ConnectFunction` that records it; older records have no route).
     pub routes: std::collections::HashMap<ConnectionId, Route>,
+    /// Whose each listed connection is and since when (a presence query's answer).
+    pub members: std::collections::HashMap<ConnectionId, Member>,
     /// Where the next page starts (after this connection, in index order); `None` when the index
     /// has no more entries for the audience.
     pub resume_after: Option<ConnectionId>,
+}
+
+/// Whose a listed connection is and since when, as its record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The authorizer's principal (absent: nobody authenticated it and it named no user).
+    pub user_id: Option<UserId>,
+    /// When API Gateway accepted it (ISO 8601, milliseconds, UTC).
+    pub connected_at: Option<String>,
 }
 
 /// One page of GSI3: live connections whose token expired, with each one's sort key (where a

@@ -90,8 +90,10 @@ pub enum EventError {
     IsFinal,
     #[error(transparent)]
     Cursor(#[from] CursorError),
-    #[error("action must be \"disconnect\" (or absent: the event is a post)")]
+    #[error("action must be \"disconnect\" or \"presence\" (or absent: the event is a post)")]
     UnknownAction,
+    #[error("presence names one conversationId or one userId (nothing else)")]
+    PresenceTarget,
     #[error(
         "a disconnect names one target: connectionId, conversationId or userId, \"all\": true for every \
          connection, or \"expired\": true for every connection whose token has expired"
@@ -119,6 +121,35 @@ pub const MAX_REASON: usize = 256;
 pub enum Invocation {
     Post(Request),
     Close(CloseRequest),
+    /// `{"action":"presence", …}`: who is online in a conversation or of a user.
+    Presence(PresenceRequest),
+}
+
+/// A validated `{"action":"presence", "conversationId"|"userId", "cursor"?}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceRequest {
+    pub audience: Audience,
+    pub ws_endpoint: Option<String>,
+    pub context: Option<(String, String)>,
+    pub cursor: Option<String>,
+}
+
+impl PresenceRequest {
+    fn parse(event: &Map<String, Value>) -> Result<Self, EventError> {
+        let conversation = optional_string(event, "conversationId")?.map(ConversationId::parse).transpose()?;
+        let user = optional_string(event, "userId")?.map(UserId::parse).transpose()?;
+        let audience = match (conversation, user, event.get("connectionId"), event.get("all")) {
+            (Some(id), None, None, None) => Audience::Conversation(id),
+            (None, Some(id), None, None) => Audience::User(id),
+            _ => return Err(EventError::PresenceTarget),
+        };
+        Ok(Self {
+            audience,
+            ws_endpoint: optional_string(event, "wsEndpoint")?,
+            context: context_of(event),
+            cursor: cursor_of(event)?,
+        })
+    }
 }
 
 /// Whose connections a disconnect closes.
@@ -149,6 +180,7 @@ impl Invocation {
         match object.get("action") {
             None | Some(Value::Null) => Request::parse(event).map(Self::Post),
             Some(Value::String(action)) if action == "disconnect" => CloseRequest::parse(object).map(Self::Close),
+            Some(Value::String(action)) if action == "presence" => PresenceRequest::parse(object).map(Self::Presence),
             Some(_) => Err(EventError::UnknownAction),
         }
     }
@@ -447,8 +479,8 @@ mod tests {
                 json!({"action": "disconnect", "userId": "u", "reason": "x".repeat(257)}),
                 "reason must be a string of 1 to 256",
             ),
-            (json!({"action": "close", "userId": "u"}), "action must be \"disconnect\""),
-            (json!({"action": 1, "userId": "u"}), "action must be \"disconnect\""),
+            (json!({"action": "close", "userId": "u"}), "action must be \"disconnect\" or \"presence\""),
+            (json!({"action": 1, "userId": "u"}), "action must be \"disconnect\" or \"presence\""),
         ] {
             let err = parse(event.clone()).unwrap_err();
             assert!(err.starts_with(message), "{event}: {err}");
@@ -508,6 +540,33 @@ mod tests {
                 .unwrap_err()
                 .starts_with("segment and segments split a fan-out")
         );
+    }
+
+    #[test]
+    fn presence_names_one_conversation_or_one_user() {
+        let parse = |event: Value| match Invocation::parse(event) {
+            Ok(Invocation::Presence(presence)) => Ok(presence),
+            Ok(other) => panic!("not presence: {other:?}"),
+            Err(err) => Err(err.to_string()),
+        };
+        let conversation = parse(json!({"action": "presence", "conversationId": "c-1"})).unwrap();
+        assert_eq!(conversation.audience, Audience::Conversation(ConversationId::parse("c-1").unwrap()));
+        assert_eq!(
+            parse(json!({"action": "presence", "userId": "u"})).unwrap().audience,
+            Audience::User(UserId::parse("u").unwrap())
+        );
+        for event in [
+            json!({"action": "presence"}),
+            json!({"action": "presence", "conversationId": "c", "userId": "u"}),
+            json!({"action": "presence", "connectionId": "a="}),
+            json!({"action": "presence", "all": true}),
+        ] {
+            assert_eq!(
+                parse(event.clone()).unwrap_err(),
+                "presence names one conversationId or one userId (nothing else)",
+                "{event}"
+            );
+        }
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub mod endpoint;
 pub mod event;
 pub mod management;
 pub mod pacing;
+pub mod presence;
 pub mod publish;
 pub mod sigv4;
 
@@ -91,6 +92,7 @@ pub const FANOUT_MAX_RATE: &str = "FANOUT_MAX_RATE";
 pub const TLS_ROOTS: &str = "TLS_ROOTS";
 pub const STREAM_RETENTION_MINUTES: &str = "STREAM_RETENTION_MINUTES";
 pub const STREAMS: &str = "STREAMS";
+pub const PRESENCE_STALE_MINUTES: &str = "PRESENCE_STALE_MINUTES";
 
 /// The `error` of a `410`: what it means and what to check.
 /// The answer to a broadcast where `BROADCAST=false`.
@@ -141,6 +143,9 @@ pub struct Config {
     /// `BROADCAST`: `"all": true` reaches every live connection (GSI4, which `ConnectFunction`
     /// writes with the same setting); `false`: a broadcast is refused (400).
     pub broadcast: bool,
+    /// `PRESENCE_STALE_MINUTES`: a connection older than this is asked about (`GET
+    /// @connections`) before a presence answer counts it (1-1440, default 10).
+    pub presence_stale_minutes: NonZeroU32,
     pub common: Common,
 }
 
@@ -207,6 +212,13 @@ impl Config {
             streams: config::flag(env, STREAMS, true)?,
             region: config::region(env)?,
             broadcast: config::flag(env, config::BROADCAST, true)?,
+            presence_stale_minutes: config::count(
+                env,
+                PRESENCE_STALE_MINUTES,
+                10,
+                1440,
+                "use a whole number of minutes from 1 to 1440, e.g. 10",
+            )?,
             common: Common::from_env(env)?,
         })
     }
@@ -228,6 +240,9 @@ pub struct Outcome {
     /// continues it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// A presence answer: `users` (and `anonymous`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<presence::PresenceAnswer>,
     /// The segment this invocation took (`segment` of `segments`), when the event split its
     /// fan-out.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -424,7 +439,7 @@ impl Listing<'_> {
 
 impl Outcome {
     fn status(status_code: u16) -> Self {
-        Self { status_code, error: None, published: None, counts: None, cursor: None, segment: None }
+        Self { status_code, error: None, published: None, counts: None, cursor: None, presence: None, segment: None }
     }
 
     fn refused(status_code: u16, error: impl std::fmt::Display) -> Self {
@@ -455,6 +470,8 @@ pub struct Responder<P, S> {
     streams: bool,
     /// `"all": true` is answered.
     broadcast: bool,
+    /// A listed connection older than this is asked about before presence counts it.
+    presence_stale: chrono::Duration,
     clock: Arc<dyn Clock>,
     /// Epochs, generated message keys and fan-out run ids.
     ids: Arc<dyn IdSource>,
@@ -498,6 +515,7 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
             region: config.region.clone(),
             streams: config.streams,
             broadcast: config.broadcast,
+            presence_stale: chrono::Duration::minutes(i64::from(config.presence_stale_minutes.get())),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
             invocations: Invocations::new(Metrics::new(config.common.metrics_namespace.clone(), SVC, metrics_sink)),
@@ -544,6 +562,7 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
         let segment = match &invocation {
             Invocation::Post(request) => request.segment,
             Invocation::Close(close) => close.segment,
+            Invocation::Presence(_) => Segment::WHOLE,
         };
         if !segment.is_whole() {
             // Each segment's EMF line and answer say which share it took.
@@ -553,6 +572,17 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
         let mut outcome = match invocation {
             Invocation::Post(request) => self.post(request, deadline, counters).await,
             Invocation::Close(close) => self.close(close, deadline, counters).await,
+            Invocation::Presence(presence) => {
+                let context = presence.context.as_ref().map(|(domain, stage)| (domain.as_str(), stage.as_str()));
+                let fallback =
+                    match endpoint::resolve(presence.ws_endpoint.as_deref(), self.ws_endpoint.as_ref(), context) {
+                        Ok(endpoint) => Some(self.template.recognize(endpoint)),
+                        Err(EndpointError::Missing) => None,
+                        Err(err) => return Outcome::refused(400, err),
+                    };
+                self.presence(&presence.audience, presence.cursor.as_deref(), fallback.as_ref(), deadline, counters)
+                    .await
+            }
         };
         outcome.segment = SegmentAnswer::of(segment);
         outcome

@@ -84,6 +84,19 @@ pub trait Poster: Send + Sync {
         connection: &ConnectionId,
         budget: Duration,
     ) -> impl Future<Output = Result<(), PostError>> + Send;
+
+    /// Asks whether API Gateway still has `connection` (`GetConnection`): `Ok` when it does,
+    /// [`PostError::Gone`] (410) when it does not. A stand-in that does not model connections
+    /// ending keeps this default: every connection is live.
+    fn check(
+        &self,
+        endpoint: &Endpoint,
+        connection: &ConnectionId,
+        budget: Duration,
+    ) -> impl Future<Output = Result<(), PostError>> + Send {
+        let _ = (endpoint, connection, budget);
+        std::future::ready(Ok(()))
+    }
 }
 
 /// A Management API call that did not end within the time it was given: its outcome is unknown.
@@ -329,5 +342,9 @@ impl Poster for ManagementApi {
 
     async fn close(&self, endpoint: &Endpoint, connection: &ConnectionId, budget: Duration) -> Result<(), PostError> {
         within(budget, self.call(Method::DELETE, endpoint, connection, Bytes::new())).await?
+    }
+
+    async fn check(&self, endpoint: &Endpoint, connection: &ConnectionId, budget: Duration) -> Result<(), PostError> {
+        within(budget, self.call(Method::GET, endpoint, connection, Bytes::new())).await?
     }
 }

@@ -21,13 +21,13 @@ use ws_shared::aws::Roots;
 use ws_shared::dynamo::DynamoStore;
 use ws_shared::id::{ConnectionId, ConversationId, UserId};
 use ws_shared::memory::MemoryStore;
-use ws_shared::record::{ConnectionRecord, Disconnection};
+use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection};
 use ws_shared::store::ConnectionStore;
 use ws_shared::stream::StreamStore;
 use ws_shared::testing::faults::{Fault, FaultProxy};
 use ws_shared::testing::{
-    Captured, FixedClock, SequentialIds, capture_logs, create_connections_table, deadline_in, dynamodb_client,
-    dynamodb_endpoint, no_hurry, raw_item, sdk_config, unique_table_name,
+    Captured, FixedClock, ReadBack, SequentialIds, capture_logs, create_connections_table, deadline_in,
+    dynamodb_client, dynamodb_endpoint, no_hurry, raw_item, sdk_config, unique_table_name,
 };
 
 fn sample_event() -> Value {
@@ -474,6 +474,46 @@ async fn fan_out_until_done_with(invoke: impl AsyncFn(Value, u64) -> Value, even
         }
     }
     panic!("the fan-out never ended: {answers:?}");
+}
+
+/// Presence of a conversation of 5,000 connections of 50 users (docs/design.md §12), half of them
+/// older than the stale window and so asked about (`GET @connections`) through the stand-in, which
+/// no longer has every tenth: answered in pages, each before its deadline, together listing the
+/// connections API Gateway still has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_of_5000_connections_is_answered_in_pages_inside_the_deadline() {
+    let ids: Vec<String> = (0..5000).map(|i| format!("p{i:05}=")).collect();
+    let known: Vec<String> = ids.iter().enumerate().filter(|(i, _)| i % 10 != 0).map(|(_, id)| id.clone()).collect();
+    let standin = StandIn::start(known).await;
+    let memory = MemoryStore::new();
+    let now = FixedClock::default().0;
+    for (i, id) in ids.iter().enumerate() {
+        let mut record = connection_record(id, "conv-many", Some(&format!("user-{:02}", i % 50)), None, None);
+        record.connected_at = now - chrono::Duration::minutes(if i % 2 == 0 { 30 } else { 1 });
+        memory.put_connection(&record, &no_hurry()).await.expect("put");
+    }
+    let responder = responder_on(&config_of(&[], Some("in-memory")), Some(memory.clone()), &Captured::default());
+    let event = json!({"action": "presence", "conversationId": "conv-many", "wsEndpoint": standin.endpoint("prod")});
+
+    let answers =
+        fan_out_until_done_with(async |event, ms| invoke_on(&responder, event, ms).await, &event, 2_000).await;
+
+    assert!(answers.len() >= 5, "pages of at most 1,000 connections: {}", answers.len());
+    let mut per_user: HashMap<String, u64> = HashMap::new();
+    for answer in &answers {
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+        for user in answer["users"].as_array().unwrap() {
+            *per_user.entry(user["userId"].as_str().unwrap().to_owned()).or_default() +=
+                user["connections"].as_u64().unwrap();
+        }
+    }
+    // user-00, -10, … -40 hold only every tenth connection: all gone.
+    assert_eq!(per_user.len(), 45, "{per_user:?}");
+    assert!(!per_user.contains_key("user-10"));
+    assert_eq!(per_user.values().sum::<u64>(), 4500, "every tenth connection is gone (and was old: asked about)");
+    assert_eq!(standin.checked().len(), 2500, "the old half was asked about, the young half not");
+    let gone = memory.connection(&ConnectionId::parse("p00010=").unwrap(), &no_hurry()).await.unwrap().unwrap();
+    assert_eq!(gone.status, ConnectionStatus::Gone, "what API Gateway no longer has is marked GONE");
 }
 
 #[tokio::test]

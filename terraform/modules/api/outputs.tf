@@ -33,6 +33,11 @@ output "manage_connections_arn" {
   value       = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/POST/@connections/*"
 }
 
+output "check_connections_arn" {
+  description = "What the responder asks whether a connection is live through (presence): ManageConnections on GET @connections of this stage."
+  value       = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/GET/@connections/*"
+}
+
 output "close_connections_arn" {
   description = "What the responder closes connections through: ManageConnections on DELETE @connections of this stage."
   value       = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/DELETE/@connections/*"

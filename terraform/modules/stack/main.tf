@@ -59,9 +59,10 @@ locals {
     # resume: the connection's record and its streams' items, read (the table itself, no index).
     WebSocketRoutes = [{ actions = ["dynamodb:GetItem", "dynamodb:Query"], resources = [local.table.arn] }]
   }
-  # POST to post, DELETE to close (revocation and the expiry sweep); nothing else of the stage.
+  # POST to post, DELETE to close (revocation and the expiry sweep), GET to ask whether a
+  # connection is live (presence); nothing else of the stage.
   responder_permissions = concat(
-    [{ actions = ["execute-api:ManageConnections"], resources = concat([module.api.manage_connections_arn, module.api.close_connections_arn], local.peer_manage_connections) }],
+    [{ actions = ["execute-api:ManageConnections"], resources = concat([module.api.manage_connections_arn, module.api.close_connections_arn, module.api.check_connections_arn], local.peer_manage_connections) }],
     var.fanout ? [
       # GSI4 (every live connection) only where broadcasts are on.
       { actions = ["dynamodb:Query"], resources = [for name, arn in local.table.index_arns : arn if name != "GSI4" || var.broadcast] },
@@ -108,7 +109,7 @@ locals {
   # ManageConnections on the other regions' APIs of this stage (a connection is posted through
   # the API of its own region; their API ids are not known here, their region and stage are).
   peer_manage_connections = flatten([for region in var.peer_regions : [
-    for method in ["POST", "DELETE"] :
+    for method in ["POST", "DELETE", "GET"] :
     "arn:${local.arn_parts[1]}:execute-api:${region}:${local.arn_parts[4]}:*/${var.stage_name}/${method}/@connections/*"
   ]])
 }

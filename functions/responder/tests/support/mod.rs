@@ -50,6 +50,8 @@ struct State {
     refused_at: Vec<std::time::Instant>,
     /// Connections closed with `DELETE` (each then gone).
     closed: Vec<String>,
+    /// Connections asked about with `GET` (`GetConnection`).
+    checked: Vec<String>,
     /// Statuses to answer the next requests with, before anything else.
     script: std::collections::VecDeque<u16>,
     /// Every request received, answered or not.
@@ -123,6 +125,11 @@ impl StandIn {
             state.full = full.into_iter().map(Into::into).collect();
         }
         standin
+    }
+
+    /// The connection of every `GET` (is it live?), in order.
+    pub fn checked(&self) -> Vec<String> {
+        self.state.lock().unwrap().checked.clone()
     }
 
     /// The connection of every `DELETE` that closed one, in order.
@@ -199,7 +206,7 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
     let Some((stage, id)) = raw_path.trim_start_matches('/').split_once("/@connections/") else {
         return Ok(reply(StatusCode::NOT_FOUND, "NotFoundException", "no such route"));
     };
-    if method != hyper::Method::POST && method != hyper::Method::DELETE {
+    if method != hyper::Method::POST && method != hyper::Method::DELETE && method != hyper::Method::GET {
         return Ok(reply(StatusCode::NOT_FOUND, "NotFoundException", "no such route"));
     }
     let connection_id = percent_decode(id);
@@ -217,6 +224,21 @@ async fn answer(shared: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Res
     };
     tokio::time::sleep(delay).await;
     let mut recorded = shared.lock().unwrap();
+    if method == hyper::Method::GET {
+        // GetConnection: 200 with the connection's times for a known one, else 410.
+        recorded.checked.push(connection_id.clone());
+        return Ok(if recorded.known.contains(&connection_id) {
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(
+                    br#"{"connectedAt":"2026-01-01T00:00:00.000Z","lastActiveAt":"2026-01-01T00:00:00.000Z"}"#,
+                )))
+                .unwrap()
+        } else {
+            reply(StatusCode::GONE, "GoneException", "the connection is gone")
+        });
+    }
     if method == hyper::Method::DELETE {
         // As API Gateway: 204 and the connection is gone (its $disconnect follows), else 410.
         return Ok(if recorded.known.remove(&connection_id) {

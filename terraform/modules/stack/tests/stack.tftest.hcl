@@ -73,8 +73,9 @@ run "every_role_has_exactly_its_actions_on_exact_arns" {
     condition = jsonencode([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Resource if contains(s.Action, "execute-api:ManageConnections")]) == jsonencode([[
       "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/POST/@connections/*",
       "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/DELETE/@connections/*",
+      "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/@connections/*",
     ]])
-    error_message = "ManageConnections must be scoped to POST (post) and DELETE (close) @connections of this API's stage."
+    error_message = "ManageConnections must be scoped to POST (post), DELETE (close) and GET (presence) @connections of this API's stage."
   }
 
   assert {
@@ -471,8 +472,10 @@ run "the_first_region_of_a_global_table_makes_the_replicas_and_may_post_through_
     condition = jsonencode([for s in jsondecode(output.functions.WebSocketResponder.policy_json).Statement : s.Resource if contains(s.Action, "execute-api:ManageConnections")]) == jsonencode([[
       "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/POST/@connections/*",
       "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/DELETE/@connections/*",
+      "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/@connections/*",
       "arn:aws:execute-api:eu-west-1:123456789012:*/prod/POST/@connections/*",
       "arn:aws:execute-api:eu-west-1:123456789012:*/prod/DELETE/@connections/*",
+      "arn:aws:execute-api:eu-west-1:123456789012:*/prod/GET/@connections/*",
     ]])
     error_message = "The responder may post and close through this API and, in each peer region, the APIs of this stage."
   }

@@ -25,8 +25,8 @@ run "the_schema_is_design_section_2" {
   }
 
   assert {
-    condition     = alltrue([for g in aws_dynamodb_table.this.global_secondary_index : toset(g.non_key_attributes) == toset(["connectionId", "status", "apiId", "stage", "region"])])
-    error_message = "Each index projects only what the fan-out reads: connectionId, status, and where the connection lives (apiId, stage, region)."
+    condition     = alltrue([for g in aws_dynamodb_table.this.global_secondary_index : toset(g.non_key_attributes) == toset(["connectionId", "status", "apiId", "stage", "region", "userId", "connectedAt"])])
+    error_message = "Each index projects only what the fan-out and presence read: connectionId, status, where the connection lives (apiId, stage, region), whose it is and since when (userId, connectedAt)."
   }
 
   assert {
