@@ -46,18 +46,12 @@ export PATH="$VENV/bin:$PATH"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-# Terraform's own tests need no build: they run beside clippy and the build (a core the build
-# leaves idle, in its downloads and its last link, is theirs); the apply to moto follows the zips.
-background terraform-offline scripts/tests/terraform.sh --no-apply
-
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 await prefetch-venv
 step "build tests (scripts/tests/build.sh)"
 scripts/tests/build.sh
-
-background terraform-apply scripts/tests/terraform.sh envs/local
 
 await prefetch-npm
 step "GitHub Actions checks (scripts/tests/workflows.sh)"
@@ -66,16 +60,14 @@ scripts/tests/workflows.sh
 step "docs checks (scripts/tests/docs.sh)"
 scripts/tests/docs.sh
 
+step "Terraform checks (scripts/tests/terraform.sh)"
+scripts/tests/terraform.sh
+
 step "moto launcher (scripts/tests/moto_server_test.py)"
 python3 scripts/tests/moto_server_test.py
 
 step "JavaScript client: types and unit tests (scripts/tests/client.sh unit)"
 scripts/tests/client.sh unit
-
-step "Terraform checks (scripts/tests/terraform.sh, begun with the build)"
-await terraform-offline
-await terraform-apply
-cat target/test-logs/terraform-offline.log target/test-logs/terraform-apply.log
 
 start_moto
 export DYNAMODB_ENDPOINT="$MOTO_ENDPOINT"
@@ -86,23 +78,18 @@ step "cargo build --bins"
 cargo build --workspace --bins --all-features --locked
 
 step "cargo nextest"
-# Four at a time on 2 cores: most tests wait on sockets and timers; the ones that measure time
-# (.config/nextest.toml) still run alone.
-cargo nextest run --workspace --all-features --locked --no-fail-fast --test-threads 4
+cargo nextest run --workspace --all-features --locked --no-fail-fast
 
 step "ws-local parity suite and console in a browser (scripts/tests/parity.sh)"
 scripts/tests/parity.sh
 
-# The docs' commands wait on their stack most of the time: they run beside the client's tests.
-background doc-commands scripts/tests/doc_commands.sh
 step "JavaScript client end to end: Node and headless Chromium (scripts/tests/client.sh e2e)"
 scripts/tests/client.sh e2e
 
 step "local stack (scripts/tests/dev.sh)"
 scripts/tests/dev.sh
 
-step "the docs' commands, as printed, on other ports (scripts/tests/doc_commands.sh, begun with the client's)"
-await doc-commands
-tail -n 12 target/test-logs/doc-commands.log
+step "the docs' commands, as printed, on other ports (scripts/tests/doc_commands.sh)"
+scripts/tests/doc_commands.sh
 
 step "all passed"

@@ -23,8 +23,7 @@ case "${1:-}" in
     [[ -f clients/js/dist/src/index.js ]] || (cd clients/js && npx tsc -p tsconfig.json)
     npm_ci local/parity
     ensure_chromium
-    # Node's and Chromium's runs side by side: each has its own user and conversation on one ws-local.
-    node --test --test-concurrency=2 clients/js/e2e/delivery.test.mjs
+    node --test --test-concurrency=1 clients/js/e2e/
     ;;
   *) die "usage: scripts/tests/client.sh unit|e2e" ;;
 esac

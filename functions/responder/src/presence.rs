@@ -22,11 +22,11 @@ use ws_shared::log::error_chain;
 use ws_shared::metrics::Counters;
 use ws_shared::record::Route;
 use ws_shared::segment::Segment;
-use ws_shared::store::{Audience, ConnectionStore, Member, Part};
+use ws_shared::store::{Audience, ConnectionStore, Member, Part, StoreError};
 use ws_shared::stream::StreamStore;
 
-use crate::cursor::{self, Position, Target};
-use crate::endpoint::Endpoint;
+use crate::cursor::{self, CursorError, Position, Target};
+use crate::endpoint::{Endpoint, EndpointTemplate};
 use crate::management::{PostError, Poster};
 use crate::{Metric, Outcome, Responder, decode_cursor};
 
@@ -105,48 +105,69 @@ impl Roll {
     }
 }
 
-impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
-    /// One page of `audience`'s presence, from `cursor` (where the last page stopped).
-    pub(crate) async fn presence(
+/// What one presence page needs; the responder's `presence` action and a client's `presence`
+/// route both read pages through it.
+#[derive(Debug)]
+pub struct Query<'a, P, S> {
+    pub store: &'a S,
+    /// Asks whether a connection is live (`GET @connections`).
+    pub poster: &'a P,
+    /// A connection whose record names its API is asked through that API…
+    pub template: &'a EndpointTemplate,
+    /// …any other through this endpoint (none: counted without asking).
+    pub fallback: Option<&'a Endpoint>,
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// `PRESENCE_STALE_MINUTES`: older connections are asked about.
+    pub stale: chrono::Duration,
+    pub page_size: u32,
+    /// Questions in flight at once.
+    pub concurrency: usize,
+}
+
+/// One page's answer, and where the next starts.
+#[derive(Debug)]
+pub struct PresencePage {
+    pub answer: PresenceAnswer,
+    pub cursor: Option<String>,
+    /// Connections found gone (and marked `GONE`).
+    pub gone: usize,
+}
+
+/// Why a page could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceError {
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    #[error("presence could not read the connections")]
+    Store(#[from] StoreError),
+}
+
+impl<P: Poster, S: ConnectionStore> Query<'_, P, S> {
+    /// One page of `audience`'s presence, from `raw_cursor` (where the last page stopped).
+    pub async fn page(
         &self,
         audience: &Audience,
         raw_cursor: Option<&str>,
-        fallback: Option<&Endpoint>,
         deadline: &Deadline,
-        counters: &mut Counters<'_, Metric>,
-    ) -> Outcome {
-        let store = match self.table() {
-            Ok(store) => store,
-            Err(refused) => return Outcome::refused(400, refused),
-        };
+    ) -> Result<PresencePage, PresenceError> {
         let target = Target::Audience(audience.clone(), Segment::WHOLE);
-        let resume = match decode_cursor(raw_cursor, &target, &digest()) {
-            Ok(resume) => resume,
-            Err(refused) => return Outcome::refused(400, refused),
-        };
+        let resume = decode_cursor(raw_cursor, &target, &digest())?;
         let after = resume.position.after.as_deref().and_then(|id| ConnectionId::parse(id).ok());
-        let page = match store.connected_page(audience, Part::WHOLE, after.as_ref(), self.page_size, deadline).await {
-            Ok(page) => page,
-            Err(err) => {
-                counters.incr(Metric::Errors);
-                tracing::error!(error = error_chain(&err), "presence could not read the connections");
-                return Outcome::refused(500, "presence could not read the connections; retry (with the cursor)");
-            }
-        };
-        let stale_before = ws_shared::clock::iso_millis(self.clock.now() - self.presence_stale);
+        let page = self.store.connected_page(audience, Part::WHOLE, after.as_ref(), self.page_size, deadline).await?;
+        let stale_before = ws_shared::clock::iso_millis(self.now - self.stale);
         let stale_before = stale_before.as_str();
-        // Verified in index order, several at once; stopped (and the rest left to the cursor) when
+        // Asked in index order, several at once; stopped (and the rest left to the cursor) when
         // the deadline comes.
         let checks = page.ids.iter().map(|id| {
             let member = page.members.get(id).cloned();
             let route = page.routes.get(id);
             async move {
                 let fresh = member.as_ref().and_then(|m| m.connected_at.as_deref()).is_some_and(|at| at > stale_before);
-                let seen = if fresh { Seen::Live } else { self.ask(store, id, route, fallback, deadline).await };
+                let seen = if fresh { Seen::Live } else { self.ask(id, route, deadline).await };
                 (id, member, seen)
             }
         });
-        let mut results = futures_util::stream::iter(checks).buffered(self.concurrency);
+        let mut results = futures_util::stream::iter(checks).buffered(self.concurrency.max(1));
         let mut roll = Roll::default();
         let mut last: Option<&ConnectionId> = None;
         while !deadline.is_short_of(crate::MIN_CALL) {
@@ -154,9 +175,6 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
                 break;
             };
             last = Some(id);
-            if matches!(seen, Seen::Gone) {
-                counters.incr(Metric::Gone);
-            }
             roll.add(member.as_ref(), &seen);
         }
         let whole_page = roll.taken == page.ids.len();
@@ -179,35 +197,26 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
             more = cursor.is_some(),
             "presence"
         );
-        let mut outcome = Outcome::status(200);
-        outcome.presence = Some(roll.answer());
-        outcome.cursor = cursor;
-        outcome
+        let gone = roll.gone;
+        Ok(PresencePage { answer: roll.answer(), cursor, gone })
     }
 
-    /// Whether API Gateway still has `id` (asked through its own API, else `fallback`); a gone
+    /// Whether API Gateway still has `id` (asked through its own API, else the fallback); a gone
     /// one is marked `GONE`. Not known either way (no endpoint, a throttle, an error): live, so
     /// presence does not flicker on a throttle.
-    async fn ask(
-        &self,
-        store: &S,
-        id: &ConnectionId,
-        route: Option<&Route>,
-        fallback: Option<&Endpoint>,
-        deadline: &Deadline,
-    ) -> Seen {
+    async fn ask(&self, id: &ConnectionId, route: Option<&Route>, deadline: &Deadline) -> Seen {
         let endpoint = match route {
             Some(route) => self.template.render(route).ok(),
-            None => fallback.cloned(),
+            None => self.fallback.cloned(),
         };
         let Some(endpoint) = endpoint else {
             warn!(connectionId = id.as_str(), "no endpoint to ask whether it is live; counted");
             return Seen::Live;
         };
-        match self.poster().check(&endpoint, id, deadline.budget()).await {
+        match self.poster.check(&endpoint, id, deadline.budget()).await {
             Ok(()) => Seen::Live,
             Err(PostError::Gone) => {
-                if let Err(err) = store.mark_gone(id, endpoint.route(), self.clock.now(), deadline).await {
+                if let Err(err) = self.store.mark_gone(id, endpoint.route(), self.now, deadline).await {
                     warn!(connectionId = id.as_str(), error = error_chain(&err), "could not mark it GONE");
                 }
                 Seen::Gone
@@ -219,6 +228,48 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
                     "could not ask whether it is live; counted"
                 );
                 Seen::Live
+            }
+        }
+    }
+}
+
+impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
+    /// `{"action":"presence",…}`: one page of `audience`'s presence.
+    pub(crate) async fn presence(
+        &self,
+        audience: &Audience,
+        raw_cursor: Option<&str>,
+        fallback: Option<&Endpoint>,
+        deadline: &Deadline,
+        counters: &mut Counters<'_, Metric>,
+    ) -> Outcome {
+        let store = match self.table() {
+            Ok(store) => store,
+            Err(refused) => return Outcome::refused(400, refused),
+        };
+        let query = Query {
+            store,
+            poster: self.poster(),
+            template: &self.template,
+            fallback,
+            now: self.clock.now(),
+            stale: self.presence_stale,
+            page_size: self.page_size,
+            concurrency: self.concurrency,
+        };
+        match query.page(audience, raw_cursor, deadline).await {
+            Ok(page) => {
+                counters.add(Metric::Gone, page.gone as u64);
+                let mut outcome = Outcome::status(200);
+                outcome.presence = Some(page.answer);
+                outcome.cursor = page.cursor;
+                outcome
+            }
+            Err(PresenceError::Cursor(err)) => Outcome::refused(400, err),
+            Err(PresenceError::Store(err)) => {
+                counters.incr(Metric::Errors);
+                tracing::error!(error = error_chain(&err), "presence could not read the connections");
+                Outcome::refused(500, "presence could not read the connections; retry (with the cursor)")
             }
         }
     }

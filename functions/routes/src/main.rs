@@ -14,6 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = ws_shared::aws::load_config(ws_shared::aws::Roots::Amazon).await;
     let region = ws_shared::config::table_region(&ws_shared::config::process_env);
     let store = DynamoStore::from_sdk(&sdk, config.table.clone(), region);
-    let handler = Routes::new(store, &config, Arc::new(ws_shared::output::Stdout));
+    let poster = ws_responder::management::ManagementApi::new(&sdk, ws_shared::aws::Roots::Amazon);
+    let handler = Routes::new(store, &config, Arc::new(ws_shared::output::Stdout)).with_poster(poster);
     ws_shared::serve::serve(async |event, request_id, deadline| handler.handle(event, request_id, deadline).await).await
 }

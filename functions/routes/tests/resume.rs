@@ -199,7 +199,7 @@ async fn only_the_connections_own_streams_in_a_well_formed_request_are_answered(
             json!({"action": "resume", "streams": [{"stream": "user/us-east-1/mallory"}]}),
             "streams[0] is not a stream this connection may read",
         ),
-        (json!({"action": "resumes"}), "this route answers \"resume\" only"),
+        (json!({"action": "resumes"}), "this route answers \"resume\" or \"presence\""),
     ];
     for (body, error) in refusals {
         let answer = h.ask_as(&body, Some("rita")).await;

@@ -56,8 +56,14 @@ locals {
     )
     disconnectWS      = [{ actions = ["dynamodb:UpdateItem"], resources = [local.table.arn] }]
     ConnectAuthorizer = []
-    # resume: the connection's record and its streams' items, read (the table itself, no index).
-    WebSocketRoutes = [{ actions = ["dynamodb:GetItem", "dynamodb:Query"], resources = [local.table.arn] }]
+    # resume: the connection's record and its streams' items, read (the table itself); presence:
+    # its conversation's connections (GSI1), GONE marked on what API Gateway no longer has, and
+    # GET @connections of this stage (any API id: the API is made after its route functions).
+    WebSocketRoutes = [
+      { actions = ["dynamodb:GetItem", "dynamodb:Query"], resources = [local.table.arn, local.table.index_arns["GSI1"]] },
+      { actions = ["dynamodb:UpdateItem"], resources = [local.table.arn] },
+      { actions = ["execute-api:ManageConnections"], resources = ["arn:${local.arn_parts[1]}:execute-api:${data.aws_region.current.name}:${local.arn_parts[4]}:*/${var.stage_name}/GET/@connections/*"] },
+    ]
   }
   # POST to post, DELETE to close (revocation and the expiry sweep), GET to ask whether a
   # connection is live (presence); nothing else of the stage.

@@ -66,8 +66,8 @@ run "the_table_and_roles_exist_in_the_emulator" {
   }
 
   assert {
-    condition     = jsonencode(output.gsi) == jsonencode({ GSI1 = ["gsi1pk", "gsi1sk"], GSI2 = ["gsi2pk", "gsi2sk"], GSI3 = ["gsi3pk", "gsi3sk"] })
-    error_message = "The table in the emulator has both GSIs."
+    condition     = jsonencode(output.gsi) == jsonencode({ GSI1 = ["gsi1pk", "gsi1sk"], GSI2 = ["gsi2pk", "gsi2sk"], GSI3 = ["gsi3pk", "gsi3sk"], GSI4 = ["gsi4pk", "gsi4sk"] })
+    error_message = "The table in the emulator has its four GSIs."
   }
 
   assert {

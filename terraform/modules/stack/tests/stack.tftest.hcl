@@ -46,7 +46,7 @@ run "every_role_has_exactly_its_actions_on_exact_arns" {
       ConnectAuthorizer  = ["logs:CreateLogStream", "logs:PutLogEvents"]
       ConnectFunction    = ["dynamodb:PutItem", "logs:CreateLogStream", "logs:PutLogEvents"]
       WebSocketResponder = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "execute-api:ManageConnections", "logs:CreateLogStream", "logs:PutLogEvents"]
-      WebSocketRoutes    = ["dynamodb:GetItem", "dynamodb:Query", "logs:CreateLogStream", "logs:PutLogEvents"]
+      WebSocketRoutes    = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "execute-api:ManageConnections", "logs:CreateLogStream", "logs:PutLogEvents"]
       disconnectWS       = ["dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"]
     })
     error_message = "A role's action set differs from docs/design.md (Functions)."
@@ -88,6 +88,7 @@ run "every_role_has_exactly_its_actions_on_exact_arns" {
       connect    = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/$connect"
       disconnect = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/$disconnect"
       resume     = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/resume"
+      presence   = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/presence"
       authorizer = "arn:aws:execute-api:us-east-1:123456789012:abc123/authorizers/auth01"
     }
     error_message = "Lambda permissions must name the exact route (or authorizer) ARN."
@@ -333,13 +334,13 @@ run "a_route_added_to_the_manifest_appears_with_no_other_edit" {
   }
 
   assert {
-    condition     = toset(keys(output.api.routes)) == toset(["connect", "disconnect", "resume", "sendmessage"])
+    condition     = toset(keys(output.api.routes)) == toset(["connect", "disconnect", "resume", "presence", "sendmessage"])
     error_message = "The manifest's routes, no more (the executable function's route is local only)."
   }
 
   assert {
-    condition     = jsonencode(output.api.two_way_routes) == jsonencode(["resume"]) && jsonencode(output.api.mock_routes) == jsonencode({ ping = "ping" })
-    error_message = "resume answers its client (a route response); ping is API Gateway's own answer (MOCK), with no function."
+    condition     = jsonencode(sort(output.api.two_way_routes)) == jsonencode(["presence", "resume"]) && jsonencode(output.api.mock_routes) == jsonencode({ ping = "ping" })
+    error_message = "resume and presence answer their client (a route response); ping is API Gateway's own answer (MOCK), with no function."
   }
 
   assert {
