@@ -32,6 +32,7 @@ async fn a_client_asks_who_is_online_in_its_conversation_and_nowhere_else() {
         .map(|u| (u["userId"].as_str().unwrap(), u["connections"].as_u64().unwrap()))
         .collect();
     assert_eq!(users, [("ana", 2), ("bo", 1)], "{answer}");
+    println!("the presence route answered: {answer}");
 
     // AND conv-b is not hers to see
     ana.send(Message::text(json!({"action": "presence", "conversationId": "conv-b"}).to_string())).await.unwrap();
@@ -41,6 +42,7 @@ async fn a_client_asks_who_is_online_in_its_conversation_and_nowhere_else() {
     // AND the responder's presence action (a backend's question) answers conv-b
     let (_, _, backend) =
         stack.invoke("WebSocketResponder", &json!({"action": "presence", "conversationId": "conv-b"})).await;
+    println!("the responder's presence answered: {backend}");
     assert_eq!(backend["users"], json!([{"userId": "carl", "connections": 1, "since": backend["users"][0]["since"]}]));
     stack.stop().await;
 }
