@@ -26,7 +26,7 @@ step fmt terraform fmt -check -recursive -diff .
 roots=(envs/dev envs/prod envs/local envs/multi-region bootstrap) # envs/aws holds the files dev and prod link to
 # Modules are validated by their own tests (a module that declares configuration_aliases, like
 # edge and stack, cannot be validated on its own). The slowest first: the pool then ends sooner.
-modules=(modules/stack modules/edge modules/api modules/table modules/function modules/fanout modules/sweep bootstrap)
+modules=(modules/stack modules/edge modules/api modules/table modules/function modules/fanout modules/events modules/sweep bootstrap)
 
 no_apply=0
 if [[ "${1:-}" == "--no-apply" ]]; then no_apply=1; shift; fi

@@ -93,6 +93,7 @@ module "table" {
   billing_mode        = var.table_billing_mode
   capacity            = var.table_capacity
   replica_regions     = var.replica_regions
+  stream              = var.events
   tags                = local.tags
 }
 
@@ -213,6 +214,17 @@ module "dashboard" {
   log_groups = [for name in sort(keys(local.deployed)) : local.deployed[name].log_group_name]
   table_name = local.table.name
   tags       = local.tags
+}
+
+# Lifecycle events (docs/design.md §12): the table's stream through EventBridge Pipes to a bus.
+module "events" {
+  source = "../events"
+  count  = var.events ? 1 : 0
+
+  name             = var.name_prefix
+  table_stream_arn = module.table[0].stream_arn
+  bus_name         = var.events_bus_name
+  tags             = local.tags
 }
 
 module "fanout_state_machine" {

@@ -97,3 +97,8 @@ output "custom_domain" {
   description = "The custom domain for clients, its URL and DNS target (null without one)."
   value       = module.api.custom_domain
 }
+
+output "events" {
+  description = "The lifecycle events' bus and pipes (null when events = false)."
+  value       = var.events ? { bus_arn = module.events[0].bus_arn, pipe_arns = module.events[0].pipe_arns } : null
+}

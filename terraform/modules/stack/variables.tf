@@ -49,6 +49,22 @@ variable "fanout" {
   default     = true
 }
 
+variable "events" {
+  description = "Lifecycle events: turn the table's stream on and pipe each connection's opening and closing to an EventBridge bus (modules/events; docs/design.md §12). Needs this stack's own table (not use_table)."
+  type        = bool
+  default     = false
+  validation {
+    condition     = !var.events || var.use_table == null
+    error_message = "events needs the table this stack makes: set it on the stack of the region that makes the global table."
+  }
+}
+
+variable "events_bus_name" {
+  description = "The bus for the lifecycle events: null makes one named after name_prefix; \"default\" is the account's default bus; else an existing bus's name."
+  type        = string
+  default     = null
+}
+
 variable "broadcast" {
   description = "true: ConnectFunction writes each live connection's entry in GSI4 (one index write per connect and per close) and WebSocketResponder answers {\"all\": true} (broadcast). false: neither; a broadcast is a 400 (docs/design.md §13)."
   type        = bool

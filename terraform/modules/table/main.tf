@@ -70,9 +70,9 @@ resource "aws_dynamodb_table" "this" {
   }
 
   # A global table (version 2019.11.21): a replica per region, each region's functions using
-  # their own. Replication rides on the table's stream.
-  stream_enabled   = length(var.replica_regions) > 0 ? true : null
-  stream_view_type = length(var.replica_regions) > 0 ? "NEW_AND_OLD_IMAGES" : null
+  # their own. Replication rides on the table's stream, and so do the lifecycle events (stream).
+  stream_enabled   = length(var.replica_regions) > 0 || var.stream ? true : null
+  stream_view_type = length(var.replica_regions) > 0 || var.stream ? "NEW_AND_OLD_IMAGES" : null
 
   dynamic "replica" {
     for_each = var.replica_regions

@@ -77,3 +77,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "stream" {
+  description = "Turn the table's stream on (NEW_AND_OLD_IMAGES) for a consumer such as the lifecycle events' pipes; a global table has it on anyway."
+  type        = bool
+  default     = false
+}

@@ -2,7 +2,8 @@
 # ARNs and ids in the shapes the provider and the assertions expect.
 mock_resource "aws_dynamodb_table" {
   defaults = {
-    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections"
+    arn        = "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections"
+    stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/ws-connection-test-connections/stream/2026-01-01T00:00:00.000"
   }
 }
 
@@ -83,5 +84,17 @@ mock_data "aws_cloudfront_response_headers_policy" {
 mock_data "aws_caller_identity" {
   defaults = {
     account_id = "123456789012"
+  }
+}
+
+mock_resource "aws_cloudwatch_event_bus" {
+  defaults = {
+    arn = "arn:aws:events:us-east-1:123456789012:event-bus/ws-connection-test"
+  }
+}
+
+mock_resource "aws_pipes_pipe" {
+  defaults = {
+    arn = "arn:aws:pipes:us-east-1:123456789012:pipe/ws-connection-test"
   }
 }

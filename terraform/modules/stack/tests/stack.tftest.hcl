@@ -152,6 +152,27 @@ run "the_expiry_sweep_can_be_turned_off" {
   }
 }
 
+run "lifecycle_events_turn_the_stream_on_and_pipe_it_to_a_bus" {
+  command = apply
+  variables {
+    events = true
+  }
+
+  assert {
+    condition     = module.table[0].stream_arn != null && output.events.bus_arn != null && toset(keys(output.events.pipe_arns)) == toset(["connected", "disconnected"])
+    error_message = "events = true: the table's stream, a bus and the two pipes."
+  }
+}
+
+run "no_events_by_default" {
+  command = plan
+
+  assert {
+    condition     = output.events == null && length(module.events) == 0
+    error_message = "Events are off unless asked for (the stream and the pipes cost)."
+  }
+}
+
 run "broadcasts_are_on_by_default_and_off_leaves_gsi4_unwritten_and_unread" {
   command = apply
 

@@ -183,3 +183,15 @@ run "replicas_need_on_demand_billing_and_real_regions" {
   }
   expect_failures = [var.replica_regions]
 }
+
+run "stream_on_for_the_lifecycle_events" {
+  command = plan
+  variables {
+    stream = true
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.this.stream_enabled == true && aws_dynamodb_table.this.stream_view_type == "NEW_AND_OLD_IMAGES" && length(aws_dynamodb_table.this.replica) == 0
+    error_message = "stream = true turns the stream on with both images (the pipes filter on the old and the new status), without replicas."
+  }
+}

@@ -1,0 +1,6 @@
+terraform {
+  required_version = ">= 1.11"
+  required_providers {
+    aws = { source = "hashicorp/aws", version = ">= 5.80, < 7.0" }
+  }
+}
