@@ -19,12 +19,12 @@ use ws_responder::Responder;
 use ws_responder::endpoint::Endpoint;
 use ws_responder::management::{PostError, Poster};
 use ws_shared::dynamo::DynamoStore;
-use ws_shared::id::{ConnectionId, ConversationId, UserId};
+use ws_shared::id::ConnectionId;
 use ws_shared::memory::MemoryStore;
-use ws_shared::record::{ConnectionRecord, ConnectionStatus, Disconnection};
+use ws_shared::record::{ConnectionStatus, Disconnection};
 use ws_shared::store::ConnectionStore;
 use ws_shared::stream::StreamStore;
-use ws_shared::testing::{Captured, FixedClock, ReadBack, deadline_from_now, fresh_table, no_hurry};
+use ws_shared::testing::{Captured, FixedClock, ReadBack, connection_record, deadline_from_now, fresh_table, no_hurry};
 
 /// The stale window the responder runs with (minutes).
 const STALE: i64 = 10;
@@ -86,21 +86,9 @@ async fn record(store: &impl ConnectionStore, history: &[Connection], api: &Api,
     for (i, c) in history.iter().enumerate() {
         let id = format!("c{i:03}=");
         let at = now - chrono::Duration::minutes(c.minutes_ago);
-        let record = ConnectionRecord {
-            connection_id: ConnectionId::parse(id.as_str()).unwrap(),
-            conversation_id: ConversationId::parse(if c.here { "conv-p" } else { "conv-other" }).unwrap(),
-            user_id: c.user.map(|u| UserId::parse(format!("user-{u}")).unwrap()),
-            connected_at: at,
-            updated_at: at,
-            ip: None,
-            user_agent: None,
-            domain_name: None,
-            stage: None,
-            expires_at: now + chrono::Duration::hours(3),
-            token_expires_at: None,
-            api_id: None,
-            region: None,
-        };
+        let conversation = if c.here { "conv-p" } else { "conv-other" };
+        let user = c.user.map(|u| format!("user-{u}"));
+        let record = connection_record(&id, conversation, user.as_deref(), at);
         store.put_connection(&record, &no_hurry()).await.unwrap();
         match c.end {
             End::Live => {

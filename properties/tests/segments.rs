@@ -21,12 +21,12 @@ use ws_responder::Responder;
 use ws_responder::endpoint::Endpoint;
 use ws_responder::management::{PostError, Poster};
 use ws_shared::dynamo::DynamoStore;
-use ws_shared::id::{ConnectionId, ConversationId};
+use ws_shared::id::ConnectionId;
 use ws_shared::memory::MemoryStore;
 use ws_shared::record::{ConnectionRecord, Disconnection};
 use ws_shared::store::ConnectionStore;
 use ws_shared::stream::StreamStore;
-use ws_shared::testing::{Captured, deadline_from_now, fresh_table, no_hurry};
+use ws_shared::testing::{Captured, connection_record, deadline_from_now, fresh_table, no_hurry};
 
 /// How a generated connection ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,22 +87,7 @@ impl Poster for Counting {
 }
 
 fn record(id: &str, conversation: u8) -> ConnectionRecord {
-    let now = chrono::Utc::now();
-    ConnectionRecord {
-        connection_id: ConnectionId::parse(id).unwrap(),
-        conversation_id: ConversationId::parse(format!("conv-{conversation}")).unwrap(),
-        user_id: None,
-        connected_at: now,
-        updated_at: now,
-        ip: None,
-        user_agent: None,
-        domain_name: None,
-        stage: None,
-        expires_at: now + chrono::Duration::hours(1),
-        token_expires_at: None,
-        api_id: None,
-        region: None,
-    }
+    connection_record(id, &format!("conv-{conversation}"), None, chrono::Utc::now())
 }
 
 async fn check<S: ConnectionStore + StreamStore + Clone + 'static>(store: S, case: &Case) -> Result<(), TestCaseError> {

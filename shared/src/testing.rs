@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use crate::clock::{Clock, IdSource, from_epoch_millis};
 use crate::deadline::Deadline;
-use crate::id::ConnectionId;
-use crate::record::{ConnectionStatus, attr, keys};
+use crate::id::{ConnectionId, ConversationId, UserId};
+use crate::record::{ConnectionRecord, ConnectionStatus, attr, keys};
 use crate::store::StoreError;
 
 /// A clock stopped at 2024-02-09T18:23:28.941Z (the sample events' `requestTimeEpoch`).
@@ -53,6 +53,26 @@ pub fn deadline_from_now(ms: u64) -> u64 {
 /// A generous deadline for calls in tests that are not about time.
 pub fn no_hurry() -> Deadline {
     Deadline::after(std::time::Duration::from_secs(30))
+}
+
+/// What `$connect` records for `id` in `conversation` (of `user`, when given), accepted at `at`:
+/// no client info, no API, no token expiry, kept 3 hours. Tests change what they need.
+pub fn connection_record(id: &str, conversation: &str, user: Option<&str>, at: DateTime<Utc>) -> ConnectionRecord {
+    ConnectionRecord {
+        connection_id: ConnectionId::parse(id).expect("a valid connection id"),
+        conversation_id: ConversationId::parse(conversation).expect("a valid conversation id"),
+        user_id: user.map(|u| UserId::parse(u).expect("a valid user id")),
+        connected_at: at,
+        updated_at: at,
+        ip: None,
+        user_agent: None,
+        domain_name: None,
+        stage: None,
+        expires_at: at + chrono::Duration::hours(3),
+        token_expires_at: None,
+        api_id: None,
+        region: None,
+    }
 }
 
 /// A record as stored, read back by tests (the functions themselves never read the table).

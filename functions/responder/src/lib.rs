@@ -95,6 +95,9 @@ pub const STREAMS: &str = "STREAMS";
 pub const PRESENCE_STALE_MINUTES: &str = "PRESENCE_STALE_MINUTES";
 
 /// The `error` of a `410`: what it means and what to check.
+/// The answer to a fan-out, a broadcast or presence where the function has no table.
+pub const NO_TABLE: &str = "fan-out needs the connections table; this function has no TABLE_CONNECTIONS";
+
 /// The answer to a broadcast where `BROADCAST=false`.
 pub const NO_BROADCAST: &str = "this stage does not broadcast (BROADCAST=false: connections are not indexed for it); \
                                 post to each conversationId or userId instead, or deploy with BROADCAST=true";
@@ -709,11 +712,6 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
         self.fan_out(&listing, resume, &digest, endpoint.as_ref(), op, None, deadline, counters).await
     }
 
-    /// The table, or why fan-out cannot run without one (a 400).
-    fn table(&self) -> Result<&S, &'static str> {
-        self.store.as_ref().ok_or("fan-out needs the connections table; this function has no TABLE_CONNECTIONS")
-    }
-
     /// Goes through `listing` from `resume` (a fresh start, or where a cursor left off), doing `op`
     /// to each connection; a streamed post (`streaming`) claims each page before taking it.
     #[allow(clippy::too_many_arguments)]
@@ -728,10 +726,7 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
         deadline: &Deadline,
         counters: &mut Counters<'_, Metric>,
     ) -> Outcome {
-        let store = match self.table() {
-            Ok(store) => store,
-            Err(refused) => return Outcome::refused(400, refused),
-        };
+        let Some(store) = self.store.as_ref() else { return Outcome::refused(400, NO_TABLE) };
         let mut run = FanOut {
             pacer: listing.pacer(self.concurrency_max(), self.max_rate),
             owed: resume

@@ -28,7 +28,7 @@ use ws_shared::stream::StreamStore;
 use crate::cursor::{self, CursorError, Position, Target};
 use crate::endpoint::{Endpoint, EndpointTemplate};
 use crate::management::{PostError, Poster};
-use crate::{Metric, Outcome, Responder, decode_cursor};
+use crate::{Metric, NO_TABLE, Outcome, Responder, decode_cursor};
 
 /// One user's part of a presence answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -243,10 +243,7 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
         deadline: &Deadline,
         counters: &mut Counters<'_, Metric>,
     ) -> Outcome {
-        let store = match self.table() {
-            Ok(store) => store,
-            Err(refused) => return Outcome::refused(400, refused),
-        };
+        let Some(store) = self.store.as_ref() else { return Outcome::refused(400, NO_TABLE) };
         let query = Query {
             store,
             poster: self.poster(),

@@ -27,7 +27,7 @@ use crate::cursor::{self, Position};
 use crate::endpoint::Endpoint;
 use crate::event::Request;
 use crate::management::Poster;
-use crate::{Listing, Metric, Next, Op, Outcome, PageRead, Responder, decode_cursor};
+use crate::{Listing, Metric, NO_TABLE, Next, Op, Outcome, PageRead, Responder, decode_cursor};
 
 /// Where a post was appended, in the responder's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -127,10 +127,7 @@ impl<P: Poster, S: ConnectionStore + StreamStore> Responder<P, S> {
         deadline: &Deadline,
         counters: &mut Counters<'_, Metric>,
     ) -> Outcome {
-        let store = match self.table() {
-            Ok(store) => store,
-            Err(refused) => return Outcome::refused(400, refused),
-        };
+        let Some(store) = self.store.as_ref() else { return Outcome::refused(400, NO_TABLE) };
         let segment = request.segment;
         if !self.streams {
             // STREAMS=false: the fan-out as it was before streams (its cursor binds to the body).

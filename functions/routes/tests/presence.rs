@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 use ws_responder::endpoint::Endpoint;
 use ws_responder::management::{PostError, Poster};
 use ws_routes::{Config, Routes};
-use ws_shared::id::{ConnectionId, ConversationId, UserId};
+use ws_shared::id::ConnectionId;
 use ws_shared::memory::MemoryStore;
-use ws_shared::record::{ConnectionRecord, ConnectionStatus};
+use ws_shared::record::ConnectionStatus;
 use ws_shared::store::ConnectionStore;
-use ws_shared::testing::{Captured, FixedClock, ReadBack, deadline_from_now, no_hurry};
+use ws_shared::testing::{Captured, FixedClock, ReadBack, connection_record, deadline_from_now, no_hurry};
 
 /// API Gateway as far as presence asks: the connections it still has, and who was asked about
 /// through which endpoint.
@@ -41,21 +41,7 @@ impl Poster for Api {
 
 async fn connect(store: &MemoryStore, id: &str, conversation: &str, user: &str, minutes_ago: i64) {
     let at = FixedClock::default().0 - chrono::Duration::minutes(minutes_ago);
-    let record = ConnectionRecord {
-        connection_id: ConnectionId::parse(id).unwrap(),
-        conversation_id: ConversationId::parse(conversation).unwrap(),
-        user_id: Some(UserId::parse(user).unwrap()),
-        connected_at: at,
-        updated_at: at,
-        ip: None,
-        user_agent: None,
-        domain_name: None,
-        stage: None,
-        expires_at: at + chrono::Duration::hours(3),
-        token_expires_at: None,
-        api_id: None,
-        region: None,
-    };
+    let record = connection_record(id, conversation, Some(user), at);
     store.put_connection(&record, &no_hurry()).await.unwrap();
 }
 

@@ -9,11 +9,9 @@ use chrono::Duration;
 use serde_json::{Value, json};
 use ws_routes::{Config, Routes};
 use ws_shared::dynamo::DynamoStore;
-use ws_shared::id::{ConnectionId, ConversationId};
-use ws_shared::record::ConnectionRecord;
 use ws_shared::store::ConnectionStore;
 use ws_shared::stream::{Append, MessageKey, StreamName, StreamStore};
-use ws_shared::testing::{Captured, FixedClock, deadline_from_now, fresh_table, no_hurry};
+use ws_shared::testing::{Captured, FixedClock, connection_record, deadline_from_now, fresh_table, no_hurry};
 
 #[tokio::test]
 async fn a_resume_of_three_hundred_messages_is_one_answer_in_order() {
@@ -21,21 +19,7 @@ async fn a_resume_of_three_hundred_messages_is_one_answer_in_order() {
     let (client, table) = fresh_table("resume").await;
     let store = DynamoStore::new(&client, &table);
     let now = FixedClock::default().0;
-    let record = ConnectionRecord {
-        connection_id: ConnectionId::parse("b=").unwrap(),
-        conversation_id: ConversationId::parse("conv-b").unwrap(),
-        user_id: None,
-        connected_at: now,
-        updated_at: now,
-        ip: None,
-        user_agent: None,
-        domain_name: None,
-        stage: None,
-        expires_at: now + Duration::hours(3),
-        token_expires_at: None,
-        api_id: None,
-        region: None,
-    };
+    let record = connection_record("b=", "conv-b", None, now);
     store.put_connection(&record, &no_hurry()).await.unwrap();
     let stream = StreamName::parse("conv/us-east-1/conv-b").unwrap();
     let mut bytes = 0;
