@@ -825,6 +825,35 @@ fn process_cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
+/// A segment's answer and its EMF line say which share it took (docs/design.md §13); a whole
+/// fan-out's say nothing of segments.
+#[tokio::test]
+async fn a_segments_answer_and_its_metrics_line_name_the_segment() {
+    let standin = StandIn::start(["s1=", "s2="]).await;
+    let memory = MemoryStore::new();
+    for id in ["s1=", "s2="] {
+        memory.put_connection(&connection_record(id, "conv-s", None, None, None), &no_hurry()).await.expect("put");
+    }
+    let metrics = Captured::default();
+    let responder = responder_on(&config_of(&[], Some("in-memory")), Some(memory), &metrics);
+    let mut event = fan_out_event(&standin.endpoint("prod"), ("conversationId", "conv-s"));
+    event["messageId"] = json!("m-1");
+
+    let whole = invoke_on(&responder, event.clone(), 5_000).await;
+    event["segment"] = json!(1);
+    event["segments"] = json!(2);
+    let segment = invoke_on(&responder, event, 5_000).await;
+
+    assert!(whole.get("segment").is_none() && whole.get("segments").is_none(), "{whole}");
+    assert_eq!((segment["segment"].as_u64(), segment["segments"].as_u64()), (Some(1), Some(2)), "{segment}");
+    let lines = metrics.json();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].get("segment").is_none(), "{}", lines[0]);
+    assert_eq!(lines[1]["segment"], "1/2", "{}", lines[1]);
+    // The segment is a property of the line, not a dimension (no metric costs more).
+    assert_eq!(lines[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Service"]]));
+}
+
 /// Where the quota test lists its conversation from (`QUOTA_TABLE`).
 enum QuotaTable {
     Moto(Harness),
