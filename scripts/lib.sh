@@ -44,6 +44,13 @@ npm_ci() {
   echo "$sum" > "$ROOT/$dir/node_modules/.lock.sha256"
 }
 
+# node_test ARGS…: Node's test runner with a time limit per test and an exit when the tests are
+# done, so a test that hangs, or leaves a child running, fails with its name instead of holding
+# the run until CI's own limit.
+node_test() {
+  node --test --test-force-exit --test-timeout="${NODE_TEST_TIMEOUT_MS:-240000}" "$@"
+}
+
 # Prints a TCP port that is free on 127.0.0.1 right now.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

@@ -16,14 +16,14 @@ npm_ci clients/js
 case "${1:-}" in
   unit)
     (cd clients/js && npx tsc -p tsconfig.json) || die "the client does not type-check (see above)"
-    node --test clients/js/dist/test/
+    node_test clients/js/dist/test/
     ;;
   e2e)
     [[ -n "${DYNAMODB_ENDPOINT:-}" ]] || die "DYNAMODB_ENDPOINT is not set: run this through scripts/test.sh (it starts moto)"
     [[ -f clients/js/dist/src/index.js ]] || (cd clients/js && npx tsc -p tsconfig.json)
     npm_ci local/parity
     ensure_chromium
-    node --test --test-concurrency=1 clients/js/e2e/
+    node_test --test-concurrency=1 clients/js/e2e/
     ;;
   *) die "usage: scripts/tests/client.sh unit|e2e" ;;
 esac

@@ -16,4 +16,4 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
 npm_ci local/parity
 ensure_chromium
 
-node --test --test-concurrency=1 local/parity/parity.test.mjs local/parity/browser.test.mjs
+node_test --test-concurrency=1 local/parity/parity.test.mjs local/parity/browser.test.mjs

@@ -374,6 +374,11 @@ export class Client {
     if (transport !== this.current) return;
     this.current = null;
     for (const name of ["heartbeat", "pong", "rollover", "recheck", "retryResume", "resumeTimeout"] as const) this.clear(name);
+    // Deleted by the service (a ban, an expired token): over, whatever is opening beside it.
+    if (code === 1000 && reason === DELETED) {
+      this.stop({ code, reason, reconnect: false });
+      return;
+    }
     if (this.rolling) {
       // The old one dropped mid-rollover: the new one becomes the connection.
       const next = this.rolling;
@@ -385,9 +390,10 @@ export class Client {
         this.scheduleRollover();
         return;
       }
-    }
-    if (code === 1000 && reason === DELETED) {
-      this.stop({ code, reason, reconnect: false });
+      // It is still opening: it is the reconnect. Opening another beside it would leave one of
+      // the two connected and unwatched; if it fails, its close is the connection's and reconnects.
+      this.emit("disconnected", { code, reason, reconnect: true });
+      this.setState("connecting");
       return;
     }
     if (!transport.opened && (transport.refused === 401 || transport.refused === 403)) {
