@@ -2,9 +2,10 @@
 // which scripts/test.sh installs when it is missing) opens a page that connects to the real stack
 // (the project's manifest: the authorizer, ConnectFunction on moto, the responder) with
 // `new WebSocket(url, ["chat.v1", "bearer." + token])`, and ws-local's console at /_console.
-// The console's forms post to the connection and invoke the responder for its conversation; the
-// test reads what the page received from its DOM, and saves a screenshot of the console
-// (target/parity/console.png). Chromium is driven over the DevTools protocol with the `ws` client.
+// The console's forms post to the connection and invoke the responder for its conversation, and its
+// events list shows the connection opened; the test reads what the page received from its DOM,
+// and saves a screenshot of the console (target/parity/console.png). Chromium is driven over the
+// DevTools protocol with the `ws` client.
 //
 // Needs DYNAMODB_ENDPOINT (moto's server; scripts/test.sh starts one) and the debug binaries.
 
@@ -105,6 +106,8 @@ test("a browser client receives what the console's forms send", async () => {
   // The console shows both messages going out, and the functions' log lines.
   await devtools.until(consolePage, `document.getElementById("messages").textContent.includes(${JSON.stringify(invoked)})`, "the console's message log to show the responder's message");
   await devtools.until(consolePage, `document.getElementById("log").textContent.includes("[WebSocketResponder] REPORT")`, "the console's log stream to show the responder's REPORT line");
+  // And the lifecycle event of the client's connection (ws-local reads its table every second).
+  await devtools.until(consolePage, `[...document.querySelectorAll("#events tbody tr")].some((row) => row.textContent.includes("Connection opened") && row.textContent.includes("browser-user") && row.textContent.includes("conv-browser"))`, "the console's events to show the client's Connection opened");
   const { data } = await devtools.send("Page.captureScreenshot", { format: "png" }, consolePage);
   fs.mkdirSync(path.dirname(screenshot), { recursive: true });
   fs.writeFileSync(screenshot, Buffer.from(data, "base64"));

@@ -106,6 +106,10 @@ pub struct Settings {
     pub lose_disconnects: bool,
     /// Run the expiry sweep this often, as the deployed stack's schedule does (`None`: never).
     pub sweep_every: Option<Duration>,
+    /// Read the table this often and emit the lifecycle events of what changed (`None`: never).
+    pub events_every: Option<Duration>,
+    /// POST each lifecycle event to this URL (an EventBridge event's JSON), besides the log.
+    pub events_url: Option<String>,
     pub logs: Logs,
 }
 
@@ -129,6 +133,8 @@ impl Settings {
             max_instances: 16,
             lose_disconnects: false,
             sweep_every: None,
+            events_every: None,
+            events_url: None,
             logs: Logs::default(),
         }
     }

@@ -16,6 +16,8 @@
 //! - [`issuer`]: the development token issuer (JWKS + signing).
 //! - [`console`]: the browser console at `/_console` (connections, messages, forms, logs).
 //! - [`schedule`]: the deployed stack's schedules, locally (the expiry sweep).
+//! - [`lifecycle`]: the lifecycle events the stack's pipes put on its bus, made from the table
+//!   (to the log, the console, and `--events-url`).
 //! - [`manifest`], [`config`]: `lambda.manifest.json`, settings, each function's environment.
 //! - [`http`], [`logs`]: HTTP plumbing (axum routers served on loopback listeners, bounded
 //!   bodies, AWS-style errors); output prefixed with its source.
@@ -28,6 +30,7 @@ pub mod http;
 pub mod invoke_api;
 pub mod issuer;
 pub mod lambda;
+pub mod lifecycle;
 pub mod logs;
 pub mod management;
 pub mod manifest;

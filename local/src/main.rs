@@ -104,6 +104,15 @@ struct Serve {
     /// as orphans do on AWS.
     #[arg(long)]
     lose_disconnects: bool,
+    /// Read the table every this many seconds and emit the lifecycle events of what changed
+    /// (Connection opened / closed, as the deployed stack's pipes do): to the log, the console
+    /// and --events-url; 0: never.
+    #[arg(long, default_value_t = 1)]
+    events_every: u64,
+    /// Also POST each lifecycle event (an EventBridge event's JSON) to this URL, e.g. a local
+    /// consumer's `http://127.0.0.1:8080/events`.
+    #[arg(long, value_name = "URL")]
+    events_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +177,8 @@ async fn serve(args: Serve) -> Result<(), String> {
         max_instances: args.max_instances,
         lose_disconnects: args.lose_disconnects,
         sweep_every: (args.sweep_every > 0).then(|| Duration::from_secs(args.sweep_every)),
+        events_every: (args.events_every > 0).then(|| Duration::from_secs(args.events_every)),
+        events_url: args.events_url,
         logs: Logs::default().with_raw_emf(args.raw_emf),
     };
     let logs = settings.logs.clone();

@@ -90,6 +90,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         lambda,
         connections: Connections::default(),
         endpoints,
+        lifecycle: crate::lifecycle::Recent::default(),
         shutdown: shutdown.clone(),
         open_tasks: AtomicUsize::new(0),
         tasks_done: Notify::new(),
@@ -97,6 +98,9 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     http::serve(listener, router(Arc::clone(&app)), shutdown);
     if let Some(every) = app.settings.sweep_every {
         crate::schedule::spawn_sweep(&app, every);
+    }
+    if let Some(every) = app.settings.events_every {
+        crate::lifecycle::spawn(&app, every);
     }
     Ok(Running { app, addr, stop })
 }

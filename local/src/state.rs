@@ -10,6 +10,7 @@ use crate::config::{Endpoints, Settings};
 use crate::gateway::Connections;
 use crate::issuer::Issuer;
 use crate::lambda::Lambda;
+use crate::lifecycle::Recent;
 use crate::logs::Logs;
 use crate::manifest::Manifest;
 
@@ -22,6 +23,8 @@ pub struct App {
     pub connections: Connections,
     pub issuer: Issuer,
     pub endpoints: Endpoints,
+    /// The last lifecycle events, for the console.
+    pub lifecycle: Recent,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) open_tasks: AtomicUsize,
     pub(crate) tasks_done: Notify,

@@ -76,6 +76,7 @@ fn snapshot(app: &App, after: u64) -> Value {
         "connections": connections,
         "invocable": invocable,
         "logs": app.logs().since(after),
+        "events": app.lifecycle.list(),
     })
 }
 
