@@ -16,6 +16,7 @@
 //! [`ATTEMPT_TIMEOUT`] (or a third of the time left, if longer). Retries (throttling, 5xx, resets, cut attempts)
 //! use the SDK's standard strategy, up to [`MAX_ATTEMPTS`], and stop when the budget does.
 
+pub(crate) mod membership;
 pub(crate) mod stream;
 
 use std::collections::HashMap;

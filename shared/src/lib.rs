@@ -32,6 +32,7 @@ pub mod dynamo;
 pub mod id;
 pub mod invocation;
 pub mod log;
+pub mod membership;
 #[cfg(feature = "testing")]
 pub mod memory;
 pub mod metrics;

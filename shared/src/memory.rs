@@ -6,6 +6,7 @@
 //! the store contract suite (`tests/store_contract.rs`) runs every rule against both adapters, so a
 //! rule that holds for one and not the other fails there.
 
+mod membership;
 mod stream;
 
 use std::collections::{BTreeMap, HashMap};

@@ -58,6 +58,21 @@ pub mod keys {
         format!("USER#{id}")
     }
 
+    /// `MEMBERS#<conversationId>`: the partition of a conversation's membership items
+    /// ([`crate::membership`]); never in an index.
+    pub fn members(id: &ConversationId) -> String {
+        format!("MEMBERS#{id}")
+    }
+
+    /// What every membership partition key starts with (the membership function's grant is on
+    /// these leading keys only).
+    pub const MEMBERS_PREFIX: &str = "MEMBERS#";
+
+    /// `USER#<userId>`: the sort key of a user's membership item in a conversation.
+    pub fn member(id: &UserId) -> String {
+        format!("USER#{id}")
+    }
+
     /// FNV-1a of a connection id: stable across processes and versions.
     fn id_hash(id: &ConnectionId) -> u32 {
         id.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
@@ -145,6 +160,14 @@ pub mod attr {
     pub const REGION: &str = "region";
     /// Epoch seconds; the table's TTL attribute.
     pub const TTL: &str = "ttl";
+    /// A membership item's set of the user's live connection ids in the conversation.
+    pub const CONNECTIONS: &str = "connections";
+    /// A membership item's last word: is the user there (a boolean).
+    pub const PRESENT: &str = "present";
+    /// The stream record that said it.
+    pub const PRESENT_BY: &str = "presentBy";
+    /// How many times it changed (a number).
+    pub const PRESENT_CHANGES: &str = "changes";
     /// A stream's epoch (head, entries, message keys).
     pub const EPOCH: &str = "epoch";
     /// A stream head's last offset (a number).

@@ -15,3 +15,17 @@ pub async fn serve<A: Serialize>(handle: impl AsyncFn(Value, &str, u64) -> A) ->
     }))
     .await
 }
+
+/// Serves `handle` as [`serve`] does, for a function whose caller retries a failure (a pipe's
+/// enrichment: the batch is read again): an `Err` is the invocation's error, with its message.
+pub async fn serve_or_fail<A: Serialize, E: std::fmt::Display>(
+    handle: impl AsyncFn(Value, &str, u64) -> Result<A, E>,
+) -> Result<(), lambda_runtime::Error> {
+    let handle = &handle;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle(event.payload, &event.context.request_id, event.context.deadline)
+            .await
+            .map_err(|err| lambda_runtime::Error::from(err.to_string()))
+    }))
+    .await
+}

@@ -466,3 +466,39 @@ pub fn assert_refuses_to_start(binary: &str, svc: &str, env: &[(&str, &str)], me
     let line: Value = serde_json::from_str(exit.stdout.trim()).expect("one JSON log line on stdout");
     assert_eq!((line["level"].as_str(), line["svc"].as_str()), (Some("ERROR"), Some(svc)));
 }
+
+/// How a stream record says a connection record changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamChange {
+    /// `$connect` wrote it (`INSERT`, `CONNECTED`).
+    Inserted,
+    /// It left `CONNECTED` for this status (`MODIFY`: `DISCONNECTED` or `GONE`).
+    Ended(ConnectionStatus),
+    /// Its TTL deleted it while it still said `CONNECTED` (`REMOVE`).
+    Expired,
+}
+
+/// A DynamoDB stream record (`NEW_AND_OLD_IMAGES`) of `record`'s change, as a pipe hands it to
+/// its enrichment: the images are the items the DynamoDB adapter writes ([`crate::dynamo::record_item`]).
+pub fn stream_record(event_id: &str, record: &ConnectionRecord, change: StreamChange) -> Value {
+    let live = crate::dynamo::record_item(record);
+    let (name, old, new) = match change {
+        StreamChange::Inserted => ("INSERT", None, Some(item_json(&live))),
+        StreamChange::Ended(status) => {
+            let mut ended = live.clone();
+            ended.insert(attr::STATUS.into(), AttributeValue::S(status.as_str().into()));
+            ended.insert(attr::UPDATED_AT.into(), AttributeValue::S(crate::clock::iso_millis(record.updated_at)));
+            ("MODIFY", Some(item_json(&live)), Some(item_json(&ended)))
+        }
+        StreamChange::Expired => ("REMOVE", Some(item_json(&live)), None),
+    };
+    let mut dynamodb =
+        json!({"ApproximateCreationDateTime": record.updated_at.timestamp(), "StreamViewType": "NEW_AND_OLD_IMAGES"});
+    if let Some(old) = old {
+        dynamodb["OldImage"] = old;
+    }
+    if let Some(new) = new {
+        dynamodb["NewImage"] = new;
+    }
+    json!({"eventID": event_id, "eventName": name, "eventSource": "aws:dynamodb", "dynamodb": dynamodb})
+}
