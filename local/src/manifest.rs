@@ -93,6 +93,7 @@ enum RawTrigger {
         identity_sources: Vec<String>,
     },
     Direct,
+    Pipe,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +116,9 @@ pub enum Trigger {
     Authorizer { identity_sources: Vec<String> },
     /// Invoked directly (the Invoke API).
     Direct,
+    /// The lifecycle pipe's enrichment: ws-local's lifecycle events invoke it with stream records
+    /// (`crate::lifecycle`).
+    Pipe,
 }
 
 impl Trigger {
@@ -130,6 +134,7 @@ impl Trigger {
             }
             RawTrigger::Authorizer { identity_sources } => Self::Authorizer { identity_sources },
             RawTrigger::Direct => Self::Direct,
+            RawTrigger::Pipe => Self::Pipe,
         })
     }
 

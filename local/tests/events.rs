@@ -100,7 +100,7 @@ async fn a_connect_a_client_close_and_a_ban_are_events_in_a_consumer_the_log_and
     let id = opened["detail"]["connectionId"].as_str().unwrap();
     assert_eq!(
         opened["detail"],
-        json!({"event": "connected", "eventId": opened["id"], "connectionId": id, "conversationId": "conv-events",
+        json!({"event": "connected", "eventId": opened["detail"]["eventId"], "connectionId": id, "conversationId": "conv-events",
                "userId": "ana", "region": "us-east-1", "at": opened["detail"]["at"]})
     );
     let d = &closed["detail"];
@@ -112,20 +112,34 @@ async fn a_connect_a_client_close_and_a_ban_are_events_in_a_consumer_the_log_and
     let d = &banned["detail"];
     assert_eq!((d["status"].as_str(), d["reason"].as_str()), (Some("DISCONNECTED"), Some("banned")), "{banned}");
 
-    // Each change once; nothing of the client's handshake (IP, user agent, token) in any event.
+    // Each change once, with the membership function's presence events after each read's
+    // lifecycle events; nothing of the client's handshake (IP, user agent, token) in any event.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let all = received.lock().unwrap().clone();
-    let kinds: Vec<(&str, &str)> =
-        all.iter().map(|e| (e["detail"]["userId"].as_str().unwrap(), e["detail-type"].as_str().unwrap())).collect();
+    let kinds: Vec<(&str, &str, &str)> = all
+        .iter()
+        .map(|e| {
+            let detail = &e["detail"];
+            (detail["userId"].as_str().unwrap(), e["detail-type"].as_str().unwrap(), detail["event"].as_str().unwrap())
+        })
+        .collect();
     assert_eq!(
         kinds,
         [
-            ("ana", "Connection opened"),
-            ("ana", "Connection closed"),
-            ("bo", "Connection opened"),
-            ("bo", "Connection closed")
+            ("ana", "Connection opened", "connected"),
+            ("ana", "Presence changed", "joined"),
+            ("ana", "Connection closed", "disconnected"),
+            ("ana", "Presence changed", "left"),
+            ("bo", "Connection opened", "connected"),
+            ("bo", "Presence changed", "joined"),
+            ("bo", "Connection closed", "disconnected"),
+            ("bo", "Presence changed", "left"),
         ]
     );
+    // A presence event names the lifecycle change that made it (the same stream record).
+    let joined = &all[1]["detail"];
+    assert_eq!(joined["eventId"].as_str(), Some(format!("{}-1", opened["detail"]["eventId"].as_str().unwrap()).as_str()));
+    assert_eq!((joined["conversationId"].as_str(), joined["connectionId"].as_str()), (Some("conv-events"), Some(id)));
     let text = serde_json::to_string(&all).unwrap();
     for secret in ["127.0.0.1", "ws-local-tests", "token", "eyJ"] {
         assert!(!text.contains(secret), "{secret} in an event: {text}");
@@ -135,7 +149,7 @@ async fn a_connect_a_client_close_and_a_ban_are_events_in_a_consumer_the_log_and
     stack.wait_for_log("[events] Connection closed").await;
     let (_, _, state) = stack.http("GET", "/_console/api/state", &[], "").await;
     let state: Value = serde_json::from_slice(&state).unwrap();
-    assert_eq!(state["events"].as_array().map(Vec::len), Some(4), "{}", state["events"]);
+    assert_eq!(state["events"].as_array().map(Vec::len), Some(8), "{}", state["events"]);
     stack.stop().await;
 }
 
@@ -150,7 +164,9 @@ async fn a_lost_disconnect_is_a_close_once_a_post_finds_the_connection_gone() {
     close(carl, 1000, "").await;
     stack.wait_for_log("lost on purpose").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(received.lock().unwrap().len(), 1, "only the open: {:?}", received.lock().unwrap());
+    let so_far: Vec<Value> = received.lock().unwrap().clone();
+    let types: Vec<&str> = so_far.iter().map(|e| e["detail-type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["Connection opened", "Presence changed"], "only the open and the join");
 
     // THEN a post to the conversation meets the 410 and marks it GONE: that is the close
     let (status, _, answer) = stack
@@ -160,5 +176,50 @@ async fn a_lost_disconnect_is_a_close_once_a_post_finds_the_connection_gone() {
     let gone = event_of(&received, "Connection closed", "carl").await;
     println!("{gone}");
     assert_eq!(gone["detail"]["status"], "GONE", "{gone}");
+    // AND carl has left the conversation
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let so_far: Vec<Value> = received.lock().unwrap().clone();
+        if so_far.iter().any(|e| e["detail"]["event"] == "left") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "carl never left: {so_far:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_two_connections_leaves_when_the_last_one_closes() {
+    let (stack, received) = watched(false).await;
+    let first = stack.open("dee", "conv-two").await;
+    let second = stack.open("dee", "conv-two").await;
+    let presence = || -> Vec<String> {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["detail-type"] == "Presence changed")
+            .map(|e| e["detail"]["event"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let opened = || received.lock().unwrap().iter().filter(|e| e["detail-type"] == "Connection opened").count();
+    let closed = || received.lock().unwrap().iter().filter(|e| e["detail-type"] == "Connection closed").count();
+    let until = async |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "{what}: {:#?}", received.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    until("both opened", &|| opened() == 2).await;
+    close(first, 1000, "").await;
+    until("the first closed", &|| closed() == 1).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(presence(), ["joined"], "one join for two connections, no leave while one is open");
+    close(second, 1000, "").await;
+    until("the second closed", &|| closed() == 2).await;
+    until("dee left", &|| presence().len() == 2).await;
+    assert_eq!(presence(), ["joined", "left"]);
     stack.stop().await;
 }

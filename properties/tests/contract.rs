@@ -32,6 +32,7 @@ fn each_function_has_the_svc_and_metrics_its_crate_emits() {
         ("WebSocketResponder", ws_responder::SVC, ws_responder::Metric::names()),
         ("WebSocketRoutes", ws_routes::SVC, ws_routes::Metric::names()),
         ("ConnectAuthorizer", ws_authorizer::SVC, ws_authorizer::Metric::names()),
+        ("MembershipFunction", ws_membership::SVC, ws_membership::Metric::names()),
     ];
     assert_eq!(manifest()["functions"].as_array().unwrap().len(), crates.len(), "a function without a crate here");
     for (name, svc, metrics) in crates {

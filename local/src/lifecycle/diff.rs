@@ -7,7 +7,8 @@
 //! `CONNECTED` and is now `DISCONNECTED` or `GONE` is a connection closed; one that appeared and
 //! ended between two reads is both, in that order. A tombstone (a `$disconnect` that overtook its
 //! `$connect`: no `connectedAt`), a replayed `$disconnect` (closed to closed) and a deleted record
-//! are none, as a pipe's filter drops them.
+//! are none, as a pipe's filter drops them. A `CONNECTED` record deleted (its TTL) is no lifecycle
+//! event but is a change for the membership pipe ([`Kind::Removed`]), as its filter keeps it.
 
 use std::collections::BTreeMap;
 
@@ -44,14 +45,26 @@ pub type Snapshot = BTreeMap<String, Row>;
 pub enum Kind {
     Opened,
     Closed,
+    /// A `CONNECTED` record deleted by its TTL: for membership only.
+    Removed,
 }
 
 impl Kind {
-    /// The event's `detail-type` (docs/design.md §12).
-    pub fn detail_type(self) -> &'static str {
+    /// The lifecycle event's `detail-type` (docs/design.md §12); `None` for a removal.
+    pub fn detail_type(self) -> Option<&'static str> {
         match self {
-            Self::Opened => "Connection opened",
-            Self::Closed => "Connection closed",
+            Self::Opened => Some("Connection opened"),
+            Self::Closed => Some("Connection closed"),
+            Self::Removed => None,
+        }
+    }
+
+    /// The stream record's `eventName`.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Self::Opened => "INSERT",
+            Self::Closed => "MODIFY",
+            Self::Removed => "REMOVE",
         }
     }
 }
@@ -78,7 +91,7 @@ impl Change {
                 "region": r.region,
                 "at": r.connected_at,
             }),
-            Kind::Closed => json!({
+            Kind::Closed | Kind::Removed => json!({
                 "event": "disconnected",
                 "eventId": event_id,
                 "connectionId": self.connection_id,
@@ -103,14 +116,58 @@ pub fn changes(before: &Snapshot, after: &Snapshot) -> Vec<Change> {
         match before.get(id) {
             None if row.status == CONNECTED => out.push(change(Kind::Opened)),
             None if row.is_closed() && !row.connected_at.is_empty() => {
-                out.push(change(Kind::Opened));
+                let opened = Row { status: CONNECTED.into(), close_reason: String::new(), close_code: String::new(), ..row.clone() };
+                out.push(Change { kind: Kind::Opened, connection_id: id.clone(), row: opened });
                 out.push(change(Kind::Closed));
             }
             Some(was) if was.status == CONNECTED && row.is_closed() => out.push(change(Kind::Closed)),
             _ => {}
         }
     }
+    for (id, was) in before {
+        if was.status == CONNECTED && !after.contains_key(id) {
+            out.push(Change { kind: Kind::Removed, connection_id: id.clone(), row: was.clone() });
+        }
+    }
     out
+}
+
+/// A change as a DynamoDB stream record (`NEW_AND_OLD_IMAGES`) in the pipe's shape, for the
+/// membership function: the images hold what was read (`sk`, `status`, ids, region, times, close).
+pub fn stream_record(change: &Change, event_id: &str, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let image = |row: &Row| {
+        let mut image = serde_json::Map::new();
+        image.insert("sk".into(), json!({"S": "CONNECTION"}));
+        image.insert("connectionId".into(), json!({"S": change.connection_id}));
+        for (name, value) in [
+            ("status", &row.status),
+            ("conversationId", &row.conversation_id),
+            ("userId", &row.user_id),
+            ("region", &row.region),
+            ("connectedAt", &row.connected_at),
+            ("updatedAt", &row.updated_at),
+            ("closeReason", &row.close_reason),
+        ] {
+            if !value.is_empty() {
+                image.insert(name.into(), json!({"S": value}));
+            }
+        }
+        if !row.close_code.is_empty() {
+            image.insert("closeCode".into(), json!({"N": row.close_code}));
+        }
+        Value::Object(image)
+    };
+    let connected = Row { status: CONNECTED.into(), close_reason: String::new(), close_code: String::new(), ..change.row.clone() };
+    let mut dynamodb = json!({"ApproximateCreationDateTime": now.timestamp(), "StreamViewType": "NEW_AND_OLD_IMAGES"});
+    match change.kind {
+        Kind::Opened => dynamodb["NewImage"] = image(&change.row),
+        Kind::Closed => {
+            dynamodb["OldImage"] = image(&connected);
+            dynamodb["NewImage"] = image(&change.row);
+        }
+        Kind::Removed => dynamodb["OldImage"] = image(&change.row),
+    }
+    json!({"eventID": event_id, "eventName": change.kind.event_name(), "eventSource": "aws:dynamodb", "dynamodb": dynamodb})
 }
 
 #[cfg(test)]
@@ -137,9 +194,14 @@ mod tests {
     #[test]
     fn a_tombstone_a_replayed_disconnect_and_a_deleted_record_are_no_event() {
         let tombstone = Row { connected_at: String::new(), ..row(DISCONNECTED) };
-        let before = Snapshot::from([("replayed".into(), row(DISCONNECTED)), ("deleted".into(), row(CONNECTED))]);
+        let before = Snapshot::from([("replayed".into(), row(DISCONNECTED)), ("deleted".into(), row(DISCONNECTED))]);
         let after = Snapshot::from([("replayed".into(), row(DISCONNECTED)), ("tomb".into(), tombstone)]);
         assert_eq!(kinds(&changes(&before, &after)), []);
+        // A live record deleted (its TTL): no lifecycle event, a removal for membership.
+        let before = Snapshot::from([("live".into(), row(CONNECTED))]);
+        let removed = changes(&before, &Snapshot::new());
+        assert_eq!(kinds(&removed), [("live", Kind::Removed)]);
+        assert_eq!(removed[0].kind.detail_type(), None);
     }
 
     /// The pipes' input templates (`detail = "…"` in terraform/modules/events/main.tf), in order:
@@ -231,7 +293,11 @@ mod tests {
             }
             for (i, l) in lives.iter().enumerate() {
                 let id = format!("c{i}");
-                let mine: Vec<Kind> = events.iter().filter(|c| c.connection_id == id).map(|c| c.kind).collect();
+                let mine: Vec<Kind> = events.iter().filter(|c| c.connection_id == id && c.kind != Kind::Removed).map(|c| c.kind).collect();
+                let removed = events.iter().filter(|c| c.connection_id == id && c.kind == Kind::Removed).count();
+                // Removed: live at a read, deleted at the next (its TTL), never seen ended.
+                let removed_seen = (1..READS).any(|r| stage_at(l, r - 1) == Stage::Live && stage_at(l, r) == Stage::Deleted);
+                prop_assert_eq!(removed, usize::from(removed_seen), "{} removals", id);
                 let first = stage_at(l, 0);
                 let last = stage_at(l, READS - 1);
                 let opened_after_first = first == Stage::Absent && l.0.first() == Some(&Stage::Live) && l.1[0] >= 1 && l.1[0] < READS;

@@ -5,7 +5,10 @@
 //! ([`diff`]): each goes to the log (`[events] Connection opened {…}`), to the console's list,
 //! and, with `--events-url`, as an EventBridge event (`version`, `id`, `detail-type`, `source`,
 //! `account`, `time`, `region`, `resources`, `detail`) in a POST to that URL, in order, each
-//! tried 3 times.
+//! tried 3 times. With a `pipe` function in the manifest (`MembershipFunction`), ws-local plays
+//! the membership pipe too: each read's changes go to it as one batch of stream records (the
+//! pipe's shape, the same `eventID`s as the lifecycle events' `eventId`) and what it answers are
+//! `Presence changed` events (a user joined or left a conversation).
 //!
 //! Reading instead of a stream: moto's server is the table and ws-local plays the AWS services
 //! around it, not DynamoDB Streams. The events are the pipes' (same `detail-type`s, keys and
@@ -29,11 +32,14 @@ use tokio::sync::mpsc;
 
 use crate::config::ACCOUNT;
 use crate::http::Body;
+use crate::manifest::Trigger;
 use crate::state::App;
 use diff::{Row, Snapshot};
 
 /// The events' `source`, as the stack's `events` module names it by default.
 pub const SOURCE: &str = "ws-connection";
+/// The `detail-type` of the membership pipe's events.
+pub const PRESENCE: &str = "Presence changed";
 /// Events the console can still show.
 const KEPT: usize = 200;
 /// Events waiting for `--events-url` at most; more are dropped with a line saying so.
@@ -75,6 +81,9 @@ pub fn spawn(app: &Arc<App>, every: Duration) {
             .build(),
     );
     let sender = app.settings.events_url.clone().map(|url| spawn_sender(app, url));
+    // The manifest's pipe function (MembershipFunction): the presence events.
+    let membership =
+        app.manifest.functions.iter().find(|f| matches!(f.trigger, Trigger::Pipe)).map(|f| f.name.clone());
     let app = Arc::clone(app);
     let mut shutdown = app.shutdown_signal();
     tokio::spawn(async move {
@@ -88,8 +97,19 @@ pub fn spawn(app: &Arc<App>, every: Duration) {
                         failing = false;
                     }
                     if let Some(before) = &before {
-                        for change in diff::changes(before, &after) {
-                            emit(&app, sender.as_ref(), &change);
+                        let changes: Vec<(String, diff::Change)> = diff::changes(before, &after)
+                            .into_iter()
+                            .map(|change| (uuid::Uuid::new_v4().to_string(), change))
+                            .collect();
+                        for (id, change) in &changes {
+                            if let Some(detail_type) = change.kind.detail_type() {
+                                emit(&app, sender.as_ref(), detail_type, change.detail(id));
+                            }
+                        }
+                        if let Some(function) = &membership {
+                            for detail in presence(&app, function, &changes).await {
+                                emit(&app, sender.as_ref(), PRESENCE, detail);
+                            }
                         }
                     }
                     before = Some(after);
@@ -171,14 +191,11 @@ async fn read(client: &Client, table: &str) -> Result<Snapshot, String> {
 }
 
 /// One event to the log, the console and the URL.
-fn emit(app: &App, sender: Option<&mpsc::Sender<Value>>, change: &diff::Change) {
-    let id = uuid::Uuid::new_v4().to_string();
-    let detail = change.detail(&id);
-    let detail_type = change.kind.detail_type();
+fn emit(app: &App, sender: Option<&mpsc::Sender<Value>>, detail_type: &str, detail: Value) {
     app.logs().line("events", &format!("{detail_type} {detail}"));
     let event = json!({
         "version": "0",
-        "id": id,
+        "id": uuid::Uuid::new_v4().to_string(),
         "detail-type": detail_type,
         "source": SOURCE,
         "account": ACCOUNT,
@@ -193,6 +210,34 @@ fn emit(app: &App, sender: Option<&mpsc::Sender<Value>>, change: &diff::Change) 
     {
         app.logs().line("events", &format!("{QUEUE} events wait for the events URL already: this one is dropped"));
     }
+}
+
+/// The membership pipe, locally: the changes as stream records to `function` (the pipe's
+/// enrichment) in one batch, and the details it answers. A failed batch is sent again, as a
+/// pipe retries it, [`ATTEMPTS`] times in all; then a line says its presence events are lost.
+async fn presence(app: &App, function: &str, changes: &[(String, diff::Change)]) -> Vec<Value> {
+    if changes.is_empty() {
+        return Vec::new();
+    }
+    let now = Utc::now();
+    let batch: Vec<Value> = changes.iter().map(|(id, change)| diff::stream_record(change, id, now)).collect();
+    let payload = Bytes::from(Value::Array(batch).to_string());
+    let mut why = String::new();
+    for attempt in 1..=ATTEMPTS {
+        match app.lambda.invoke(function, payload.clone()).await {
+            Some(Ok(answer)) => match serde_json::from_slice::<Value>(&answer) {
+                Ok(Value::Array(details)) => return details,
+                _ => why = format!("answered {}", String::from_utf8_lossy(&answer)),
+            },
+            Some(Err(err)) => why = err.to_string(),
+            None => return Vec::new(),
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+    }
+    app.logs().line("events", &format!("{function} failed a batch {ATTEMPTS} times ({why}): its presence events are lost"));
+    Vec::new()
 }
 
 /// POSTs each event to `url`, in order; an event refused or unanswered 3 times is dropped with a

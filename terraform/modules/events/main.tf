@@ -1,5 +1,7 @@
 # Lifecycle events (docs/design.md §12): the connections table's stream, through EventBridge Pipes,
-# to an EventBridge bus. No code runs on the connect path and nothing is added to its latency: a
+# to an EventBridge bus. With presence, a third pipe hands the records that open or
+# end a connection to that function (MembershipFunction, the pipe's enrichment), which keeps who
+# of each conversation is there and answers "Presence changed" events (a user joined, a user left). No code runs on the connect path and nothing is added to its latency: a
 # pipe reads the stream, keeps only the records of a connection opening (INSERT of a CONNECTED
 # record) or closing (MODIFY from CONNECTED to DISCONNECTED or GONE), reshapes each into the
 # event's detail, and puts it on the bus. Streams deliver at least once and in order per item (per
@@ -40,6 +42,16 @@ locals {
   }
 }
 
+locals {
+  # The presence pipe's records: an opening, an end, and a live record deleted by its TTL (a
+  # connection that ended without a word).
+  presence_patterns = [
+    local.pipes.connected.pattern,
+    local.pipes.disconnected.pattern,
+    { eventName = ["REMOVE"], dynamodb = { OldImage = { sk = { S = ["CONNECTION"] }, status = { S = ["CONNECTED"] } } } },
+  ]
+}
+
 resource "aws_cloudwatch_event_bus" "this" {
   count = var.bus_name == null ? 1 : 0
   name  = var.name
@@ -67,7 +79,7 @@ resource "aws_iam_role_policy" "this" {
   role = aws_iam_role.this.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Effect   = "Allow"
         Action   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
@@ -78,7 +90,13 @@ resource "aws_iam_role_policy" "this" {
         Action   = ["events:PutEvents"]
         Resource = [local.bus_arn]
       },
-    ]
+      ], var.presence == null ? [] : [
+      {
+        Effect   = "Allow"
+        Action   = ["lambda:InvokeFunction"]
+        Resource = [var.presence.function_arn]
+      },
+    ])
   })
 }
 
@@ -108,6 +126,46 @@ resource "aws_pipes_pipe" "this" {
     input_template = each.value.detail
     eventbridge_event_bus_parameters {
       detail_type = each.value.detail_type
+      source      = var.source_name
+    }
+  }
+
+  tags       = var.tags
+  depends_on = [aws_iam_role_policy.this]
+}
+
+# Presence: the records that open or end a connection, in batches, to the membership function;
+# each element of its answer is one event's detail. A failed batch is read again (up to 10 times),
+# before the shard's next one.
+resource "aws_pipes_pipe" "presence" {
+  count       = var.presence == null ? 0 : 1
+  name        = "${var.name}-presence"
+  description = "Presence changed: the connections table's stream through the membership function to ${local.bus_arn}."
+  role_arn    = aws_iam_role.this.arn
+  source      = var.table_stream_arn
+  target      = local.bus_arn
+  enrichment  = var.presence.function_arn
+
+  source_parameters {
+    dynamodb_stream_parameters {
+      starting_position                  = "LATEST"
+      batch_size                         = 10
+      maximum_batching_window_in_seconds = 1
+      maximum_retry_attempts             = 10
+    }
+    filter_criteria {
+      dynamic "filter" {
+        for_each = local.presence_patterns
+        content {
+          pattern = jsonencode(filter.value)
+        }
+      }
+    }
+  }
+
+  target_parameters {
+    eventbridge_event_bus_parameters {
+      detail_type = "Presence changed"
       source      = var.source_name
     }
   }

@@ -4,8 +4,8 @@ output "bus_arn" {
 }
 
 output "pipe_arns" {
-  description = "The pipes, by the event each one makes (connected, disconnected)."
-  value       = { for kind, pipe in aws_pipes_pipe.this : kind => pipe.arn }
+  description = "The pipes, by the event each one makes (connected, disconnected, and presence when it is on)."
+  value       = merge({ for kind, pipe in aws_pipes_pipe.this : kind => pipe.arn }, { for pipe in aws_pipes_pipe.presence : "presence" => pipe.arn })
 }
 
 output "policy_json" {

@@ -22,6 +22,18 @@ variable "bus_name" {
   default     = null
 }
 
+variable "presence" {
+  description = "The presence pipe: function_arn is the membership function (MembershipFunction), its enrichment; null: no presence events. An object, so that whether there is one is known before the function exists."
+  type = object({
+    function_arn = string
+  })
+  default = null
+  validation {
+    condition     = var.presence == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]+$", var.presence.function_arn))
+    error_message = "presence.function_arn must be a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)."
+  }
+}
+
 variable "source_name" {
   description = "The events' source."
   type        = string

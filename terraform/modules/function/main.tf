@@ -35,7 +35,10 @@ locals {
         Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
         Resource = ["${aws_cloudwatch_log_group.this.arn}:*"]
       }],
-      [for s in var.policy_statements : { Effect = "Allow", Action = s.actions, Resource = s.resources }],
+      [for s in var.policy_statements : merge(
+        { Effect = "Allow", Action = s.actions, Resource = s.resources },
+        s.conditions == null ? {} : { Condition = s.conditions },
+      )],
     )
   })
 }

@@ -66,10 +66,11 @@ variable "environment" {
 }
 
 variable "policy_statements" {
-  description = "The function's permissions beyond its own logs: exact actions on exact resources."
+  description = "The function's permissions beyond its own logs: exact actions on exact resources, each optionally narrowed by IAM conditions ({operator = {key = [values]}}, e.g. dynamodb:LeadingKeys)."
   type = list(object({
-    actions   = list(string)
-    resources = list(string)
+    actions    = list(string)
+    resources  = list(string)
+    conditions = optional(map(map(list(string))))
   }))
   default = []
   validation {

@@ -45,7 +45,15 @@ locals {
     TABLE_CONNECTIONS = local.table.name
     MARK_GONE         = tostring(var.mark_gone)
   } : {})
-  environment = merge(local.route_environment, { WebSocketResponder = local.responder_environment })
+  # The lifecycle pipe's enrichment (the manifest's "pipe" function, MembershipFunction): deployed
+  # with the events, for the presence events.
+  membership_name = one([for name, f in local.functions : name if f.trigger.type == "pipe"])
+  membership      = var.events && local.membership_name != null
+  membership_environment = local.membership ? { (local.membership_name) = merge(local.defaults[local.membership_name], {
+    TABLE_CONNECTIONS = local.table.name
+    LOG_LEVEL         = var.log_level
+  }) } : {}
+  environment = merge(local.route_environment, { WebSocketResponder = local.responder_environment }, local.membership_environment)
 
   # Exactly docs/design.md §1, on exact ARNs.
   route_permissions = {
@@ -196,7 +204,11 @@ data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  deployed = merge({ for k, f in module.route_function : k => f }, { WebSocketResponder = module.responder })
+  deployed = merge(
+    { for k, f in module.route_function : k => f },
+    { WebSocketResponder = module.responder },
+    { for f in module.membership : local.membership_name => f },
+  )
 }
 
 module "dashboard" {
@@ -224,7 +236,35 @@ module "events" {
   name             = var.name_prefix
   table_stream_arn = module.table[0].stream_arn
   bus_name         = var.events_bus_name
+  presence         = local.membership ? { function_arn = module.membership[0].arn } : null
   tags             = local.tags
+}
+
+# Keeps who of each conversation is there, for the presence pipe (docs/design.md §12): UpdateItem
+# on the table's membership items only (their partition keys start MEMBERS#).
+module "membership" {
+  source = "../function"
+  count  = local.membership ? 1 : 0
+
+  name              = local.membership_name
+  name_prefix       = var.name_prefix
+  svc               = local.functions[local.membership_name].svc
+  metrics_namespace = local.membership_environment[local.membership_name].METRICS_NAMESPACE
+  zip_path          = "${var.artifacts_dir}/${local.membership_name}/${local.membership_name}.zip"
+  source_code_hash  = local.checksums[local.membership_name].sha256_base64
+  architecture      = local.checksums[local.membership_name].architecture
+  memory_mb         = local.functions[local.membership_name].memory_mb
+  timeout_s         = local.functions[local.membership_name].timeout_s
+  environment       = local.membership_environment[local.membership_name]
+  policy_statements = [{
+    actions    = ["dynamodb:UpdateItem"]
+    resources  = [local.table.arn]
+    conditions = { "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["MEMBERS#*"] } }
+  }]
+  log_retention_days = var.log_retention_days
+  tracing            = var.tracing
+  alarm_topic_arn    = var.alarm_topic_arn
+  tags               = local.tags
 }
 
 module "fanout_state_machine" {
@@ -281,7 +321,7 @@ resource "terraform_data" "manifest_check" {
     precondition {
       condition = alltrue([for name, f in local.functions : alltrue([
         for k, v in f.environment : contains(keys(local.environment[name]), k) if try(v.required, false)
-      ]) if name != "ConnectAuthorizer" || var.authorizer != null])
+      ]) if contains(keys(local.environment), name)])
       error_message = "A function lacks an environment variable lambda.manifest.json marks required."
     }
     precondition {

@@ -25,26 +25,18 @@ output "responder_function_name" {
 
 output "functions" {
   description = "Per function: Lambda name, role, inline policy JSON, log group, alarms."
-  value = merge(
-    { for name, m in module.route_function : name => {
-      function_name  = m.function_name, role_name = m.role_name, policy_json = m.policy_json,
-      log_group_name = m.log_group_name, alarm_names = m.alarm_names, arn = m.arn, invoke_arn = m.invoke_arn,
-      alarms         = m.alarms
-    } },
-    { WebSocketResponder = {
-      function_name = module.responder.function_name, role_name = module.responder.role_name,
-      policy_json   = module.responder.policy_json, log_group_name = module.responder.log_group_name,
-      alarm_names   = module.responder.alarm_names, arn = module.responder.arn, invoke_arn = module.responder.invoke_arn,
-      alarms        = module.responder.alarms
-    } },
-  )
+  value = { for name, m in local.deployed : name => {
+    function_name  = m.function_name, role_name = m.role_name, policy_json = m.policy_json,
+    log_group_name = m.log_group_name, alarm_names = m.alarm_names, arn = m.arn, invoke_arn = m.invoke_arn,
+    alarms         = m.alarms
+  } }
 }
 
 output "environment" {
   description = "Each function's environment (without the origin secret)."
   value = { for name, env in local.environment : name => {
     for k, v in env : k => v if k != "ORIGIN_VERIFY_SECRET"
-  } if name == "WebSocketResponder" || contains(local.route_functions, name) }
+  } if contains(keys(local.deployed), name) }
 }
 
 output "api" {

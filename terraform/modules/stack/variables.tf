@@ -50,7 +50,7 @@ variable "fanout" {
 }
 
 variable "events" {
-  description = "Lifecycle events: turn the table's stream on and pipe each connection's opening and closing to an EventBridge bus (modules/events; docs/design.md §12). Needs this stack's own table (not use_table)."
+  description = "Lifecycle events: turn the table's stream on and pipe each connection's opening and closing to an EventBridge bus, and users joining and leaving conversations through the membership function (modules/events; docs/design.md §12). Needs this stack's own table (not use_table)."
   type        = bool
   default     = false
   validation {

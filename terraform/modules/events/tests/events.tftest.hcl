@@ -131,3 +131,57 @@ run "a_bad_stream_or_name_is_refused" {
   }
   expect_failures = [var.table_stream_arn, var.name]
 }
+
+run "no_presence_pipe_without_its_function" {
+  command = apply
+
+  assert {
+    condition     = length(aws_pipes_pipe.presence) == 0 && keys(output.pipe_arns) == ["connected", "disconnected"]
+    error_message = "Without presence there are the two lifecycle pipes only."
+  }
+}
+
+run "presence_goes_through_the_membership_function_which_the_role_may_invoke" {
+  command = apply
+  variables {
+    presence = { function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ws-connection-test-MembershipFunction" }
+  }
+
+  assert {
+    condition = [for f in aws_pipes_pipe.presence[0].source_parameters[0].filter_criteria[0].filter : jsondecode(f.pattern)] == [
+      { eventName = ["INSERT"], dynamodb = { NewImage = { sk = { S = ["CONNECTION"] }, status = { S = ["CONNECTED"] } } } },
+      {
+        eventName = ["MODIFY"]
+        dynamodb = {
+          OldImage = { sk = { S = ["CONNECTION"] }, status = { S = ["CONNECTED"] } }
+          NewImage = { status = { S = ["DISCONNECTED", "GONE"] } }
+        }
+      },
+      { eventName = ["REMOVE"], dynamodb = { OldImage = { sk = { S = ["CONNECTION"] }, status = { S = ["CONNECTED"] } } } },
+    ]
+    error_message = "The function gets an opening, an end, and a live record deleted by its TTL; nothing else (no tombstone, no stream or membership item)."
+  }
+
+  assert {
+    condition = (
+      aws_pipes_pipe.presence[0].enrichment == var.presence.function_arn
+      && aws_pipes_pipe.presence[0].target == output.bus_arn
+      && aws_pipes_pipe.presence[0].target_parameters[0].eventbridge_event_bus_parameters[0].detail_type == "Presence changed"
+      && aws_pipes_pipe.presence[0].target_parameters[0].input_template == null
+    )
+    error_message = "The function's answer is the events' detail (no template), detail-type Presence changed, on the bus."
+  }
+
+  assert {
+    condition     = jsondecode(output.policy_json).Statement[2] == { Effect = "Allow", Action = ["lambda:InvokeFunction"], Resource = [var.presence.function_arn] }
+    error_message = "The role may invoke the one function, nothing else more."
+  }
+}
+
+run "a_presence_function_that_is_not_a_function_arn_is_refused" {
+  command = plan
+  variables {
+    presence = { function_arn = "MembershipFunction" }
+  }
+  expect_failures = [var.presence]
+}

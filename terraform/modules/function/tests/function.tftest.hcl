@@ -85,3 +85,27 @@ run "bad_sizes_and_settings_are_refused" {
   }
   expect_failures = [var.memory_mb, var.timeout_s, var.architecture, var.log_retention_days, var.source_code_hash, var.name]
 }
+
+run "a_grant_may_be_narrowed_by_a_condition" {
+  command = apply
+  variables {
+    policy_statements = [
+      { actions = ["dynamodb:PutItem"], resources = ["arn:aws:dynamodb:us-east-1:123456789012:table/t"] },
+      {
+        actions    = ["dynamodb:UpdateItem"]
+        resources  = ["arn:aws:dynamodb:us-east-1:123456789012:table/t"]
+        conditions = { "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["MEMBERS#*"] } }
+      },
+    ]
+  }
+
+  assert {
+    condition     = !contains(keys(jsondecode(aws_iam_role_policy.this.policy).Statement[1]), "Condition")
+    error_message = "A grant without conditions has no Condition."
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role_policy.this.policy).Statement[2].Condition == { "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["MEMBERS#*"] } }
+    error_message = "A grant's conditions become its Condition."
+  }
+}

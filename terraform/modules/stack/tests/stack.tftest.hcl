@@ -159,8 +159,23 @@ run "lifecycle_events_turn_the_stream_on_and_pipe_it_to_a_bus" {
   }
 
   assert {
-    condition     = module.table[0].stream_arn != null && output.events.bus_arn != null && toset(keys(output.events.pipe_arns)) == toset(["connected", "disconnected"])
-    error_message = "events = true: the table's stream, a bus and the two pipes."
+    condition     = module.table[0].stream_arn != null && output.events.bus_arn != null && toset(keys(output.events.pipe_arns)) == toset(["connected", "disconnected", "presence"])
+    error_message = "events = true: the table's stream, a bus, the two lifecycle pipes and the presence pipe."
+  }
+
+  assert {
+    condition = jsondecode(output.functions.MembershipFunction.policy_json).Statement[1] == {
+      Effect    = "Allow"
+      Action    = ["dynamodb:UpdateItem"]
+      Resource  = [module.table[0].arn]
+      Condition = { "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["MEMBERS#*"] } }
+    } && length(jsondecode(output.functions.MembershipFunction.policy_json).Statement) == 2
+    error_message = "The membership function may update the table's membership items only (partition keys MEMBERS#…), nothing else beyond its logs."
+  }
+
+  assert {
+    condition     = module.events[0].pipe_arns["presence"] != null && output.environment.MembershipFunction.TABLE_CONNECTIONS == module.table[0].name
+    error_message = "The presence pipe goes through the membership function, which has the table."
   }
 }
 
@@ -168,8 +183,8 @@ run "no_events_by_default" {
   command = plan
 
   assert {
-    condition     = output.events == null && length(module.events) == 0
-    error_message = "Events are off unless asked for (the stream and the pipes cost)."
+    condition     = output.events == null && length(module.events) == 0 && length(module.membership) == 0
+    error_message = "Events are off unless asked for (the stream, the pipes and the membership function cost)."
   }
 }
 
@@ -271,6 +286,10 @@ run "each_errors_alarm_watches_the_namespace_its_function_writes_to" {
 
 run "the_dashboard_shows_every_counter_the_functions_emit" {
   command = apply
+  # Every function of the manifest deployed (the membership function comes with the events).
+  variables {
+    events = true
+  }
 
   # Each EMF line on the dashboard: [namespace, metric, "Service", svc].
   assert {
