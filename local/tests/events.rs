@@ -138,7 +138,10 @@ async fn a_connect_a_client_close_and_a_ban_are_events_in_a_consumer_the_log_and
     );
     // A presence event names the lifecycle change that made it (the same stream record).
     let joined = &all[1]["detail"];
-    assert_eq!(joined["eventId"].as_str(), Some(format!("{}-1", opened["detail"]["eventId"].as_str().unwrap()).as_str()));
+    assert_eq!(
+        joined["eventId"].as_str(),
+        Some(format!("{}-1", opened["detail"]["eventId"].as_str().unwrap()).as_str())
+    );
     assert_eq!((joined["conversationId"].as_str(), joined["connectionId"].as_str()), (Some("conv-events"), Some(id)));
     let text = serde_json::to_string(&all).unwrap();
     for secret in ["127.0.0.1", "ws-local-tests", "token", "eyJ"] {

@@ -116,7 +116,12 @@ pub fn changes(before: &Snapshot, after: &Snapshot) -> Vec<Change> {
         match before.get(id) {
             None if row.status == CONNECTED => out.push(change(Kind::Opened)),
             None if row.is_closed() && !row.connected_at.is_empty() => {
-                let opened = Row { status: CONNECTED.into(), close_reason: String::new(), close_code: String::new(), ..row.clone() };
+                let opened = Row {
+                    status: CONNECTED.into(),
+                    close_reason: String::new(),
+                    close_code: String::new(),
+                    ..row.clone()
+                };
                 out.push(Change { kind: Kind::Opened, connection_id: id.clone(), row: opened });
                 out.push(change(Kind::Closed));
             }
@@ -157,7 +162,8 @@ pub fn stream_record(change: &Change, event_id: &str, now: chrono::DateTime<chro
         }
         Value::Object(image)
     };
-    let connected = Row { status: CONNECTED.into(), close_reason: String::new(), close_code: String::new(), ..change.row.clone() };
+    let connected =
+        Row { status: CONNECTED.into(), close_reason: String::new(), close_code: String::new(), ..change.row.clone() };
     let mut dynamodb = json!({"ApproximateCreationDateTime": now.timestamp(), "StreamViewType": "NEW_AND_OLD_IMAGES"});
     match change.kind {
         Kind::Opened => dynamodb["NewImage"] = image(&change.row),

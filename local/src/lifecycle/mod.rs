@@ -82,8 +82,7 @@ pub fn spawn(app: &Arc<App>, every: Duration) {
     );
     let sender = app.settings.events_url.clone().map(|url| spawn_sender(app, url));
     // The manifest's pipe function (MembershipFunction): the presence events.
-    let membership =
-        app.manifest.functions.iter().find(|f| matches!(f.trigger, Trigger::Pipe)).map(|f| f.name.clone());
+    let membership = app.manifest.functions.iter().find(|f| matches!(f.trigger, Trigger::Pipe)).map(|f| f.name.clone());
     let app = Arc::clone(app);
     let mut shutdown = app.shutdown_signal();
     tokio::spawn(async move {
@@ -103,12 +102,12 @@ pub fn spawn(app: &Arc<App>, every: Duration) {
                             .collect();
                         for (id, change) in &changes {
                             if let Some(detail_type) = change.kind.detail_type() {
-                                emit(&app, sender.as_ref(), detail_type, change.detail(id));
+                                emit(&app, sender.as_ref(), detail_type, &change.detail(id));
                             }
                         }
                         if let Some(function) = &membership {
                             for detail in presence(&app, function, &changes).await {
-                                emit(&app, sender.as_ref(), PRESENCE, detail);
+                                emit(&app, sender.as_ref(), PRESENCE, &detail);
                             }
                         }
                     }
@@ -191,7 +190,7 @@ async fn read(client: &Client, table: &str) -> Result<Snapshot, String> {
 }
 
 /// One event to the log, the console and the URL.
-fn emit(app: &App, sender: Option<&mpsc::Sender<Value>>, detail_type: &str, detail: Value) {
+fn emit(app: &App, sender: Option<&mpsc::Sender<Value>>, detail_type: &str, detail: &Value) {
     app.logs().line("events", &format!("{detail_type} {detail}"));
     let event = json!({
         "version": "0",
@@ -236,7 +235,8 @@ async fn presence(app: &App, function: &str, changes: &[(String, diff::Change)])
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
         }
     }
-    app.logs().line("events", &format!("{function} failed a batch {ATTEMPTS} times ({why}): its presence events are lost"));
+    app.logs()
+        .line("events", &format!("{function} failed a batch {ATTEMPTS} times ({why}): its presence events are lost"));
     Vec::new()
 }
 
