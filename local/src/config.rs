@@ -304,7 +304,7 @@ mod tests {
     fn project() -> (Settings, Manifest, Endpoints, tempdir::Dir) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let bins = tempdir::Dir::new("bins");
-        for package in ["ws-connect", "ws-disconnect", "ws-responder", "ws-routes", "ws-authorizer"] {
+        for package in ["ws-connect", "ws-disconnect", "ws-responder", "ws-routes", "ws-authorizer", "ws-membership"] {
             std::fs::write(bins.0.join(package), "").unwrap();
         }
         let mut settings = Settings::for_project(&root);

@@ -32,7 +32,15 @@ pub fn root() -> PathBuf {
 /// Where cargo put this package's binary, and the functions' (one target directory).
 pub fn bin_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_ws-local")).parent().unwrap().to_path_buf();
-    for package in ["ws-connect", "ws-disconnect", "ws-responder", "ws-routes", "ws-authorizer", "ws-local-fixture"] {
+    for package in [
+        "ws-connect",
+        "ws-disconnect",
+        "ws-responder",
+        "ws-routes",
+        "ws-authorizer",
+        "ws-membership",
+        "ws-local-fixture",
+    ] {
         assert!(
             dir.join(package).is_file(),
             "{package} is not built in {}: run cargo build --workspace --bins (scripts/test.sh does)",
