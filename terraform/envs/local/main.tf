@@ -8,7 +8,7 @@ terraform {
 }
 
 locals {
-  services = ["apigateway", "apigatewayv2", "applicationautoscaling", "cloudfront", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "scheduler", "sfn", "sns", "sts", "wafv2"]
+  services = ["apigateway", "apigatewayv2", "applicationautoscaling", "cloudfront", "cloudwatch", "dynamodb", "events", "iam", "lambda", "logs", "pipes", "scheduler", "sfn", "sns", "sts", "wafv2"]
 }
 
 provider "aws" {
@@ -26,9 +26,11 @@ provider "aws" {
     cloudfront     = var.aws_endpoint
     cloudwatch     = var.aws_endpoint
     dynamodb       = var.aws_endpoint
+    events         = var.aws_endpoint
     iam            = var.aws_endpoint
     lambda         = var.aws_endpoint
     logs           = var.aws_endpoint
+    pipes          = var.aws_endpoint
     scheduler      = var.aws_endpoint
     sfn            = coalesce(var.shim_endpoint, var.aws_endpoint)
     sns            = var.aws_endpoint
@@ -73,4 +75,5 @@ module "stack" {
   max_connections_per_user = var.max_connections_per_user
   table_billing_mode       = var.table_billing_mode
   table_capacity           = var.table_capacity
+  events                   = var.events
 }

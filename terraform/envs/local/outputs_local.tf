@@ -30,3 +30,8 @@ output "dashboard_name" {
   description = "The stack's CloudWatch dashboard."
   value       = try(module.stack.dashboard.name, null)
 }
+
+output "events" {
+  description = "The lifecycle events' bus and pipes (null when events = false)."
+  value       = module.stack.events
+}

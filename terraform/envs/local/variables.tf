@@ -70,3 +70,9 @@ variable "table_capacity" {
   type        = map(number)
   default     = null
 }
+
+variable "events" {
+  description = "Lifecycle and presence events (see modules/stack): the table's stream, the pipes, the bus and MembershipFunction; on in the apply test (moto keeps pipes, it does not run them)."
+  type        = bool
+  default     = false
+}

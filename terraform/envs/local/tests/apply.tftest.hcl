@@ -5,8 +5,10 @@ run "apply_the_whole_stack" {
   command = apply
 
   # Everything optional on: the state machine, a per-user limit, anonymized client data,
-  # provisioned capacity with auto scaling, and (by default) the dashboard.
+  # provisioned capacity with auto scaling, the lifecycle and presence events, and (by default)
+  # the dashboard.
   variables {
+    events                   = true
     fanout_state_machine     = true
     client_info              = "anonymized"
     max_connections_per_user = 5
@@ -45,8 +47,17 @@ run "apply_the_whole_stack" {
   }
 
   assert {
-    condition     = toset(keys(output.functions)) == toset(["ConnectFunction", "disconnectWS", "WebSocketResponder", "WebSocketRoutes"])
-    error_message = "Without authorizer settings, four functions."
+    condition     = toset(keys(output.functions)) == toset(["ConnectFunction", "disconnectWS", "WebSocketResponder", "WebSocketRoutes", "MembershipFunction"])
+    error_message = "Without authorizer settings, four functions, and the membership function with the events."
+  }
+
+  assert {
+    condition = (
+      toset(keys(output.events.pipe_arns)) == toset(["connected", "disconnected", "presence"])
+      && alltrue([for arn in values(output.events.pipe_arns) : startswith(arn, "arn:aws:pipes:us-east-1:")])
+      && startswith(output.events.bus_arn, "arn:aws:events:us-east-1:") && endswith(output.events.bus_arn, ":event-bus/ws-connection-local")
+    )
+    error_message = "The events apply: the bus and the three pipes exist in the emulator."
   }
 
   assert {
@@ -76,7 +87,7 @@ run "the_table_and_roles_exist_in_the_emulator" {
   }
 
   assert {
-    condition     = length(output.role_arns) == 4 && alltrue([for arn in values(output.role_arns) : startswith(arn, "arn:aws:iam::")])
+    condition     = length(output.role_arns) == 5 && alltrue([for arn in values(output.role_arns) : startswith(arn, "arn:aws:iam::")])
     error_message = "One role per function exists in the emulator."
   }
 }
