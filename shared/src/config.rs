@@ -60,6 +60,22 @@ impl Common {
     }
 }
 
+/// What a function that writes the connections table and keeps what it writes for a while reads:
+/// `TABLE_CONNECTIONS`, `CONNECTION_TTL_MINUTES` (how long its items outlive their last write)
+/// and the common settings (`disconnectWS`'s tombstones, `MembershipFunction`'s items).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    pub table: String,
+    pub ttl_minutes: NonZeroU32,
+    pub common: Common,
+}
+
+impl TableConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self { table: table_name(env)?, ttl_minutes: ttl_minutes(env)?, common: Common::from_env(env)? })
+    }
+}
+
 /// Optional: the region of the connections table when it is not the function's own. On AWS every
 /// region's functions use their own replica of the global table (unset); a local stack that
 /// stands for two regions with one emulator sets it on the second region's functions.

@@ -10,7 +10,6 @@
 //! (docs/design.md §3). A disconnect for an unknown connection is a 200 that counts `NotFound`; it leaves
 //! a `DISCONNECTED` tombstone so the late connect cannot land (see `ws_shared::dynamo`).
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -18,7 +17,6 @@ use serde_json::Value;
 use tracing::info;
 use ws_shared::apigw::{self, EventError, WsResponse};
 use ws_shared::clock::{Clock, SystemClock};
-use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::invocation::Invocations;
 use ws_shared::metrics::{Counters, Metrics};
@@ -35,22 +33,7 @@ ws_shared::metrics! {
 
 /// What `disconnectWS` reads from its environment. `CONNECTION_TTL_MINUTES` (optional, as for
 /// `ConnectFunction`) sets how long a tombstone for an unknown connection is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub table: String,
-    pub ttl_minutes: NonZeroU32,
-    pub common: Common,
-}
-
-impl Config {
-    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            table: config::table_name(env)?,
-            ttl_minutes: config::ttl_minutes(env)?,
-            common: Common::from_env(env)?,
-        })
-    }
-}
+pub type Config = ws_shared::config::TableConfig;
 
 /// Every way a disconnect fails.
 #[derive(Debug, thiserror::Error)]

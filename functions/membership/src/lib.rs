@@ -15,14 +15,12 @@
 //! and one more when it changes what is said. A record that cannot be read is
 //! skipped with a warning and counted (`Skipped`): failing for it would stop its shard for good.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use chrono::Duration;
 use serde_json::Value;
 use tracing::{info, warn};
 use ws_shared::clock::{Clock, SystemClock};
-use ws_shared::config::{self, Common, ConfigError, Env};
 use ws_shared::deadline::{DEFAULT_MARGIN, Deadline};
 use ws_shared::invocation::Invocations;
 use ws_shared::log::error_chain;
@@ -40,22 +38,7 @@ ws_shared::metrics! {
 
 /// What `MembershipFunction` reads from its environment: the table, and how long a membership
 /// item outlives its last change (`CONNECTION_TTL_MINUTES`, as a connection record does).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub table: String,
-    pub ttl_minutes: NonZeroU32,
-    pub common: Common,
-}
-
-impl Config {
-    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            table: config::table_name(env)?,
-            ttl_minutes: config::ttl_minutes(env)?,
-            common: Common::from_env(env)?,
-        })
-    }
-}
+pub type Config = ws_shared::config::TableConfig;
 
 /// Why a batch failed (the pipe reads it again).
 #[derive(Debug, thiserror::Error)]

@@ -43,13 +43,26 @@ locals {
 }
 
 locals {
-  # The presence pipe's records: an opening, an end, and a live record deleted by its TTL (a
-  # connection that ended without a word).
-  presence_patterns = [
-    local.pipes.connected.pattern,
-    local.pipes.disconnected.pattern,
-    { eventName = ["REMOVE"], dynamodb = { OldImage = { sk = { S = ["CONNECTION"] }, status = { S = ["CONNECTED"] } } } },
-  ]
+  # Every pipe: the lifecycle ones, each a filter and an input template to the bus; and with
+  # presence, one whose records (an opening, an end, and a live record deleted by its TTL: a
+  # connection that ended without a word) go in batches to the membership function, whose answer
+  # (an array, each element one event's detail) goes to the bus. A failed batch is read again (up
+  # to 10 times) before that shard's next one.
+  all_pipes = merge(
+    { for kind, pipe in local.pipes : kind => merge(pipe, { patterns = [pipe.pattern], enrichment = null }) },
+    var.presence == null ? {} : {
+      presence = {
+        detail_type = "Presence changed"
+        patterns = [
+          local.pipes.connected.pattern,
+          local.pipes.disconnected.pattern,
+          { eventName = ["REMOVE"], dynamodb = { OldImage = { sk = { S = ["CONNECTION"] }, status = { S = ["CONNECTED"] } } } },
+        ]
+        detail     = null
+        enrichment = var.presence.function_arn
+      }
+    },
+  )
 }
 
 resource "aws_cloudwatch_event_bus" "this" {
@@ -101,50 +114,13 @@ resource "aws_iam_role_policy" "this" {
 }
 
 resource "aws_pipes_pipe" "this" {
-  for_each    = local.pipes
+  for_each    = local.all_pipes
   name        = "${var.name}-${each.key}"
   description = "${each.value.detail_type}: the connections table's stream to ${local.bus_arn}."
   role_arn    = aws_iam_role.this.arn
   source      = var.table_stream_arn
   target      = local.bus_arn
-
-  source_parameters {
-    dynamodb_stream_parameters {
-      starting_position                  = "LATEST"
-      batch_size                         = 10
-      maximum_batching_window_in_seconds = 1
-      maximum_retry_attempts             = 10
-    }
-    filter_criteria {
-      filter {
-        pattern = jsonencode(each.value.pattern)
-      }
-    }
-  }
-
-  target_parameters {
-    input_template = each.value.detail
-    eventbridge_event_bus_parameters {
-      detail_type = each.value.detail_type
-      source      = var.source_name
-    }
-  }
-
-  tags       = var.tags
-  depends_on = [aws_iam_role_policy.this]
-}
-
-# Presence: the records that open or end a connection, in batches, to the membership function;
-# each element of its answer is one event's detail. A failed batch is read again (up to 10 times),
-# before the shard's next one.
-resource "aws_pipes_pipe" "presence" {
-  count       = var.presence == null ? 0 : 1
-  name        = "${var.name}-presence"
-  description = "Presence changed: the connections table's stream through the membership function to ${local.bus_arn}."
-  role_arn    = aws_iam_role.this.arn
-  source      = var.table_stream_arn
-  target      = local.bus_arn
-  enrichment  = var.presence.function_arn
+  enrichment  = each.value.enrichment
 
   source_parameters {
     dynamodb_stream_parameters {
@@ -155,7 +131,7 @@ resource "aws_pipes_pipe" "presence" {
     }
     filter_criteria {
       dynamic "filter" {
-        for_each = local.presence_patterns
+        for_each = each.value.patterns
         content {
           pattern = jsonencode(filter.value)
         }
@@ -164,8 +140,9 @@ resource "aws_pipes_pipe" "presence" {
   }
 
   target_parameters {
+    input_template = each.value.detail
     eventbridge_event_bus_parameters {
-      detail_type = "Presence changed"
+      detail_type = each.value.detail_type
       source      = var.source_name
     }
   }

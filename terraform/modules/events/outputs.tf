@@ -5,7 +5,7 @@ output "bus_arn" {
 
 output "pipe_arns" {
   description = "The pipes, by the event each one makes (connected, disconnected, and presence when it is on)."
-  value       = merge({ for kind, pipe in aws_pipes_pipe.this : kind => pipe.arn }, { for pipe in aws_pipes_pipe.presence : "presence" => pipe.arn })
+  value       = { for kind, pipe in aws_pipes_pipe.this : kind => pipe.arn }
 }
 
 output "policy_json" {

@@ -136,7 +136,7 @@ run "no_presence_pipe_without_its_function" {
   command = apply
 
   assert {
-    condition     = length(aws_pipes_pipe.presence) == 0 && keys(output.pipe_arns) == ["connected", "disconnected"]
+    condition     = keys(output.pipe_arns) == ["connected", "disconnected"]
     error_message = "Without presence there are the two lifecycle pipes only."
   }
 }
@@ -148,7 +148,7 @@ run "presence_goes_through_the_membership_function_which_the_role_may_invoke" {
   }
 
   assert {
-    condition = [for f in aws_pipes_pipe.presence[0].source_parameters[0].filter_criteria[0].filter : jsondecode(f.pattern)] == [
+    condition = [for f in aws_pipes_pipe.this["presence"].source_parameters[0].filter_criteria[0].filter : jsondecode(f.pattern)] == [
       { eventName = ["INSERT"], dynamodb = { NewImage = { sk = { S = ["CONNECTION"] }, status = { S = ["CONNECTED"] } } } },
       {
         eventName = ["MODIFY"]
@@ -164,10 +164,10 @@ run "presence_goes_through_the_membership_function_which_the_role_may_invoke" {
 
   assert {
     condition = (
-      aws_pipes_pipe.presence[0].enrichment == var.presence.function_arn
-      && aws_pipes_pipe.presence[0].target == output.bus_arn
-      && aws_pipes_pipe.presence[0].target_parameters[0].eventbridge_event_bus_parameters[0].detail_type == "Presence changed"
-      && aws_pipes_pipe.presence[0].target_parameters[0].input_template == null
+      aws_pipes_pipe.this["presence"].enrichment == var.presence.function_arn
+      && aws_pipes_pipe.this["presence"].target == output.bus_arn
+      && aws_pipes_pipe.this["presence"].target_parameters[0].eventbridge_event_bus_parameters[0].detail_type == "Presence changed"
+      && aws_pipes_pipe.this["presence"].target_parameters[0].input_template == null
     )
     error_message = "The function's answer is the events' detail (no template), detail-type Presence changed, on the bus."
   }
