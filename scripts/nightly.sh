@@ -2,7 +2,8 @@
 # The property and fault suites at the size the reliability goal names, run nightly by
 # .github/workflows/nightly.yml (and by hand before a change to $connect, $disconnect or the
 # store): the fault tests at FAULT_CASES cases for each seed in FAULT_SEEDS, then the generated
-# histories and hostile events at PROPTEST_CASES cases. Installs what it needs (as scripts/test.sh
+# histories and hostile events at PROPTEST_CASES cases, and this round's properties (streams,
+# segments, presence, membership) in memory at ROUND_CASES cases. Installs what it needs (as scripts/test.sh
 # does), starts moto on a free port and stops it. A failed fault run leaves the proxy's whole log
 # and its seed in $FAULT_LOG_DIR (default target/nightly). Then the checks that scripts/test.sh
 # runs smaller: the ws-local fan-out with FANOUT_CLIENTS real clients (CI: 2,000) and the build's
@@ -19,6 +20,7 @@ trap stop_servers EXIT
 FAULT_CASES="${FAULT_CASES:-1000}"
 FAULT_SEEDS="${FAULT_SEEDS:-1 2 3 4 5 6 7 8 9 10}"
 PROPTEST_CASES="${PROPTEST_CASES:-100000}"
+ROUND_CASES="${ROUND_CASES:-5000}"
 FANOUT_CLIENTS="${FANOUT_CLIENTS:-10000}"
 export FAULT_LOG_DIR="${FAULT_LOG_DIR:-$ROOT/target/nightly}"
 mkdir -p "$FAULT_LOG_DIR"
@@ -46,6 +48,11 @@ done
 
 step "histories and hostile events x $PROPTEST_CASES" env PROPTEST_CASES="$PROPTEST_CASES" \
   cargo nextest run -p ws-properties --locked --test histories --test hostile --no-fail-fast
+
+# Each of these runs a few hundred cases in CI; in memory a case takes 1-100 ms (segments the most).
+step "streams, segments, presence and membership in memory x $ROUND_CASES" env PROPTEST_CASES="$ROUND_CASES" \
+  cargo nextest run -p ws-properties --locked --no-fail-fast \
+  -E '(binary(streams) | binary(segments) | binary(presence) | binary(membership)) & test(/_in_memory$/)'
 
 # The checks scripts/test.sh runs at a smaller size, at full size.
 cargo build --workspace --bins --locked
