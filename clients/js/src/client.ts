@@ -20,6 +20,7 @@ import type {
   ClientOptions,
   CloseInfo,
   Envelope,
+  PresenceAnswer,
   State,
   StreamPosition,
   Timers,
@@ -66,6 +67,8 @@ export class Client {
   private offline = false;
   private resumeOn: Transport | null = null;
   private resumeAgain = false;
+  /** `presence()` calls waiting for their answer, oldest first (the route answers in order). */
+  private presenceWaiters: { resolve: (answer: PresenceAnswer) => void; reject: (err: Error) => void; timer: unknown }[] = [];
   private readonly timer: Record<"reconnect" | "heartbeat" | "pong" | "rollover" | "recheck" | "retryResume" | "resumeTimeout", unknown> = {
     reconnect: undefined,
     heartbeat: undefined,
@@ -138,6 +141,34 @@ export class Client {
     this.network?.addEventListener("online", this.onOnline);
     this.network?.addEventListener("offline", this.onOffline);
     void this.open(false);
+  }
+
+  /**
+   * Who is online in the client's conversation, a page at a time (the `presence` route; pass the
+   * answer's `cursor` for the next page). Rejects when the client is not connected, when the
+   * service refuses (it says why), or with no answer within `timeout` ms.
+   */
+  presence(options: { cursor?: string; timeout?: number } = {}): Promise<PresenceAnswer> {
+    const transport = this.current;
+    if (transport === null || !transport.opened || this.isClosed()) {
+      return Promise.reject(new Error(`not connected (${this.stateValue}): ask for presence once the client emitted "connected"`));
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject, timer: undefined as unknown };
+      waiter.timer = this.timers.setTimeout(() => {
+        this.presenceWaiters = this.presenceWaiters.filter((w) => w !== waiter);
+        reject(new Error(`no presence answer within ${options.timeout ?? 10_000} ms`));
+      }, options.timeout ?? 10_000);
+      this.presenceWaiters.push(waiter);
+      transport.ws.send(JSON.stringify(options.cursor === undefined ? { action: "presence" } : { action: "presence", cursor: options.cursor }));
+    });
+  }
+
+  /** The oldest waiting `presence()` call, no longer waiting. */
+  private nextPresenceWaiter() {
+    const waiter = this.presenceWaiters.shift();
+    if (waiter) this.timers.clearTimeout(waiter.timer);
+    return waiter;
   }
 
   /** Ends everything: the socket closes (1000) and nothing reconnects. */
@@ -245,6 +276,14 @@ export class Client {
     }
     if (value.type === "resumed") {
       this.resumed(transport, value);
+      return;
+    }
+    if (value.type === "presence") {
+      this.nextPresenceWaiter()?.resolve(value as unknown as PresenceAnswer);
+      return;
+    }
+    if (value.type === "error" && value.action === "presence") {
+      this.nextPresenceWaiter()?.reject(new Error(`the service refused presence: ${String(value.error)}`));
       return;
     }
     if (value.type === "error") {
@@ -456,6 +495,9 @@ export class Client {
     }
     this.current = null;
     this.rolling = null;
+    for (let waiter = this.nextPresenceWaiter(); waiter; waiter = this.nextPresenceWaiter()) {
+      waiter.reject(new Error(`the client stopped: ${info.reason}`));
+    }
     this.network?.removeEventListener("online", this.onOnline);
     this.network?.removeEventListener("offline", this.onOffline);
     this.setState("closed");

@@ -8,6 +8,7 @@ export type {
   ClientOptions,
   CloseInfo,
   Envelope,
+  PresenceAnswer,
   State,
   StreamPosition,
   Timers,

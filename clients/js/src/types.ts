@@ -93,6 +93,18 @@ export interface CloseInfo {
   reconnect: boolean;
 }
 
+/** One page of who is online in the client's conversation (the `presence` route's answer). */
+export interface PresenceAnswer {
+  type: "presence";
+  conversationId: string;
+  /** Each user with a live connection there, how many, and since when (the earliest). */
+  users: { userId: string; connections: number; since: string }[];
+  /** Live connections no user owns (no authorizer ran for them). */
+  anonymous?: number;
+  /** Present when there is more: pass it to `presence({ cursor })` for the next page. */
+  cursor?: string;
+}
+
 /** The events a client emits, with their payloads. */
 export interface ClientEvents {
   state: { from: State; to: State };
