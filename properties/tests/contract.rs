@@ -139,3 +139,14 @@ fn the_code_defaults_are_the_manifest_defaults() {
         "ConnectAuthorizer"
     );
 }
+
+#[test]
+fn the_membership_functions_grant_is_on_the_keys_the_code_writes() {
+    // The stack lets MembershipFunction update only items whose partition key starts with the
+    // prefix `keys::members` writes: a change to either alone would deny every update.
+    let stack = include_str!("../../terraform/modules/stack/main.tf");
+    let grant = format!("\"dynamodb:LeadingKeys\" = [\"{}*\"]", ws_shared::record::keys::MEMBERS_PREFIX);
+    assert!(stack.contains(&grant), "terraform/modules/stack/main.tf must grant {grant}");
+    let conversation = ws_shared::id::ConversationId::parse("c1").unwrap();
+    assert!(ws_shared::record::keys::members(&conversation).starts_with(ws_shared::record::keys::MEMBERS_PREFIX));
+}

@@ -7,7 +7,7 @@
 //! record to `MembershipFunction`; [`change_of`] keeps the ones that open a connection (the
 //! INSERT of a `CONNECTED` record) or end one (`CONNECTED` to `DISCONNECTED` or `GONE`, or a
 //! `CONNECTED` record deleted by its TTL). Each `(conversation, user)` has one item
-//! (`MEMBERS#<conversation>` / `USER#<user>`, [`keys`]) with two parts:
+//! (`MEMBERS#<conversation>` / `USER#<user>`, [`keys::members`], [`keys::user`]) with two parts:
 //! - the set of the user's live connection ids there: an opening adds its id, an ending removes
 //!   it (`ADD` / `DELETE` on a string set: twice is once, in any order across connections), so
 //!   once every record is read the set is the truth;
@@ -28,7 +28,8 @@
 //! joined (a connection opened before the pipe began).
 //! Proven over generated histories in `properties/tests/membership.rs`.
 //!
-//! [`keys`]: crate::record::keys
+//! [`keys::members`]: crate::record::keys::members
+//! [`keys::user`]: crate::record::keys::user
 
 use std::future::Future;
 
@@ -37,7 +38,7 @@ use serde_json::{Value, json};
 
 use crate::deadline::Deadline;
 use crate::id::{ConnectionId, ConversationId, UserId};
-use crate::record::{ConnectionStatus, keys};
+use crate::record::{ConnectionStatus, attr, keys};
 use crate::store::StoreError;
 
 /// A membership item after a set change: how many ids its set holds, and what was last said.
@@ -119,8 +120,8 @@ fn is_connection(image: &Value) -> bool {
     text(image, keys::SK) == Some(keys::CONNECTION_SK)
 }
 
-fn status(image: &Value) -> Option<&str> {
-    text(image, "status")
+fn status(image: &Value) -> Option<ConnectionStatus> {
+    text(image, attr::STATUS).and_then(ConnectionStatus::parse)
 }
 
 /// What a stream record means for membership: `None` for every record that neither opens nor
@@ -129,19 +130,16 @@ pub fn change_of(record: &Value) -> Result<Option<Change>, RecordError> {
     let name = record.get("eventName").and_then(Value::as_str).ok_or(RecordError::NotARecord)?;
     let dynamodb = record.get("dynamodb").filter(|d| d.is_object()).ok_or(RecordError::NotARecord)?;
     let (new, old) = (dynamodb.get("NewImage"), dynamodb.get("OldImage"));
-    let connected = ConnectionStatus::Connected.as_str();
-    let ended = |image: &Value| {
-        status(image)
-            .is_some_and(|s| s == ConnectionStatus::Disconnected.as_str() || s == ConnectionStatus::Gone.as_str())
-    };
+    let connected = Some(ConnectionStatus::Connected);
+    let ended = |image: &Value| matches!(status(image), Some(ConnectionStatus::Disconnected | ConnectionStatus::Gone));
     let (kind, image, at_field) = match (name, new, old) {
-        ("INSERT", Some(new), _) if is_connection(new) && status(new) == Some(connected) => {
-            (Kind::Opened, new, "connectedAt")
+        ("INSERT", Some(new), _) if is_connection(new) && status(new) == connected => {
+            (Kind::Opened, new, attr::CONNECTED_AT)
         }
-        ("MODIFY", Some(new), Some(old)) if is_connection(old) && status(old) == Some(connected) && ended(new) => {
-            (Kind::Ended, new, "updatedAt")
+        ("MODIFY", Some(new), Some(old)) if is_connection(old) && status(old) == connected && ended(new) => {
+            (Kind::Ended, new, attr::UPDATED_AT)
         }
-        ("REMOVE", _, Some(old)) if is_connection(old) && status(old) == Some(connected) => (Kind::Ended, old, ""),
+        ("REMOVE", _, Some(old)) if is_connection(old) && status(old) == connected => (Kind::Ended, old, ""),
         _ => return Ok(None),
     };
     let field = |name: &'static str| text(image, name).ok_or(RecordError::Field(name));
@@ -157,11 +155,15 @@ pub fn change_of(record: &Value) -> Result<Option<Change>, RecordError> {
     Ok(Some(Change {
         kind,
         event_id: record.get("eventID").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        connection_id: ConnectionId::parse(field("connectionId")?).map_err(|_| RecordError::Field("connectionId"))?,
-        conversation_id: ConversationId::parse(field("conversationId")?)
-            .map_err(|_| RecordError::Field("conversationId"))?,
-        user_id: text(image, "userId").map(UserId::parse).transpose().map_err(|_| RecordError::Field("userId"))?,
-        region: text(image, "region").unwrap_or_default().to_owned(),
+        connection_id: ConnectionId::parse(field(attr::CONNECTION_ID)?)
+            .map_err(|_| RecordError::Field(attr::CONNECTION_ID))?,
+        conversation_id: ConversationId::parse(field(attr::CONVERSATION_ID)?)
+            .map_err(|_| RecordError::Field(attr::CONVERSATION_ID))?,
+        user_id: text(image, attr::USER_ID)
+            .map(UserId::parse)
+            .transpose()
+            .map_err(|_| RecordError::Field(attr::USER_ID))?,
+        region: text(image, attr::REGION).unwrap_or_default().to_owned(),
         at,
     }))
 }
@@ -205,7 +207,7 @@ impl Membership {
         }
     }
 
-    /// The event's `detail` (its `detail-type` is [`DETAIL_TYPE`]) for the `number`-th change of
+    /// The event's `detail` (its `detail-type` is `Presence changed`) for the `number`-th change of
     /// the user's presence there: no IP, user agent or token. Its `eventId`,
     /// `<stream record>-<number>`, is the same when a record read again says it again, and new
     /// for every change.
@@ -221,6 +223,3 @@ impl Membership {
         })
     }
 }
-
-/// The `detail-type` of a membership event.
-pub const DETAIL_TYPE: &str = "Presence changed";

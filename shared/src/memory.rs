@@ -35,6 +35,13 @@ pub struct MemoryStore {
     items: Arc<Mutex<BTreeMap<String, Item>>>,
 }
 
+/// The map key of an item with a sort key of its own (a stream's, a membership item): partition
+/// and sort key (connection items are keyed by their partition key alone, which never holds this
+/// separator).
+fn slot(pk: &str, sk: &str) -> String {
+    format!("{pk}\u{1}{sk}")
+}
+
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

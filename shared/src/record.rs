@@ -58,19 +58,14 @@ pub mod keys {
         format!("USER#{id}")
     }
 
-    /// `MEMBERS#<conversationId>`: the partition of a conversation's membership items
-    /// ([`crate::membership`]); never in an index.
-    pub fn members(id: &ConversationId) -> String {
-        format!("MEMBERS#{id}")
-    }
-
     /// What every membership partition key starts with (the membership function's grant is on
-    /// these leading keys only).
+    /// these leading keys only: `properties/tests/contract.rs` checks the stack's).
     pub const MEMBERS_PREFIX: &str = "MEMBERS#";
 
-    /// `USER#<userId>`: the sort key of a user's membership item in a conversation.
-    pub fn member(id: &UserId) -> String {
-        format!("USER#{id}")
+    /// `MEMBERS#<conversationId>`: the partition of a conversation's membership items
+    /// ([`crate::membership`]), one per user, sorted by [`user`]; never in an index.
+    pub fn members(id: &ConversationId) -> String {
+        format!("{MEMBERS_PREFIX}{id}")
     }
 
     /// FNV-1a of a connection id: stable across processes and versions.

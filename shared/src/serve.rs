@@ -9,10 +9,9 @@ use serde_json::Value;
 /// `handle`: one event in, one answer out, never an error (every failure is an answer: a status
 /// code, a Deny), before `deadline_ms` (epoch milliseconds, Lambda's `Context::deadline`).
 pub async fn serve<A: Serialize>(handle: impl AsyncFn(Value, &str, u64) -> A) -> Result<(), lambda_runtime::Error> {
-    let handle = &handle;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, lambda_runtime::Error>(handle(event.payload, &event.context.request_id, event.context.deadline).await)
-    }))
+    serve_or_fail(async |event, request_id, deadline| {
+        Ok::<_, std::convert::Infallible>(handle(event, request_id, deadline).await)
+    })
     .await
 }
 

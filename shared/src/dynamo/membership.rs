@@ -16,7 +16,7 @@ use crate::store::StoreError;
 type Item = std::collections::HashMap<String, AttributeValue>;
 
 pub(crate) fn member_key(conversation: &ConversationId, user: &UserId) -> Item {
-    Item::from([(keys::PK.to_owned(), s(keys::members(conversation))), (keys::SK.to_owned(), s(keys::member(user)))])
+    Item::from([(keys::PK.to_owned(), s(keys::members(conversation))), (keys::SK.to_owned(), s(keys::user(user)))])
 }
 
 /// A membership item as the adapters read it.

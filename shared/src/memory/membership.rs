@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::MemoryStore;
+use super::{MemoryStore, s};
 use crate::deadline::Deadline;
 use crate::dynamo::membership::{member_of, said_by};
 use crate::id::{ConnectionId, ConversationId, UserId};
@@ -12,9 +12,8 @@ use crate::membership::{Kind, Member, MembershipStore};
 use crate::record::{attr, keys};
 use crate::store::StoreError;
 
-/// The map key of a membership item: partition and sort key (see `memory::stream`'s `slot`).
 fn slot(conversation: &ConversationId, user: &UserId) -> String {
-    format!("{}\u{1}{}", keys::members(conversation), keys::member(user))
+    super::slot(&keys::members(conversation), &keys::user(user))
 }
 
 impl MembershipStore for MemoryStore {
@@ -59,7 +58,7 @@ impl MembershipStore for MemoryStore {
         }
         let changes = member.changes + 1;
         item.insert(attr::PRESENT.into(), AttributeValue::Bool(present));
-        item.insert(attr::PRESENT_BY.into(), AttributeValue::S(by.to_owned()));
+        item.insert(attr::PRESENT_BY.into(), s(by));
         item.insert(attr::PRESENT_CHANGES.into(), AttributeValue::N(changes.to_string()));
         Ok(Some(changes))
     }

@@ -13,10 +13,8 @@ use crate::stream::{
     Append, Appended, Claim, ClaimOutcome, Entry, EntryRange, Head, MessageKey, StreamName, StreamStore,
 };
 
-/// The map key of a stream item: its partition and sort key (connection items are keyed by their
-/// partition key alone, which never holds this separator).
 fn slot(stream: &StreamName, sort: &str) -> String {
-    format!("{}\u{1}{sort}", keys::stream(stream))
+    super::slot(&keys::stream(stream), sort)
 }
 
 fn missing(what: &'static str) -> StoreError {
