@@ -111,7 +111,7 @@ struct Serve {
     events_every: u64,
     /// Also POST each lifecycle event (an EventBridge event's JSON) to this URL, e.g. a local
     /// consumer's `http://127.0.0.1:8080/events`.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = events_url)]
     events_url: Option<String>,
 }
 
@@ -204,6 +204,20 @@ async fn serve(args: Serve) -> Result<(), String> {
     Ok(())
 }
 
+/// `--events-url`: ws-local posts events over plain HTTP (a local consumer), so an `http://` URL
+/// with a host; anything else is refused at start rather than failing every event.
+fn events_url(value: &str) -> Result<String, String> {
+    let uri: hyper::Uri =
+        value.parse().map_err(|e| format!("{value:?} is not a URL ({e}); e.g. http://127.0.0.1:8080/events"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http"), Some(_)) => Ok(value.to_owned()),
+        _ => Err(format!(
+            "{value:?}: ws-local posts events without TLS to a local consumer, so give an http:// URL with a host, \
+             e.g. http://127.0.0.1:8080/events"
+        )),
+    }
+}
+
 /// Where the functions' DynamoDB is: `--dynamodb-endpoint`, else `AWS_ENDPOINT_URL_DYNAMODB`;
 /// `aws` is the real one (the SDK's own resolution). Neither: an error that says what to pass,
 /// instead of functions that try AWS and refuse every connection after seconds of DNS errors.
@@ -253,6 +267,17 @@ mod tests {
     use clap::Parser as _;
 
     use super::{Cli, Command};
+
+    #[test]
+    fn an_events_url_must_be_http_with_a_host() {
+        let serve = |url: &str| Cli::try_parse_from(["ws-local", "serve", "--events-url", url]);
+        let Command::Serve(args) = serve("http://127.0.0.1:8080/events").expect("parses").command else { panic!() };
+        assert_eq!(args.events_url.as_deref(), Some("http://127.0.0.1:8080/events"));
+        for bad in ["https://example.com/events", "127.0.0.1:8080/events", "not a url"] {
+            let err = serve(bad).expect_err(bad).to_string();
+            assert!(err.contains("e.g. http://127.0.0.1:8080/events"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn an_already_expired_token_can_be_asked_for() {

@@ -33,6 +33,11 @@ pub struct Row {
 }
 
 impl Row {
+    /// The record as it was while the connection was open (a stream's old image of a close).
+    fn as_connected(&self) -> Self {
+        Self { status: CONNECTED.into(), close_reason: String::new(), close_code: String::new(), ..self.clone() }
+    }
+
     fn is_closed(&self) -> bool {
         self.status == DISCONNECTED || self.status == GONE
     }
@@ -116,12 +121,7 @@ pub fn changes(before: &Snapshot, after: &Snapshot) -> Vec<Change> {
         match before.get(id) {
             None if row.status == CONNECTED => out.push(change(Kind::Opened)),
             None if row.is_closed() && !row.connected_at.is_empty() => {
-                let opened = Row {
-                    status: CONNECTED.into(),
-                    close_reason: String::new(),
-                    close_code: String::new(),
-                    ..row.clone()
-                };
+                let opened = row.as_connected();
                 out.push(Change { kind: Kind::Opened, connection_id: id.clone(), row: opened });
                 out.push(change(Kind::Closed));
             }
@@ -162,8 +162,7 @@ pub fn stream_record(change: &Change, event_id: &str, now: chrono::DateTime<chro
         }
         Value::Object(image)
     };
-    let connected =
-        Row { status: CONNECTED.into(), close_reason: String::new(), close_code: String::new(), ..change.row.clone() };
+    let connected = change.row.as_connected();
     let mut dynamodb = json!({"ApproximateCreationDateTime": now.timestamp(), "StreamViewType": "NEW_AND_OLD_IMAGES"});
     match change.kind {
         Kind::Opened => dynamodb["NewImage"] = image(&change.row),
@@ -227,6 +226,18 @@ mod tests {
         value.as_object().expect("an object").keys().map(String::as_str).collect()
     }
 
+    /// The counterexample the property found when the branch below was removed: a connection
+    /// that opened and closed between two reads is both events, the open first, with the record
+    /// as it was while open.
+    #[test]
+    fn a_connection_opened_and_closed_between_two_reads_is_both_events_in_order() {
+        let after = Snapshot::from([("c1".into(), Row { close_reason: "bye".into(), ..row(DISCONNECTED) })]);
+        let both = changes(&Snapshot::new(), &after);
+        assert_eq!(kinds(&both), [("c1", Kind::Opened), ("c1", Kind::Closed)]);
+        assert_eq!((both[0].row.status.as_str(), both[0].row.close_reason.as_str()), (CONNECTED, ""));
+        assert_eq!(both[1].row.close_reason, "bye");
+    }
+
     #[test]
     fn each_detail_has_the_keys_of_its_pipes_template_in_order_and_the_records_values() {
         let templates = templates();
@@ -276,7 +287,8 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        // A counterexample is kept as a named test, not in a regressions file.
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
         /// Whatever the moments of the reads, a connection that opened after the first read has
         /// one `opened`; one that was live at some read or opened after the first and then ended

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
@@ -32,6 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::config::ACCOUNT;
 use crate::http::Body;
+use crate::logs::Logs;
 use crate::manifest::Trigger;
 use crate::state::App;
 use diff::{Row, Snapshot};
@@ -45,6 +47,9 @@ const KEPT: usize = 200;
 /// Events waiting for `--events-url` at most; more are dropped with a line saying so.
 const QUEUE: usize = 10_000;
 const ATTEMPTS: u32 = 3;
+/// How long one POST to the events URL, or one read of the table, may take: a consumer or a
+/// table that hangs holds the events up this long, never for good.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The last [`KEPT`] events, oldest first, for the console.
 #[derive(Debug, Default, Clone)]
@@ -78,9 +83,10 @@ pub fn spawn(app: &Arc<App>, every: Duration) {
             .credentials_provider(Credentials::new("local", "local", None, None, "ws-local"))
             .endpoint_url(endpoint)
             .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .timeout_config(TimeoutConfig::builder().operation_timeout(PATIENCE).build())
             .build(),
     );
-    let sender = app.settings.events_url.clone().map(|url| spawn_sender(app, url));
+    let sender = app.settings.events_url.clone().map(|url| spawn_sender(app.logs().clone(), url, PATIENCE));
     // The manifest's pipe function (MembershipFunction): the presence events.
     let membership = app.manifest.functions.iter().find(|f| matches!(f.trigger, Trigger::Pipe)).map(|f| f.name.clone());
     let app = Arc::clone(app);
@@ -240,11 +246,10 @@ async fn presence(app: &App, function: &str, changes: &[(String, diff::Change)])
     Vec::new()
 }
 
-/// POSTs each event to `url`, in order; an event refused or unanswered 3 times is dropped with a
-/// line that says why.
-fn spawn_sender(app: &Arc<App>, url: String) -> mpsc::Sender<Value> {
+/// POSTs each event to `url`, in order, each try given `patience`; an event refused or unanswered
+/// 3 times is dropped with a line that says why.
+fn spawn_sender(logs: Logs, url: String, patience: Duration) -> mpsc::Sender<Value> {
     let (sender, mut events) = mpsc::channel::<Value>(QUEUE);
-    let logs = app.logs().clone();
     tokio::spawn(async move {
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
         while let Some(event) = events.recv().await {
@@ -256,13 +261,14 @@ fn spawn_sender(app: &Arc<App>, url: String) -> mpsc::Sender<Value> {
                     .body(Body::new(body.clone()));
                 outcome = match request {
                     Err(e) => format!("not a URL ({e})"),
-                    Ok(request) => match client.request(request).await {
-                        Ok(answer) if answer.status().is_success() => {
+                    Ok(request) => match tokio::time::timeout(patience, client.request(request)).await {
+                        Ok(Ok(answer)) if answer.status().is_success() => {
                             outcome.clear();
                             break;
                         }
-                        Ok(answer) => format!("answered {}", answer.status()),
-                        Err(e) => format!("could not be reached ({e})"),
+                        Ok(Ok(answer)) => format!("answered {}", answer.status()),
+                        Ok(Err(e)) => format!("could not be reached ({e})"),
+                        Err(_) => format!("did not answer within {} ms", patience.as_millis()),
                     },
                 };
                 if attempt < ATTEMPTS {
@@ -275,4 +281,35 @@ fn spawn_sender(app: &Arc<App>, url: String) -> mpsc::Sender<Value> {
         }
     });
     sender
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_consumer_that_never_answers_costs_each_event_its_patience_and_a_line() {
+        // A listener that takes the connection and the request and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let logs = Logs::capture();
+        let sender = spawn_sender(logs.clone(), url, Duration::from_millis(100));
+        sender.send(json!({"id": "e1"})).await.unwrap();
+        sender.send(json!({"id": "e2"})).await.unwrap();
+        let dropped = async {
+            while logs.lines().iter().filter(|l| l.contains("dropped")).count() < 2 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), dropped).await.expect("both events given up in time, in order");
+        let lines = logs.lines();
+        assert!(lines[0].contains("did not answer within 100 ms 3 times: event \"e1\" dropped"), "{lines:?}");
+        assert!(lines[1].contains("event \"e2\" dropped"), "{lines:?}");
+    }
 }
