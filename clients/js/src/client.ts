@@ -39,6 +39,16 @@ const defaultTimers: Timers = {
   now: () => Date.now(),
 };
 
+/** A `presence()` call waiting for its answer. */
+interface PresenceWaiter {
+  resolve: (answer: PresenceAnswer) => void;
+  reject: (err: Error) => void;
+  timer: unknown;
+  /** Where it was asked, and what (asked again on the new connection of a rollover). */
+  transport: Transport;
+  question: string;
+}
+
 /** One connection attempt. */
 interface Transport {
   ws: WebSocketLike;
@@ -67,8 +77,9 @@ export class Client {
   private offline = false;
   private resumeOn: Transport | null = null;
   private resumeAgain = false;
-  /** `presence()` calls waiting for their answer, oldest first (the route answers in order). */
-  private presenceWaiters: { resolve: (answer: PresenceAnswer) => void; reject: (err: Error) => void; timer: unknown }[] = [];
+  /** `presence()` calls waiting for their answer, oldest first: each on the connection it asked on
+   * (the route answers each connection's questions in order). */
+  private presenceWaiters: PresenceWaiter[] = [];
   private readonly timer: Record<"reconnect" | "heartbeat" | "pong" | "rollover" | "recheck" | "retryResume" | "resumeTimeout", unknown> = {
     reconnect: undefined,
     heartbeat: undefined,
@@ -153,22 +164,31 @@ export class Client {
     if (transport === null || !transport.opened || this.isClosed()) {
       return Promise.reject(new Error(`not connected (${this.stateValue}): ask for presence once the client emitted "connected"`));
     }
+    const question = JSON.stringify(options.cursor === undefined ? { action: "presence" } : { action: "presence", cursor: options.cursor });
     return new Promise((resolve, reject) => {
-      const waiter = { resolve, reject, timer: undefined as unknown };
+      const waiter: PresenceWaiter = { resolve, reject, timer: undefined, transport, question };
       waiter.timer = this.timers.setTimeout(() => {
         this.presenceWaiters = this.presenceWaiters.filter((w) => w !== waiter);
         reject(new Error(`no presence answer within ${options.timeout ?? 10_000} ms`));
       }, options.timeout ?? 10_000);
       this.presenceWaiters.push(waiter);
-      transport.ws.send(JSON.stringify(options.cursor === undefined ? { action: "presence" } : { action: "presence", cursor: options.cursor }));
+      transport.ws.send(question);
     });
   }
 
-  /** The oldest waiting `presence()` call, no longer waiting. */
-  private nextPresenceWaiter() {
-    const waiter = this.presenceWaiters.shift();
-    if (waiter) this.timers.clearTimeout(waiter.timer);
-    return waiter;
+  /** The waiting `presence()` calls asked on `transport` (all when none is named), no longer
+   * waiting: the oldest alone when `first`. */
+  private takePresenceWaiters(transport: Transport | null, first: boolean): PresenceWaiter[] {
+    const taken: PresenceWaiter[] = [];
+    this.presenceWaiters = this.presenceWaiters.filter((w) => {
+      const take = (transport === null || w.transport === transport) && !(first && taken.length > 0);
+      if (take) {
+        this.timers.clearTimeout(w.timer);
+        taken.push(w);
+      }
+      return !take;
+    });
+    return taken;
   }
 
   /** Ends everything: the socket closes (1000) and nothing reconnects. */
@@ -279,11 +299,11 @@ export class Client {
       return;
     }
     if (value.type === "presence") {
-      this.nextPresenceWaiter()?.resolve(value as unknown as PresenceAnswer);
+      this.takePresenceWaiters(transport, true)[0]?.resolve(value as unknown as PresenceAnswer);
       return;
     }
     if (value.type === "error" && value.action === "presence") {
-      this.nextPresenceWaiter()?.reject(new Error(`the service refused presence: ${String(value.error)}`));
+      this.takePresenceWaiters(transport, true)[0]?.reject(new Error(`the service refused presence: ${String(value.error)}`));
       return;
     }
     if (value.type === "error") {
@@ -385,11 +405,21 @@ export class Client {
     this.current = transport;
     transport.rollover = false;
     if (old) {
+      this.askPresenceAgain(old, transport);
       old.retired = true;
       old.ws.close(1000, "rollover");
     }
     this.startHeartbeat();
     this.scheduleRollover();
+  }
+
+  /** `presence()` calls asked on `from`, which is going: asked again on `to`, which serves now. */
+  private askPresenceAgain(from: Transport, to: Transport): void {
+    for (const waiter of this.presenceWaiters) {
+      if (waiter.transport !== from) continue;
+      waiter.transport = to;
+      to.ws.send(waiter.question);
+    }
   }
 
   private closed(transport: Transport, code: number, reason: string): void {
@@ -412,6 +442,12 @@ export class Client {
     }
     if (transport !== this.current) return;
     this.current = null;
+    // Its presence questions: asked again on the rollover's connection when one is open, else
+    // refused (a reconnect may take long; the caller asks again once connected).
+    if (this.rolling?.opened) this.askPresenceAgain(transport, this.rolling);
+    for (const waiter of this.takePresenceWaiters(transport, false)) {
+      waiter.reject(new Error(`the connection closed (${code}) before the presence answer: ask again once connected`));
+    }
     for (const name of ["heartbeat", "pong", "rollover", "recheck", "retryResume", "resumeTimeout"] as const) this.clear(name);
     // Deleted by the service (a ban, an expired token): over, whatever is opening beside it.
     if (code === 1000 && reason === DELETED) {
@@ -495,9 +531,7 @@ export class Client {
     }
     this.current = null;
     this.rolling = null;
-    for (let waiter = this.nextPresenceWaiter(); waiter; waiter = this.nextPresenceWaiter()) {
-      waiter.reject(new Error(`the client stopped: ${info.reason}`));
-    }
+    for (const waiter of this.takePresenceWaiters(null, false)) waiter.reject(new Error(`the client stopped: ${info.reason}`));
     this.network?.removeEventListener("online", this.onOnline);
     this.network?.removeEventListener("offline", this.onOffline);
     this.setState("closed");
