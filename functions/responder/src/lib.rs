@@ -94,7 +94,6 @@ pub const STREAM_RETENTION_MINUTES: &str = "STREAM_RETENTION_MINUTES";
 pub const STREAMS: &str = "STREAMS";
 pub const PRESENCE_STALE_MINUTES: &str = "PRESENCE_STALE_MINUTES";
 
-/// The `error` of a `410`: what it means and what to check.
 /// The answer to a fan-out, a broadcast or presence where the function has no table.
 pub const NO_TABLE: &str = "fan-out needs the connections table; this function has no TABLE_CONNECTIONS";
 
@@ -102,6 +101,7 @@ pub const NO_TABLE: &str = "fan-out needs the connections table; this function h
 pub const NO_BROADCAST: &str = "this stage does not broadcast (BROADCAST=false: connections are not indexed for it); \
                                 post to each conversationId or userId instead, or deploy with BROADCAST=true";
 
+/// The `error` of a `410`: what it means and what to check.
 pub const GONE: &str = "the connection is gone: the API behind the endpoint has no connection with this id (it \
                         closed, or it belongs to another API, stage or region: check connectionId and wsEndpoint); \
                         a client that reconnects gets a new id and resumes its streams";
